@@ -1,0 +1,50 @@
+"""The NumPy backend: a graph becomes one standalone, readable Python module.
+
+Registered under the entry-point group ``rnncompiler.backends`` as ``numpy``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rnncompiler.backend import EmitOptions
+from rnncompiler.graph import Graph
+from rnncompiler.schedule import schedule
+
+from .codegen import ModuleWriter
+from .lowering import LEAVES, LOWERINGS
+
+
+class NumpyModule:
+    """Generated source, which can be saved as a module or run here."""
+
+    def __init__(self, source: str, name: str):
+        self.source = source
+        self.name = name
+        self._namespace = None
+
+    def save(self, path) -> None:
+        Path(path).write_text(self.source, encoding="utf-8")
+
+    def namespace(self) -> dict:
+        """The module's globals after running its source (done once)."""
+        if self._namespace is None:
+            namespace = {"__name__": f"rnnc_generated_{self.name}"}
+            exec(compile(self.source, f"<rnnc:{self.name}>", "exec"), namespace)  # noqa: S102
+            self._namespace = namespace
+        return self._namespace
+
+    def run(self, params: dict, inputs: dict) -> dict[str, np.ndarray]:
+        return self.namespace()["forward"](params, inputs)
+
+
+class NumpyBackend:
+    name = "numpy"
+    ops = frozenset(LOWERINGS) | frozenset(LEAVES)
+
+    def emit(self, graph: Graph, options: EmitOptions = EmitOptions()) -> NumpyModule:
+        program = schedule(graph)
+        source = ModuleWriter(graph, program, options.spec_file).source()
+        return NumpyModule(source, graph.name)

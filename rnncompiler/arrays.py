@@ -1,0 +1,129 @@
+"""Array files (.npz): reading them, checking them against a spec, writing them safely.
+
+Messages name the file and the array. Writing goes to a temporary file in the same folder,
+renamed into place at the end, so a failing command never leaves a partial file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ArrayError, Location, did_you_mean
+from .params import param_infos
+from .spec import Spec
+
+
+def load_npz(path, what: str = "arrays") -> dict[str, np.ndarray]:
+    """Every array of an .npz file (no pickles)."""
+    where = Location(str(path))
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ArrayError(f"expected an .npz file of {what}", where)
+            return {key: data[key] for key in data.files}
+    except OSError as exc:
+        raise ArrayError(f"cannot read {what}: {exc.strerror or exc}", where) from None
+    except (ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise ArrayError(f"not a valid .npz file of {what}: {exc}", where) from None
+
+
+def save_npz(path, arrays: dict) -> None:
+    """Write ``arrays`` to ``path`` atomically (a temporary file, then a rename)."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            np.savez(stream, **arrays)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def save_text(path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _as_float(array, name: str, dtype, where) -> np.ndarray:
+    array = np.asarray(array)
+    if array.dtype.kind not in "fiu":
+        raise ArrayError(f"array '{name}' has dtype {array.dtype}; expected numbers", where)
+    array = array.astype(dtype, copy=False)
+    if not np.all(np.isfinite(array)):
+        raise ArrayError(f"array '{name}' contains NaN or infinity", where)
+    return array
+
+
+def check_params(spec: Spec, params: dict, file: str | None = None) -> dict:
+    """``params`` cast to the spec's dtype, with exactly the keys and shapes the spec needs."""
+    where = Location(file) if file else None
+    infos = {info.key: info for info in param_infos(spec)}
+    for key in params:
+        if key not in infos:
+            raise ArrayError(f"unknown parameter '{key}'{did_you_mean(key, infos)}", where)
+    checked = {}
+    for key, info in infos.items():
+        if key not in params:
+            raise ArrayError(f"missing parameter '{key}' (shape {list(info.shape)})", where)
+        array = _as_float(params[key], key, spec.dtype, where)
+        if array.shape != info.shape:
+            raise ArrayError(f"parameter '{key}' has shape {list(array.shape)}, expected "
+                             f"{list(info.shape)}", where)
+        checked[key] = array
+    return checked
+
+
+def check_inputs(spec: Spec, arrays: dict, steps: int | None = None, file: str | None = None,
+                 *, with_targets: bool = False):
+    """(inputs cast to the spec's dtype, T). T is ``steps``, else ``unroll.steps``, else the
+    length of the sequences that follow T; every sequence must agree with it."""
+    where = Location(file) if file else None
+    wanted = dict(spec.inputs)
+    if with_targets:
+        wanted.update(spec.targets)
+    known = list(spec.inputs) + list(spec.targets)
+    for key in arrays:
+        if key not in known:
+            raise ArrayError(f"unknown array '{key}'{did_you_mean(key, known)}; the spec's "
+                             f"inputs are {', '.join(spec.inputs)}", where)
+    checked, batch = {}, None
+    steps = steps if steps is not None else spec.unroll.steps
+    for name, array_spec in wanted.items():
+        if name not in arrays:
+            raise ArrayError(f"missing array '{name}'", where)
+        array = _as_float(arrays[name], name, spec.dtype, where)
+        rank = 3 if array_spec.sequence else 2
+        layout = "[batch, steps, features]" if array_spec.sequence else "[batch, features]"
+        if array.ndim != rank or array.shape[-1] != array_spec.features:
+            raise ArrayError(f"array '{name}' has shape {list(array.shape)}; expected {layout} "
+                             f"with {array_spec.features} features", where)
+        if batch is not None and array.shape[0] != batch:
+            raise ArrayError(f"array '{name}' has batch {array.shape[0]} but earlier arrays "
+                             f"have {batch}", where)
+        batch = array.shape[0]
+        if array_spec.sequence:
+            length = array_spec.steps if array_spec.steps is not None else steps
+            if length is None:
+                steps = length = array.shape[1]
+            if array.shape[1] != length:
+                source = "its `steps`" if array_spec.steps is not None else "T"
+                raise ArrayError(f"array '{name}' has {array.shape[1]} steps but {source} is "
+                                 f"{length}", where)
+        checked[name] = array
+    return checked, steps

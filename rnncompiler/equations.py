@@ -1,0 +1,532 @@
+"""Cell equations -> small expression trees, and a symbolic shape check.
+
+A cell is written for ONE example in textbook notation (SPEC.md §3), one assignment a
+line: ``h[t] = tanh(W_xh @ x[t] + W_hh @ h[t-1] + b_h)``. Each line goes through
+Python's own parser (``ast.parse``) and then through a whitelist: only the node types
+the spec allows become expression nodes; anything else is an ``EquationError`` at the
+line and column of the offending node. Nothing is ever evaluated or compiled to code.
+
+Shapes are checked with symbolic dimensions (``units``, ``input``), so a cell is known
+to be right for every size before any size is known; the same check runs on concrete
+sizes (``Dim.of(100)``).
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from rnncompiler.errors import EquationError, Location, did_you_mean
+
+FUNCTIONS = ("tanh", "sigmoid", "relu", "exp", "log", "softmax", "concat")
+OPERATORS = ("+", "-", "*", "/", "@")
+RESERVED = (*FUNCTIONS, "x", "t")  # no parameter, state or local may take these names
+MAX_LINE_LENGTH = 1000
+MAX_DEPTH = 100  # keeps parsing, render and shape checks far from Python's recursion limit
+NOWHERE = Location("<equation>")  # the location of nodes built by code, not parsed
+
+
+@dataclass(frozen=True)
+class _Node:
+    # Where the node was written; no part of equality, so trees compare by their math.
+    loc: Location = field(default=NOWHERE, compare=False, repr=False, kw_only=True)
+
+
+@dataclass(frozen=True)
+class Number(_Node):
+    value: float
+
+
+@dataclass(frozen=True)
+class Param(_Node):
+    name: str
+
+
+@dataclass(frozen=True)
+class Input(_Node):
+    """``x[t]``, the cell input at this step."""
+
+
+@dataclass(frozen=True)
+class State(_Node):
+    """``s[t-1]`` when ``previous``, else ``s[t]`` (assigned by an earlier line)."""
+
+    name: str
+    previous: bool
+
+
+@dataclass(frozen=True)
+class Local(_Node):
+    """A name assigned by an earlier equation line."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Call(_Node):
+    function: str  # one of FUNCTIONS
+    args: tuple
+
+
+@dataclass(frozen=True)
+class Binary(_Node):
+    """``left op right``; when parsed, ``loc`` is the operator's place."""
+
+    op: str  # one of OPERATORS
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True)
+class Negate(_Node):
+    operand: Expr
+
+
+Expr = Number | Param | Input | State | Local | Call | Binary | Negate
+
+
+@dataclass(frozen=True)
+class Equation:
+    """One line: ``target = expr``, or ``target[t] = expr`` when ``is_state``."""
+
+    target: str
+    is_state: bool
+    expr: Expr
+    text: str  # the line without its comment, for comments in generated code
+    loc: Location
+
+
+# ---------------------------------------------------------------------------- parsing
+
+# YAML's line breaks (as PyYAML reads them), so that line numbers agree with the file.
+_LINE_BREAKS = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+
+def split_lines(text: str, first: Location) -> list[tuple[str, Location]]:
+    """Split ``text`` into lines; the first starts at ``first``, the others at column 1."""
+    return [(piece, first if i == 0 else Location(first.file, first.line + i, 1))
+            for i, piece in enumerate(_LINE_BREAKS.split(text))]
+
+
+def parse_equations(
+    lines: Sequence[tuple[str, Location]], *, params: Collection[str], states: Sequence[str]
+) -> list[Equation]:
+    """Parse a cell's equation lines into expression trees.
+
+    Args:
+        lines: each source line with the Location of its first character.
+        params: the cell's parameter names.
+        states: the cell's state names; each must be assigned exactly once, as ``s[t]``.
+
+    Raises:
+        EquationError: at the line and column of the first thing that is not allowed.
+    """
+    parser = _Parser(params, states)
+    equations = [eq for text, loc in lines if (eq := parser.parse_line(text, loc)) is not None]
+    missing = [name for name in parser.states if name not in parser.assigned]
+    if missing:
+        where = equations[-1].loc if equations else (lines[0][1] if lines else None)
+        verb = "is" if len(missing) == 1 else "are"
+        raise EquationError(f"state {' and '.join(missing)} {verb} never assigned; add a line "
+                            f"`{missing[0]}[t] = ...`", where)
+    return equations
+
+
+_BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.MatMult: "@"}
+_REJECTED_OPERATORS = {ast.Pow: "**", ast.FloorDiv: "//", ast.Mod: "%", ast.LShift: "<<",
+                       ast.RShift: ">>", ast.BitOr: "|", ast.BitXor: "^", ast.BitAnd: "&"}
+_ADVICE = {"**": "write x * x", "//": "use /"}
+_REJECTED = {ast.Compare: "comparisons", ast.BoolOp: "`and` and `or`", ast.IfExp: "`if`",
+             ast.Lambda: "lambda", ast.NamedExpr: "`:=`", ast.Attribute: "attributes",
+             ast.Starred: "`*` unpacking", ast.JoinedStr: "f-strings", ast.Slice: "slices"}
+_CALLABLE = "only tanh, sigmoid, relu, exp, log, softmax and concat can be called"
+
+
+def _is_step(node: ast.expr, previous: bool) -> bool:
+    """Whether ``node`` is the index ``t``, or ``t-1`` when ``previous``."""
+    if previous:
+        return (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub)
+                and _is_step(node.left, False) and isinstance(node.right, ast.Constant)
+                and type(node.right.value) is int and node.right.value == 1)
+    return isinstance(node, ast.Name) and node.id == "t"
+
+
+class _Parser:
+    """Parses lines in order, remembering what earlier lines assigned.
+
+    Params, states, locals and functions share one namespace.
+    """
+
+    def __init__(self, params: Collection[str], states: Sequence[str]):
+        self.params, self.states = frozenset(params), tuple(states)
+        self.locals: dict[str, Location] = {}  # local -> its line
+        self.assigned: dict[str, Location] = {}  # state -> the line that assigned s[t]
+        self.code, self.base = "", NOWHERE  # the line being parsed; code[0] is at base
+
+    def at(self, where: ast.AST | int) -> Location:
+        # The code is ASCII (checked before parsing), so ast's UTF-8 byte offsets
+        # are character offsets.
+        return self.base.shifted(where if isinstance(where, int) else where.col_offset)
+
+    def error(self, message: str, where: ast.AST | int) -> EquationError:
+        return EquationError(message, self.at(where))
+
+    def source(self, node: ast.AST) -> str:
+        return ast.get_source_segment(self.code, node) or type(node).__name__
+
+    def parse_line(self, text: str, loc: Location) -> Equation | None:
+        if len(text) > MAX_LINE_LENGTH:
+            raise EquationError(f"line is {len(text)} characters long, more than the limit "
+                                f"of {MAX_LINE_LENGTH}; split it into several equations", loc)
+        code = text.split("#", 1)[0]
+        self.code = code.strip(" \t")
+        self.base = loc.shifted(len(code) - len(code.lstrip(" \t")))
+        if not self.code:
+            return None
+        assignment = self.assignment()
+        target, is_state = self.target(assignment.targets[0])
+        expr = self.convert(assignment.value, 0)
+        # Registered only now, so that `a = a + 1` and `h[t] = h[t]` are errors.
+        (self.assigned if is_state else self.locals)[target] = self.base
+        return Equation(target, is_state, expr, self.code, self.base)
+
+    def assignment(self) -> ast.Assign:
+        for i, char in enumerate(self.code):
+            if not (" " <= char <= "~" or char == "\t"):
+                raise self.error(f"unexpected character {char!r} (U+{ord(char):04X}); "
+                                 "equations are written in ASCII", i)
+        try:
+            body = ast.parse(self.code, mode="exec").body
+        except SyntaxError as error:
+            column = min(max((error.offset or 1) - 1, 0), len(self.code))
+            raise self.error(f"invalid equation syntax: {error.msg}", column) from None
+        except (RecursionError, MemoryError, ValueError):
+            raise self.error("equation too complex to parse; split it", 0) from None
+        if len(body) > 1:
+            raise self.error("write one equation per line", body[1])
+        if isinstance(body[0], ast.AugAssign):
+            raise self.error("augmented assignment such as `+=` is not supported; assign "
+                             "each name once, as `name = expression`", body[0])
+        if not isinstance(body[0], ast.Assign):
+            raise self.error("an equation must be one assignment `name = expression`", body[0])
+        if len(body[0].targets) > 1:
+            raise self.error("write one `name = expression` a line, not `a = b = ...`",
+                             body[0].targets[1])
+        return body[0]
+
+    def target(self, node: ast.expr) -> tuple[str, bool]:
+        if isinstance(node, ast.Name):
+            return self.new_local(node), False
+        if isinstance(node, ast.Subscript) and getattr(node.value, "id", None) in self.states:
+            return self.new_state(node), True
+        if isinstance(node, (ast.Tuple, ast.List)):
+            raise self.error("assign one name per line", node)
+        states = ", ".join(f"{name}[t]" for name in self.states) or "none"
+        raise self.error("the left side must be a new name or a state written s[t] "
+                         f"(states: {states})", node)
+
+    def new_local(self, node: ast.Name) -> str:
+        name = node.id
+        if name in RESERVED or name in self.params:
+            raise self.error(f"'{name}' is already a name in this cell; choose another", node)
+        if name in self.states:
+            raise self.error(f"'{name}' is a state; assign it as {name}[t] = ...", node)
+        if name in self.locals:
+            raise self.error(f"'{name}' is already assigned on line {self.locals[name].line};"
+                             " a name is assigned once", node)
+        return name
+
+    def new_state(self, node: ast.Subscript) -> str:
+        name = node.value.id
+        if not _is_step(node.slice, False):
+            raise self.error(f"assign the state as {name}[t] = ...", node)
+        if name in self.assigned:
+            raise self.error(f"state {name} is already assigned on line "
+                             f"{self.assigned[name].line}; assign it once", node)
+        return name
+
+    def convert(self, node: ast.expr, depth: int) -> Expr:
+        """The right side, node by node; whatever has no handler is not allowed."""
+        if depth > MAX_DEPTH:
+            raise self.error(f"expression nested more than {MAX_DEPTH} levels deep; split "
+                             "it into several equations", node)
+        handler = self._HANDLERS.get(type(node))
+        if handler is None:
+            what = _REJECTED.get(type(node), f"`{self.source(node)}`")
+            raise self.error(f"{what}: not allowed in equations, which take numbers, names, "
+                             "x[t], s[t-1], s[t], + - * / @ and calls", node)
+        return handler(self, node, depth + 1)
+
+    def binary(self, node: ast.BinOp, depth: int) -> Expr:
+        op = _BINARY.get(type(node.op))
+        symbol = op or _REJECTED_OPERATORS.get(type(node.op), "?")
+        # ast places a BinOp at its left operand; the operator is a better place to point.
+        gap = self.code[node.left.end_col_offset : node.right.col_offset]
+        column = node.left.end_col_offset + max(gap.find(symbol), 0)
+        if op is None:
+            advice = _ADVICE.get(symbol, "use + - * / or @")
+            raise self.error(f"`{symbol}` is not supported; {advice}", column)
+        left = self.convert(node.left, depth)
+        return Binary(op, left, self.convert(node.right, depth), loc=self.at(column))
+
+    def unary(self, node: ast.UnaryOp, depth: int) -> Expr:
+        if isinstance(node.op, ast.UAdd):
+            return self.convert(node.operand, depth)
+        if isinstance(node.op, ast.USub):
+            return Negate(self.convert(node.operand, depth), loc=self.at(node))
+        symbol = "not" if isinstance(node.op, ast.Not) else "~"
+        raise self.error(f"`{symbol}` is not supported; use + - * / or @", node)
+
+    def constant(self, node: ast.Constant, depth: int) -> Expr:
+        value = node.value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.error(f"`{self.source(node)}` is not a number; constants must be "
+                             "numbers such as 1 or 0.5", node)
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise self.error(f"number {self.source(node)} is too large", node)
+        return Number(number, loc=self.at(node))
+
+    def name(self, node: ast.Name, depth: int) -> Expr:
+        name, loc = node.id, self.at(node)
+        if name in self.params:
+            return Param(name, loc=loc)
+        if name in self.locals:
+            return Local(name, loc=loc)
+        if name in self.states:
+            raise self.error(f"state {name} needs a step: write {name}[t-1] for the previous "
+                             f"step or {name}[t] for this one, once assigned", node)
+        if name == "x":
+            raise self.error("the input is only available as x[t]", node)
+        if name == "t":
+            raise self.error("t is the step index; use it only as in x[t] or h[t-1]", node)
+        if name in FUNCTIONS:
+            raise self.error(f"{name} is a function; call it, as in {name}(...)", node)
+        known = [*sorted(self.params), *self.states, *self.locals]
+        raise self.error(f"unknown name '{name}'{did_you_mean(name, known)}", node)
+
+    def subscript(self, node: ast.Subscript, depth: int) -> Expr:
+        name = node.value.id if isinstance(node.value, ast.Name) else None
+        loc = self.at(node)
+        if name == "x" and _is_step(node.slice, False):
+            return Input(loc=loc)
+        if name == "x":
+            raise self.error("the input is only available as x[t]", node)
+        if name is not None and name not in self.states:
+            self.name(node.value, depth)  # raises for unknown and reserved names
+        if name not in self.states:
+            raise self.error("only x and states can be indexed, as in x[t] or h[t-1]", node)
+        if _is_step(node.slice, True):
+            return State(name, True, loc=loc)
+        if not _is_step(node.slice, False):
+            raise self.error(f"state {name} is only available as {name}[t-1] (previous "
+                             f"step) or {name}[t] (this step, once assigned)", node)
+        if name not in self.assigned:
+            raise self.error(f"{name}[t] is used before it is assigned; use {name}[t-1] for "
+                             f"the previous step, or assign {name}[t] on an earlier line", node)
+        return State(name, False, loc=loc)
+
+    def call(self, node: ast.Call, depth: int) -> Expr:
+        function = node.func.id if isinstance(node.func, ast.Name) else ""
+        if function not in FUNCTIONS:
+            raise self.error(f"`{self.source(node.func)}` cannot be called: {_CALLABLE}"
+                             f"{did_you_mean(function, FUNCTIONS)}", node)
+        if node.keywords:
+            raise self.error("keyword arguments are not supported; pass arguments by "
+                             "position", node.keywords[0])
+        if function == "concat" and not node.args:
+            raise self.error("concat needs at least one argument", node)
+        if function != "concat" and len(node.args) != 1:
+            raise self.error(f"{function} takes one argument, got {len(node.args)}", node)
+        args = tuple(self.convert(arg, depth) for arg in node.args)
+        return Call(function, args, loc=self.at(node))
+
+    _HANDLERS: ClassVar[dict] = {ast.BinOp: binary, ast.UnaryOp: unary, ast.Constant: constant,
+                                 ast.Name: name, ast.Subscript: subscript, ast.Call: call}
+
+
+# ---------------------------------------------------------------------------- render
+
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2}
+_UNARY, _ATOM = 3, 4
+
+
+def render(expr: Expr) -> str:
+    """The expression in equation notation, with only the parentheses it needs."""
+    return _render(expr)[0]
+
+
+def _render(expr: Expr) -> tuple[str, int]:
+    """(text, precedence of its outermost operation)."""
+    if isinstance(expr, Binary):
+        precedence = _PRECEDENCE[expr.op]
+        # Left-associative: a right operand of equal precedence needs parentheses.
+        left, right = _wrap(expr.left, precedence), _wrap(expr.right, precedence + 1)
+        return f"{left} {expr.op} {right}", precedence
+    if isinstance(expr, Negate):
+        return "-" + _wrap(expr.operand, _UNARY), _UNARY
+    if isinstance(expr, Number):
+        value = expr.value
+        text = str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+        return text, _UNARY if text.startswith("-") else _ATOM
+    if isinstance(expr, Call):
+        return f"{expr.function}({', '.join(map(render, expr.args))})", _ATOM
+    if isinstance(expr, State):
+        return f"{expr.name}[t-1]" if expr.previous else f"{expr.name}[t]", _ATOM
+    return ("x[t]" if isinstance(expr, Input) else expr.name), _ATOM
+
+
+def _wrap(expr: Expr, at_least: int) -> str:
+    text, precedence = _render(expr)
+    return text if precedence >= at_least else f"({text})"
+
+
+# ---------------------------------------------------------------------------- shapes
+
+SYMBOLS = ("units", "input")
+
+
+@dataclass(frozen=True)
+class Dim:
+    """A size: whole multiples of the SYMBOLS plus a constant, such as ``units + input``."""
+
+    coefficients: tuple[int, ...]  # one per name in SYMBOLS
+    constant: int = 0
+
+    @classmethod
+    def of(cls, value: int | str) -> Dim:
+        """``Dim.of("units")``, ``Dim.of("input")`` or ``Dim.of(3)``."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return cls((0,) * len(SYMBOLS), value)
+        if value in SYMBOLS:
+            return cls(tuple(int(symbol == value) for symbol in SYMBOLS))
+        raise ValueError(f"a dimension is an int, 'units' or 'input', not {value!r}")
+
+    def __add__(self, other: Dim | int) -> Dim:
+        if isinstance(other, int) and not isinstance(other, bool):
+            other = Dim.of(other)
+        if not isinstance(other, Dim):
+            return NotImplemented
+        pairs = zip(self.coefficients, other.coefficients)
+        return Dim(tuple(a + b for a, b in pairs), self.constant + other.constant)
+
+    __radd__ = __add__  # so that sum() of dims works
+
+    def substitute(self, sizes: Mapping[str, int]) -> Dim:
+        """The same size with the symbols in ``sizes`` replaced by their values."""
+        constant = self.constant + sum(
+            c * sizes[s] for s, c in zip(SYMBOLS, self.coefficients) if s in sizes)
+        kept = tuple(0 if s in sizes else c for s, c in zip(SYMBOLS, self.coefficients))
+        return Dim(kept, constant)
+
+    @property
+    def value(self) -> int:
+        """The size as an int; ValueError while a symbol is left."""
+        if any(self.coefficients):
+            raise ValueError(f"size {self} is symbolic; substitute sizes first")
+        return self.constant
+
+    def __str__(self) -> str:
+        terms = [s if c == 1 else f"{c}*{s}" for s, c in zip(SYMBOLS, self.coefficients) if c]
+        if self.constant or not terms:
+            terms.append(str(self.constant))
+        return " + ".join(terms).replace("+ -", "- ")
+
+
+Shape = tuple  # of Dim: () a scalar, (n,) a vector, (m, n) a matrix
+_VERBS = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide"}
+
+
+def infer_shapes(
+    equations: Sequence[Equation], *, param_shapes: Mapping[str, Shape],
+    state_shape: Shape, input_shape: Shape,
+) -> dict[str, Shape]:
+    """The shape of every equation's target, locals and states alike, by name.
+
+    Raises:
+        EquationError: at the sub-expression whose shapes do not agree.
+    """
+    checker = _ShapeChecker(param_shapes, tuple(state_shape), tuple(input_shape))
+    for equation in equations:
+        shape = checker.shape(equation.expr)
+        if equation.is_state and shape != checker.state_shape:
+            raise EquationError(f"{equation.target}[t] must be {_show(checker.state_shape)}, "
+                                f"but {_brief(equation.expr)} is {_show(shape)}", equation.loc)
+        checker.locals[equation.target] = shape
+    return checker.locals
+
+
+def _show(shape: Shape) -> str:
+    return f"[{', '.join(map(str, shape))}]" if shape else "a scalar"
+
+
+def _brief(expr: Expr) -> str:
+    text = render(expr)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+@dataclass
+class _ShapeChecker:
+    param_shapes: Mapping[str, Shape]
+    state_shape: Shape
+    input_shape: Shape
+    locals: dict[str, Shape] = field(default_factory=dict)
+
+    def shape(self, expr: Expr, *, matrix_allowed: bool = False) -> Shape:
+        shape = self._shape(expr)
+        if len(shape) > 1 and not matrix_allowed:
+            raise EquationError(f"{_brief(expr)} is a matrix {_show(shape)}; a matrix can only "
+                                f"be the left side of @, as in {_brief(expr)} @ x[t]", expr.loc)
+        return shape
+
+    def _shape(self, expr: Expr) -> Shape:
+        if isinstance(expr, Binary) and expr.op == "@":
+            return self._matvec(expr)
+        if isinstance(expr, Binary):
+            left, right = self.shape(expr.left), self.shape(expr.right)
+            if left != right and left and right:  # a scalar goes with any shape
+                raise EquationError(f"cannot {_VERBS[expr.op]} {_show(left)} and "
+                                    f"{_show(right)} (in {_brief(expr)})", expr.loc)
+            return left or right
+        if isinstance(expr, Call):
+            return self._call(expr)
+        if isinstance(expr, Negate):
+            return self.shape(expr.operand)
+        if isinstance(expr, (Param, Local)):
+            known = self.param_shapes if isinstance(expr, Param) else self.locals
+            if expr.name not in known:
+                raise EquationError(f"no shape for '{expr.name}'"
+                                    f"{did_you_mean(expr.name, known)}", expr.loc)
+            return tuple(known[expr.name])
+        shapes = {Number: (), Input: self.input_shape, State: self.state_shape}
+        return shapes[type(expr)]
+
+    def _call(self, expr: Call) -> Shape:
+        shapes = [self.shape(arg) for arg in expr.args]
+        if expr.function == "concat":
+            for arg, shape in zip(expr.args, shapes):
+                if len(shape) != 1:
+                    raise EquationError(f"concat needs vectors, but {_brief(arg)} is "
+                                        f"{_show(shape)}", arg.loc)
+            return (sum(shape[0] for shape in shapes),)
+        if expr.function == "softmax" and len(shapes[0]) != 1:
+            raise EquationError(f"softmax needs a vector, but {_brief(expr.args[0])} is "
+                                f"{_show(shapes[0])}", expr.loc)
+        return shapes[0]
+
+    def _matvec(self, expr: Binary) -> Shape:
+        matrix, vector = self.shape(expr.left, matrix_allowed=True), self.shape(expr.right)
+        if len(matrix) != 2:
+            raise EquationError(f"the left side of @ must be a matrix, but {_brief(expr.left)} "
+                                f"is {_show(matrix)}", expr.loc)
+        if vector != matrix[1:]:
+            raise EquationError(f"{_brief(expr)}: {_brief(expr.left)} is {_show(matrix)} but "
+                                f"{_brief(expr.right)} is {_show(vector)}", expr.loc)
+        return matrix[:1]

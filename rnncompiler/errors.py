@@ -1,0 +1,69 @@
+"""Errors that users see: one base class, each error with the place that caused it.
+
+Only the CLI prints errors; everything else raises them. A message reads
+``FILE:LINE:COL: error: message`` when a spec line is to blame, ``FILE: error: message``
+when a whole file is (an array file, say), and ``error: message`` otherwise.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place in a file. ``line`` and ``column`` are 1-based; 0 means unknown."""
+
+    file: str
+    line: int = 0
+    column: int = 0
+
+    def shifted(self, columns: int) -> Location:
+        """The same line, ``columns`` characters further right."""
+        return Location(self.file, self.line, self.column + columns)
+
+    def __str__(self) -> str:
+        if self.line:
+            return f"{self.file}:{self.line}:{self.column}"
+        return self.file
+
+
+class RnncError(Exception):
+    """Any error caused by what the user gave us: a spec, an array file, an option."""
+
+    def __init__(self, message: str, location: Location | None = None):
+        super().__init__(message)
+        self.message = message
+        self.location = location
+
+    def __str__(self) -> str:
+        if self.location is None:
+            return f"error: {self.message}"
+        return f"{self.location}: error: {self.message}"
+
+
+class SpecError(RnncError):
+    """The spec breaks a rule of the format (SPEC.md)."""
+
+
+class EquationError(SpecError):
+    """A cell equation that cannot be parsed or whose shapes do not agree."""
+
+
+class ArrayError(RnncError):
+    """An array file (.npz) that does not fit the spec."""
+
+
+def did_you_mean(name: str, choices) -> str:
+    """' (did you mean 'x'?)' for the closest choice, or '' when none is close."""
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def one_of(choices) -> str:
+    """'a', 'b' or 'c' — for messages that list what exists."""
+    quoted = [f"'{c}'" for c in choices]
+    if len(quoted) <= 1:
+        return "".join(quoted) or "(none)"
+    return ", ".join(quoted[:-1]) + " or " + quoted[-1]

@@ -1,0 +1,112 @@
+"""The IR: a thin class over ``networkx.MultiDiGraph`` (a DiGraph that allows the same
+argument twice, as in ``h * h``).
+
+Nodes carry ``op``, ``attrs``, ``shape`` (per example), ``batched``, ``dtype``, ``step``
+(the input position a per-step node belongs to, else None), ``layer``, ``block`` (the
+recurrence a per-step node is part of: a layer, or ``<layer>.fwd``/``<layer>.bwd``) and
+``place`` (its place in the cell, the same at every step). Edge keys are argument
+positions. A parameter is ONE node, with an edge to every step that uses it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import networkx as nx
+
+from . import ops
+
+
+@dataclass(frozen=True)
+class Block:
+    """A recurrence: the per-step nodes of one layer (direction), run in ``order``."""
+
+    name: str
+    layer: str
+    steps: int
+    backward: bool = False
+    cell: str | None = None
+
+    @property
+    def order(self) -> list[int]:
+        """Steps in the order they run (input positions)."""
+        return list(range(self.steps - 1, -1, -1) if self.backward else range(self.steps))
+
+
+class Graph:
+    def __init__(self, name: str = "graph", dtype: str = "float32"):
+        self.nx = nx.MultiDiGraph(name=name, dtype=dtype)
+        self.name = name
+        self.dtype = dtype
+        self.inputs: dict[str, int] = {}
+        self.params: dict[str, int] = {}
+        self.outputs: dict[str, int] = {}
+        self.blocks: dict[str, Block] = {}
+        self._next_id = 0
+        self._consts: dict[float, int] = {}
+
+    # --- building ---------------------------------------------------------------------
+    def add(self, op: str, args=(), *, step=None, layer=None, block=None, place=None,
+            **attrs) -> int:
+        """Add a node; its shape comes from the op's shape rule."""
+        definition = ops.get(op)
+        args = list(args)
+        if definition.arity is not None and len(args) != definition.arity:
+            raise ops.ShapeError(f"{op} takes {definition.arity} arguments, got {len(args)}")
+        shapes = [self.nx.nodes[a]["shape"] for a in args]
+        shape = tuple(definition.shape(shapes, attrs))
+        batched = attrs.pop("batched", None)
+        if batched is None:
+            batched = any(self.nx.nodes[a]["batched"] for a in args)
+        node = self._next_id
+        self._next_id += 1
+        self.nx.add_node(node, op=op, attrs=attrs, shape=shape, batched=batched,
+                         dtype=self.dtype, step=step, layer=layer, block=block, place=place)
+        for position, arg in enumerate(args):
+            self.nx.add_edge(arg, node, key=position)
+        return node
+
+    def add_input(self, name: str, shape: tuple) -> int:
+        self.inputs[name] = self.add("input", name=name, shape=tuple(shape), batched=True)
+        return self.inputs[name]
+
+    def add_param(self, name: str, shape: tuple, init: str, layer: str) -> int:
+        self.params[name] = self.add("param", layer=layer, name=name, shape=tuple(shape),
+                                     init=init, batched=False)
+        return self.params[name]
+
+    def const(self, value: float) -> int:
+        """The scalar ``value``; one node per distinct value."""
+        value = float(value)
+        if value not in self._consts:
+            self._consts[value] = self.add("const", value=value, batched=False)
+        return self._consts[value]
+
+    # --- reading ----------------------------------------------------------------------
+    def __getitem__(self, node: int) -> dict:
+        return self.nx.nodes[node]
+
+    def __len__(self) -> int:
+        return self.nx.number_of_nodes()
+
+    def args(self, node: int) -> list[int]:
+        edges = sorted(self.nx.in_edges(node, keys=True), key=lambda edge: edge[2])
+        return [source for source, _, _ in edges]
+
+    def users(self, node: int) -> list[int]:
+        return sorted({target for _, target in self.nx.out_edges(node)})
+
+    def topological_order(self) -> list[int]:
+        return list(nx.lexicographical_topological_sort(self.nx))
+
+    def verify(self) -> None:
+        """Internal invariants: acyclic, argument positions dense, shapes as the ops say."""
+        assert nx.is_directed_acyclic_graph(self.nx), "graph has a cycle"
+        for node in self.nx.nodes:
+            data = self.nx.nodes[node]
+            args = self.args(node)
+            keys = sorted(k for _, _, k in self.nx.in_edges(node, keys=True))
+            assert keys == list(range(len(args))), f"node {node}: argument positions {keys}"
+            shapes = [self.nx.nodes[a]["shape"] for a in args]
+            expected = tuple(ops.get(data["op"]).shape(shapes, data["attrs"]))
+            assert expected == data["shape"], f"node {node}: shape {data['shape']} != {expected}"

@@ -1,0 +1,55 @@
+"""The parameters a spec declares: names, shapes and initialisers, and fresh values for them.
+
+Keys follow SPEC.md §7: ``<layer>.<param>``, or ``<layer>.fwd.<param>`` and
+``<layer>.bwd.<param>`` for bidirectional layers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import initializers
+from .spec import Spec
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    key: str
+    layer: str
+    shape: tuple
+    init: str
+
+
+def layer_input_features(spec: Spec, layer) -> int:
+    if layer.input in spec.inputs:
+        return spec.inputs[layer.input].features
+    return spec.layer(layer.input).output.features
+
+
+def param_infos(spec: Spec) -> list[ParamInfo]:
+    """Every parameter of the spec, in layer order then declaration order."""
+    infos = []
+    for layer in spec.layers:
+        if layer.type == "rnn":
+            cell = spec.cells[layer.cell]
+            size = layer_input_features(spec, layer)
+            for direction in layer.directions:
+                prefix = f"{layer.name}.{direction}." if direction else f"{layer.name}."
+                for param in cell.params.values():
+                    infos.append(ParamInfo(prefix + param.name, layer.name,
+                                           param.concrete_shape(layer.units, size), param.init))
+        elif layer.type == "dense":
+            size = layer_input_features(spec, layer)
+            infos.append(ParamInfo(f"{layer.name}.W", layer.name, (layer.units, size),
+                                   "glorot_uniform"))
+            infos.append(ParamInfo(f"{layer.name}.b", layer.name, (layer.units,), "zeros"))
+    return infos
+
+
+def init_params(spec: Spec, seed: int = 0) -> dict[str, np.ndarray]:
+    """Fresh parameters for ``spec``; the same seed gives the same values, key by key."""
+    dtype = np.dtype(spec.dtype)
+    return {info.key: initializers.initialize(info.init, info.shape, seed, info.key, dtype)
+            for info in param_infos(spec)}

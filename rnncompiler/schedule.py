@@ -1,0 +1,189 @@
+"""Re-rolling: the unrolled graph -> a program of straight-line nodes and loops.
+
+The graph is unrolled for analysis and differentiation; backends execute it rolled up.
+For every block (one recurrence) this module checks that each step repeats the same
+places with the same ops, and classifies every argument of the loop body as
+
+- ``local``: the same place at the same step,
+- ``carried``: a place of the previous step (its first value comes from outside),
+- ``invariant``: one node outside the block, the same at every step.
+
+Outside the block, a block's nodes may be used by ``stack_steps`` over all steps (the loop
+collects that place into a sequence) or at the last step (the value after the loop).
+Anything else means the graph is not periodic, which is a compiler bug.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from .graph import Block, Graph
+
+
+class ScheduleError(Exception):
+    """Internal: the graph cannot be re-rolled (a compiler bug, not a user error)."""
+
+
+@dataclass(frozen=True)
+class Arg:
+    kind: str  # local | carried | invariant
+    ref: object  # a place (local, carried) or a node (invariant)
+
+
+@dataclass
+class Loop:
+    block: Block
+    iterations: list  # per iteration, in run order: {place: node}
+    body: list = field(default_factory=list)  # places, in execution order
+    args: dict = field(default_factory=dict)  # place -> [Arg per argument position]
+    carried: dict = field(default_factory=dict)  # place -> node of its first value
+    collected: dict = field(default_factory=dict)  # stack_steps node outside -> place
+    finals: set = field(default_factory=set)  # places whose last value is used after the loop
+    keep_previous: set = field(default_factory=set)  # carried places read after reassignment
+
+    @property
+    def template(self) -> dict:
+        return self.iterations[0]
+
+    @property
+    def is_map(self) -> bool:
+        """No step depends on another: the loop can run over all steps at once."""
+        return not self.carried
+
+
+@dataclass
+class Program:
+    graph: Graph
+    items: list  # node ids and Loops, in execution order
+    final_of: dict = field(default_factory=dict)  # loop node used after its loop -> (Loop, place)
+
+
+def schedule(graph: Graph) -> Program:
+    loops = {name: _analyse_block(graph, block) for name, block in graph.blocks.items()}
+    in_loop = {node: (loop, place) for loop in loops.values()
+               for iteration in loop.iterations for place, node in iteration.items()}
+    program = Program(graph, [])
+    for node in graph.nx.nodes:
+        if node in in_loop:
+            continue
+        for arg in graph.args(node):
+            if arg in in_loop:
+                _link_outside_use(graph, node, arg, in_loop, program)
+    for node in graph.outputs.values():
+        if node in in_loop:
+            _link_outside_use(graph, None, node, in_loop, program)
+    for loop in loops.values():
+        _order_body(loop)
+    program.items = _order_items(graph, loops, in_loop)
+    return program
+
+
+def _analyse_block(graph: Graph, block: Block) -> Loop:
+    by_step: dict[int, dict] = {t: {} for t in range(block.steps)}
+    for node, data in graph.nx.nodes(data=True):
+        if data["block"] == block.name and data["step"] is not None:
+            by_step[data["step"]][data["place"]] = node
+    loop = Loop(block, [by_step[t] for t in block.order])
+    places = set(loop.template)
+    place_of = {node: p for iteration in loop.iterations for p, node in iteration.items()}
+    index_of = {node: i for i, iteration in enumerate(loop.iterations)
+                for node in iteration.values()}
+    for i, iteration in enumerate(loop.iterations):
+        if set(iteration) != places:
+            raise ScheduleError(f"block {block.name}: step {block.order[i]} has other places")
+    for place, node in loop.template.items():
+        loop.args[place] = [_classify(graph, loop, place, position, place_of, index_of)
+                            for position in range(len(graph.args(node)))]
+        _check_same_op(graph, loop, place)
+    return loop
+
+
+def _check_same_op(graph: Graph, loop: Loop, place: str) -> None:
+    first = graph[loop.template[place]]
+    for iteration, t in zip(loop.iterations, loop.block.order):
+        data = graph[iteration[place]]
+        attrs = dict(data["attrs"])
+        if data["op"] == "take_step":
+            if attrs.pop("index") != t:
+                raise ScheduleError(f"block {loop.block.name}: {place} takes another step")
+            attrs["index"] = first["attrs"]["index"]
+        if data["op"] != first["op"] or attrs != first["attrs"]:
+            raise ScheduleError(f"block {loop.block.name}: {place} differs between steps")
+
+
+def _classify(graph: Graph, loop: Loop, place: str, position: int, place_of: dict,
+              index_of: dict) -> Arg:
+    refs = [graph.args(iteration[place])[position] for iteration in loop.iterations]
+    if all(ref == refs[0] for ref in refs) and refs[0] not in place_of:
+        return Arg("invariant", refs[0])
+    if all(ref in place_of and index_of[ref] == i for i, ref in enumerate(refs)):
+        source = {place_of[ref] for ref in refs}
+        if len(source) == 1:
+            return Arg("local", source.pop())
+    later = refs[1:]
+    if refs[0] not in place_of and all(ref in place_of and index_of[ref] == i
+                                       for i, ref in enumerate(later)):
+        source = {place_of[ref] for ref in later}
+        if len(source) == 1:
+            carried = source.pop()
+            if loop.carried.setdefault(carried, refs[0]) != refs[0]:
+                raise ScheduleError(f"block {loop.block.name}: {carried} starts from two values")
+            return Arg("carried", carried)
+    raise ScheduleError(f"block {loop.block.name}: argument {position} of {place} is not periodic")
+
+
+def _link_outside_use(graph: Graph, user: int, arg: int, in_loop: dict, program: Program):
+    loop, place = in_loop[arg]
+    order = loop.block.order
+    if user is not None and graph[user]["op"] == "stack_steps":
+        wanted = [loop.iterations[order.index(t)].get(place) for t in range(loop.block.steps)]
+        if graph.args(user) == wanted:
+            loop.collected[user] = place
+            return
+    if loop.iterations[-1].get(place) == arg:
+        loop.finals.add(place)
+        program.final_of[arg] = (loop, place)
+        return
+    raise ScheduleError(f"node {user} uses step {graph[arg]['step']} of block "
+                        f"{loop.block.name} in a way that cannot be re-rolled")
+
+
+def _order_body(loop: Loop) -> None:
+    """Places in an order where each is computed after its arguments; where possible,
+    a carried place is reassigned only after every reader of its previous value."""
+    deps = nx.DiGraph()
+    deps.add_nodes_from(loop.template)
+    for place, args in loop.args.items():
+        deps.add_edges_from((arg.ref, place) for arg in args if arg.kind == "local")
+    strict = deps.copy()
+    for place, args in loop.args.items():
+        strict.add_edges_from((place, arg.ref) for arg in args
+                              if arg.kind == "carried" and arg.ref != place)
+    key = {place: node for place, node in loop.template.items()}.get
+    if nx.is_directed_acyclic_graph(strict):
+        loop.body = list(nx.lexicographical_topological_sort(strict, key=key))
+        return
+    loop.body = list(nx.lexicographical_topological_sort(deps, key=key))
+    position = {place: i for i, place in enumerate(loop.body)}
+    for place, args in loop.args.items():
+        for arg in args:
+            if arg.kind == "carried" and position[place] > position[arg.ref]:
+                loop.keep_previous.add(arg.ref)
+
+
+def _order_items(graph: Graph, loops: dict, in_loop: dict) -> list:
+    """Nodes outside loops and whole loops, in an order that respects every dependency."""
+    group = {node: (in_loop[node][0].block.name if node in in_loop else node)
+             for node in graph.nx.nodes}
+    condensed = nx.DiGraph()
+    condensed.add_nodes_from(set(group.values()))
+    first_node: dict = {}
+    for node in graph.nx.nodes:
+        first_node[group[node]] = min(first_node.get(group[node], node), node)
+    for source, target in graph.nx.edges():
+        if group[source] != group[target]:
+            condensed.add_edge(group[source], group[target])
+    order = nx.lexicographical_topological_sort(condensed, key=lambda g: first_node[g])
+    return [loops[g] if isinstance(g, str) else g for g in order]

@@ -1,0 +1,283 @@
+"""The spec: YAML -> a typed, validated ``Spec`` (SPEC.md §1–3, §5–6).
+
+Every rule of the format is checked here, before any graph is built, and every error
+names its file:line:col and key path. Layers are also *typed* here — each gets the kind
+(sequence or vector), feature count and length of what it produces — so that a layer fed
+a vector where it needs a sequence is caught as a spec error with its fix.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path as FilePath
+
+from .errors import Location, SpecError, did_you_mean, one_of
+from .yaml_source import Source, load_source
+
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+DTYPES = ("float32", "float64")
+LOSSES = ("mse", "cross_entropy")
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """An input or a target: a sequence [batch, steps, features] or a vector [batch, features]."""
+
+    name: str
+    features: int
+    sequence: bool = True
+    steps: int | None = None  # None: the unrolled length T
+    lengths: bool = False
+    loc: Location | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class ValueType:
+    """What an input or a layer produces: kind, features, and length (None = T)."""
+
+    sequence: bool
+    features: int
+    steps: int | None = None
+
+    def describe(self) -> str:
+        if not self.sequence:
+            return f"a vector of {self.features}"
+        length = "T" if self.steps is None else str(self.steps)
+        return f"a sequence of {length} steps x {self.features}"
+
+
+@dataclass
+class LayerSpec:
+    """One entry of ``layers``; fields not used by its type keep their defaults."""
+
+    name: str
+    type: str  # rnn | dense | repeat
+    path: tuple
+    input: str | None = None
+    units: int | None = None
+    cell: str | None = None
+    returns: str = "last"  # last | sequence
+    direction: str = "forward"  # forward | backward | bidirectional
+    initial_state: dict = field(default_factory=dict)  # state key -> source name
+    steps: int | None = None
+    feedback: str | None = None
+    activation: str = "linear"
+    output: ValueType | None = None  # filled in by typing
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        if self.direction == "bidirectional":
+            return ("fwd", "bwd")
+        return ("",)
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    type: str
+    output: str
+    target: str
+
+
+@dataclass(frozen=True)
+class UnrollSpec:
+    steps: int | None = None
+    bptt: str = "full"  # full | window | chunk
+    k: int | None = None
+
+
+@dataclass
+class Spec:
+    """A validated spec. ``source`` keeps every value's location for later errors."""
+
+    name: str
+    dtype: str
+    inputs: dict  # name -> ArraySpec
+    targets: dict  # name -> ArraySpec
+    cells: dict  # name -> CellSpec (custom cells and the built-ins that layers use)
+    layers: list  # of LayerSpec, in order
+    outputs: list  # of layer names
+    loss: LossSpec | None
+    unroll: UnrollSpec
+    source: Source
+
+    @property
+    def file(self) -> str:
+        return self.source.file
+
+    def layer(self, name: str) -> LayerSpec:
+        return next(layer for layer in self.layers if layer.name == name)
+
+    def error(self, path, message: str, *, key: bool = False) -> SpecError:
+        return self.source.error(path, message, key=key)
+
+
+def load_spec(path) -> Spec:
+    """Read and validate the spec file at ``path``."""
+    file = str(path)
+    try:
+        data = FilePath(path).read_bytes()
+    except OSError as exc:
+        raise SpecError(f"cannot read spec: {exc.strerror or exc}", Location(file)) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"the spec is not UTF-8 text (byte {exc.start})", Location(file)) from None
+    return load_spec_text(text, filename=file)
+
+
+def load_spec_text(text: str, filename: str = "<spec>") -> Spec:
+    """Parse and validate spec text; ``filename`` is used in error messages."""
+    source = load_source(text, filename)
+    return _SpecReader(source).read()
+
+
+# --- small checks shared by the readers -------------------------------------------------
+
+
+def check_mapping(source: Source, path, value, allowed, required=()) -> dict:
+    """``value`` must be a mapping with only ``allowed`` keys and all ``required`` ones."""
+    if not isinstance(value, dict):
+        raise source.error(path, f"expected a mapping, got {_describe(value)}")
+    for key in value:
+        if key not in allowed:
+            hint = did_you_mean(key, allowed) or f"; allowed: {', '.join(allowed)}"
+            raise source.error(path + (key,), f"unknown key '{key}'{hint}", key=True)
+    for key in required:
+        if key not in value:
+            raise source.error(path, f"missing required key '{key}'")
+    return value
+
+
+def check_int(source: Source, path, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise source.error(path, f"expected an integer >= {minimum}, got {_describe(value)}")
+    return value
+
+
+def check_bool(source: Source, path, value) -> bool:
+    if not isinstance(value, bool):
+        raise source.error(path, f"expected true or false, got {_describe(value)}")
+    return value
+
+
+def check_choice(source: Source, path, value, choices) -> str:
+    if not isinstance(value, str) or value not in choices:
+        hint = did_you_mean(value, choices) if isinstance(value, str) else ""
+        raise source.error(path, f"expected {one_of(choices)}, got {_describe(value)}{hint}")
+    return value
+
+
+def check_identifier(source: Source, path, value, what: str = "name") -> str:
+    if not isinstance(value, str) or not IDENTIFIER.match(value):
+        raise source.error(path, f"{what} must be an identifier ([A-Za-z_][A-Za-z0-9_]*), "
+                                 f"got {_describe(value)}")
+    return value
+
+
+def _describe(value) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return repr(value) if len(value) < 40 else repr(value[:37] + "...")
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+# --- the reader ---------------------------------------------------------------------------
+
+TOP_KEYS = ("rnnc", "name", "dtype", "inputs", "targets", "cells", "layers", "outputs",
+            "loss", "unroll")
+ARRAY_KEYS = ("features", "sequence", "steps", "lengths")
+
+
+class _SpecReader:
+    def __init__(self, source: Source):
+        self.source = source
+        self.names: dict[str, tuple] = {}  # every user name -> its path, for uniqueness
+
+    def read(self) -> Spec:
+        from .spec_cells import read_cells  # noqa: PLC0415 (cells need the checks above)
+        from .spec_layers import read_layers, read_loss, read_outputs  # noqa: PLC0415
+
+        src, top = self.source, self.source.value
+        check_mapping(src, (), top, TOP_KEYS, required=("rnnc", "name", "layers"))
+        if top["rnnc"] != 1 or isinstance(top["rnnc"], bool):
+            raise src.error(("rnnc",), f"unsupported format version {top['rnnc']!r}; "
+                                       "this rnnc reads version 1")
+        name = check_identifier(src, ("name",), top["name"])
+        dtype = check_choice(src, ("dtype",), top.get("dtype", "float32"), DTYPES)
+        unroll = self.read_unroll(top.get("unroll", {}))
+        inputs = self.read_arrays("inputs", top.get("inputs", {}))
+        targets = self.read_arrays("targets", top.get("targets", {}))
+        if not inputs:
+            raise src.error(("inputs",) if "inputs" in top else (),
+                            "a spec needs at least one input")
+        cells = read_cells(src, top.get("cells", {}), self.claim)
+        layers = read_layers(src, top["layers"], inputs, cells, self.claim)
+        used = {layer.cell for layer in layers if layer.cell}
+        spec = Spec(name=name, dtype=dtype, inputs=inputs, targets=targets,
+                    cells={n: c for n, c in cells.items() if n in used or not c.builtin},
+                    layers=layers, outputs=[], loss=None, unroll=unroll, source=src)
+        spec.outputs = read_outputs(src, top.get("outputs"), layers)
+        spec.loss = read_loss(src, top.get("loss"), spec)
+        return spec
+
+    def claim(self, name: str, path) -> None:
+        """Names of inputs, targets, cells and layers are unique across the spec."""
+        if name in self.names:
+            first = self.source.loc(self.names[name])
+            raise self.source.error(path, f"name '{name}' is already used (line {first.line})")
+        self.names[name] = tuple(path)
+
+    def read_unroll(self, value) -> UnrollSpec:
+        src, path = self.source, ("unroll",)
+        check_mapping(src, path, value, ("steps", "bptt"))
+        steps = value.get("steps")
+        if steps is not None:
+            steps = check_int(src, path + ("steps",), steps)
+        bptt = value.get("bptt", "full")
+        if bptt == "full":
+            return UnrollSpec(steps)
+        bpath = path + ("bptt",)
+        if not isinstance(bptt, dict):
+            raise src.error(bpath, "expected 'full', {window: k} or {chunk: k}, "
+                                   f"got {_describe(bptt)}")
+        check_mapping(src, bpath, bptt, ("window", "chunk"))
+        if len(bptt) != 1:
+            raise src.error(bpath, "give exactly one of window or chunk")
+        (mode, k), = bptt.items()
+        return UnrollSpec(steps, mode, check_int(src, bpath + (mode,), k))
+
+    def read_arrays(self, section: str, value) -> dict:
+        src = self.source
+        if not isinstance(value, dict):
+            raise src.error((section,), f"expected a mapping of names, got {_describe(value)}")
+        arrays = {}
+        for name, entry in value.items():
+            path = (section, name)
+            check_identifier(src, path, name, f"{section[:-1]} name")
+            self.claim(name, path)
+            check_mapping(src, path, entry, ARRAY_KEYS, required=("features",))
+            sequence = check_bool(src, path + ("sequence",), entry.get("sequence", True))
+            steps = entry.get("steps")
+            lengths = check_bool(src, path + ("lengths",), entry.get("lengths", False))
+            if not sequence and (steps is not None or lengths):
+                key = "steps" if steps is not None else "lengths"
+                raise src.error(path + (key,), f"'{key}' is only for sequences; "
+                                               "remove it or drop `sequence: false`")
+            if lengths:
+                raise src.error(path + ("lengths",), "variable lengths (`lengths: true`) "
+                                                     "are not supported yet")
+            arrays[name] = ArraySpec(
+                name, check_int(src, path + ("features",), entry["features"]), sequence,
+                None if steps is None else check_int(src, path + ("steps",), steps),
+                lengths, src.loc(path, key=True))
+        return arrays

@@ -1,0 +1,196 @@
+"""Cells: the built-in ones (``rnncompiler/cells/*.yaml``) and those a spec defines.
+
+Built-in cells are written in exactly the format users write, and read by the same code.
+A cell's equations are parsed (never evaluated) and shape-checked with symbolic sizes
+``units`` and ``input``, so a wrong cell fails at its line whatever sizes a layer uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+
+from . import equations as eq
+from .errors import Location
+from .spec import (_describe, check_choice, check_identifier, check_int, check_mapping)
+from .yaml_source import Source, load_source
+
+INITIALIZERS = ("glorot_uniform", "orthogonal", "zeros", "ones", "normal", "uniform")
+SHAPE_SYMBOLS = ("units", "input")
+CELL_KEYS = ("state", "output", "params", "equations")
+RESERVED = ("x", "t") + tuple(eq.FUNCTIONS)
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    shape: tuple  # of 'units' | 'input' | int
+    init: str
+
+    def concrete_shape(self, units: int, input_size: int) -> tuple[int, ...]:
+        sizes = {"units": units, "input": input_size}
+        return tuple(sizes.get(d, d) for d in self.shape)
+
+
+@dataclass
+class CellSpec:
+    name: str
+    states: tuple
+    output: str
+    params: dict  # name -> ParamSpec, in declaration order
+    equations: list  # of equations.Equation
+    builtin: bool
+    loc: Location | None = field(default=None, compare=False)
+
+
+@cache
+def builtin_cells() -> dict:
+    """The cells shipped in rnncompiler/cells, by name."""
+    cells = {}
+    for entry in sorted(resources.files("rnncompiler.cells").iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".yaml"):
+            source = load_source(entry.read_text(encoding="utf-8"), f"rnncompiler/cells/{entry.name}")
+            for name, value in source.value.items():
+                cells[name] = read_cell(source, (name,), name, value, builtin=True)
+    return cells
+
+
+def read_cells(source: Source, value, claim) -> dict:
+    """Read the spec's ``cells`` section; returns built-ins and custom cells by name."""
+    cells = dict(builtin_cells())
+    if not isinstance(value, dict):
+        raise source.error(("cells",), f"expected a mapping of cell names, got {_describe(value)}")
+    for name, entry in value.items():
+        path = ("cells", name)
+        check_identifier(source, path, name, "cell name")
+        if name in cells:
+            raise source.error(path, f"'{name}' is a built-in cell; give your cell another name",
+                               key=True)
+        claim(name, path)
+        cells[name] = read_cell(source, path, name, entry, builtin=False)
+    return cells
+
+
+def read_cell(source: Source, path, name: str, value, *, builtin: bool) -> CellSpec:
+    check_mapping(source, path, value, CELL_KEYS, required=("state", "params", "equations"))
+    states = _read_states(source, path + ("state",), value["state"])
+    output = value.get("output", states[0])
+    if output not in states:
+        raise source.error(path + ("output",), f"output must be one of the states {list(states)}, "
+                                               f"got {_describe(output)}")
+    params = _read_params(source, path + ("params",), value["params"], states)
+    lines = _equation_lines(source, path + ("equations",), value["equations"])
+    equations = eq.parse_equations(lines, params=params, states=states)
+    eq.infer_shapes(
+        equations,
+        param_shapes={p.name: tuple(eq.Dim.of(d) for d in p.shape) for p in params.values()},
+        state_shape=(eq.Dim.of("units"),),
+        input_shape=(eq.Dim.of("input"),),
+    )
+    _check_params_used(source, path + ("params",), params, equations)
+    return CellSpec(name, states, output, params, equations, builtin, source.loc(path, key=True))
+
+
+def _read_states(source: Source, path, value) -> tuple:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise source.error(path, f"expected a list of state names, got {_describe(value)}")
+    for i, state in enumerate(value):
+        check_identifier(source, path + (i,), state, "state name")
+        if state in RESERVED:
+            raise source.error(path + (i,), f"'{state}' is reserved in equations; rename the state")
+        if value.index(state) != i:
+            raise source.error(path + (i,), f"state '{state}' is listed twice")
+    return tuple(value)
+
+
+def _read_params(source: Source, path, value, states) -> dict:
+    if not isinstance(value, dict) or not value:
+        raise source.error(path, f"expected a mapping of parameter names, got {_describe(value)}")
+    params = {}
+    for name, entry in value.items():
+        ppath = path + (name,)
+        check_identifier(source, ppath, name, "parameter name")
+        if name in RESERVED or name in states:
+            raise source.error(ppath, f"parameter name '{name}' clashes with "
+                                      f"{'a state' if name in states else 'a reserved name'}",
+                               key=True)
+        init = None
+        if isinstance(entry, dict):
+            check_mapping(source, ppath, entry, ("shape", "init"), required=("shape",))
+            if "init" in entry:
+                init = check_choice(source, ppath + ("init",), entry["init"], INITIALIZERS)
+            shape = _read_shape(source, ppath + ("shape",), entry["shape"])
+        else:
+            shape = _read_shape(source, ppath, entry)
+        params[name] = ParamSpec(name, shape, init or _default_init(shape))
+    return params
+
+
+def _read_shape(source: Source, path, value) -> tuple:
+    if not isinstance(value, list) or len(value) not in (1, 2):
+        raise source.error(path, "a parameter shape is a list of one or two sizes, like "
+                                 f"[units, input] or [units]; got {_describe(value)}")
+    for i, dim in enumerate(value):
+        if isinstance(dim, str):
+            check_choice(source, path + (i,), dim, SHAPE_SYMBOLS)
+        else:
+            check_int(source, path + (i,), dim)
+    return tuple(value)
+
+
+def _default_init(shape: tuple) -> str:
+    if len(shape) == 1:
+        return "zeros"
+    return "orthogonal" if shape == ("units", "units") else "glorot_uniform"
+
+
+def _equation_lines(source: Source, path, value) -> list:
+    """Each equation line with the file location of its first character."""
+    if isinstance(value, list):
+        lines = []
+        for i, line in enumerate(value):
+            if not isinstance(line, str):
+                raise source.error(path + (i,), f"expected an equation, got {_describe(line)}")
+            lines.append((line, source.loc(path + (i,))))
+        return lines
+    if not isinstance(value, str) or not value.strip():
+        raise source.error(path, "expected the equations as a block (`equations: |`) "
+                                 f"or a list of lines, got {_describe(value)}")
+    if path not in source.block_starts:
+        return eq.split_lines(value, source.loc(path))
+    first = source.block_starts[path]
+    raw_lines = source.text.splitlines()
+    lines = []
+    for i, line in enumerate(value.split("\n")):
+        number = first + i
+        raw = raw_lines[number - 1] if number <= len(raw_lines) else line
+        column = len(raw) - len(line) + 1 if line and raw.endswith(line) else 1
+        lines.append((line, Location(source.file, number, column)))
+    return lines
+
+
+def _check_params_used(source: Source, path, params: dict, equations) -> None:
+    used = set()
+    for equation in equations:
+        used |= _param_names(equation.expr)
+    for name in params:
+        if name not in used:
+            raise source.error(path + (name,), f"parameter '{name}' is not used by any equation",
+                               key=True)
+
+
+def _param_names(expr) -> set:
+    """Names of the parameters an expression uses."""
+    if isinstance(expr, eq.Param):
+        return {expr.name}
+    children = {eq.Binary: lambda e: (e.left, e.right), eq.Negate: lambda e: (e.operand,),
+                eq.Call: lambda e: e.args}
+    found = set()
+    for kind, get in children.items():
+        if isinstance(expr, kind):
+            for child in get(expr):
+                found |= _param_names(child)
+    return found

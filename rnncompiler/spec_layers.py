@@ -1,0 +1,216 @@
+"""Layers, outputs and the loss of a spec (SPEC.md §2, §6), read and typed in order.
+
+Typing gives every layer the kind (sequence or vector), features and length of what it
+produces, from its input; this is where a layer fed a vector where it needs a sequence is
+caught, with the fix in the message.
+"""
+
+from __future__ import annotations
+
+from .errors import did_you_mean
+from .spec import (LayerSpec, LossSpec, ValueType, _describe, check_choice, check_identifier,
+                   check_int, check_mapping)
+from .yaml_source import Source
+
+LAYER_KEYS = {
+    "rnn": ("name", "type", "cell", "units", "input", "return", "direction", "initial_state",
+            "steps", "feedback"),
+    "dense": ("name", "type", "units", "input", "activation"),
+    "repeat": ("name", "type", "input", "steps"),
+}
+REQUIRED = {"rnn": ("cell", "units"), "dense": ("units", "input"), "repeat": ("input", "steps")}
+ACTIVATIONS = ("linear", "tanh", "sigmoid", "relu", "softmax")
+RETURNS = ("last", "sequence")
+DIRECTIONS = ("forward", "backward", "bidirectional")
+
+
+def read_layers(source: Source, value, inputs: dict, cells: dict, claim) -> list:
+    if not isinstance(value, list) or not value:
+        raise source.error(("layers",), f"expected a list of layers, got {_describe(value)}")
+    reader = _LayerReader(source, inputs, cells)
+    for i, entry in enumerate(value):
+        path = ("layers", i)
+        if not isinstance(entry, dict):
+            raise source.error(path, f"expected a layer mapping, got {_describe(entry)}")
+        check_mapping(source, path, entry, LAYER_KEYS["rnn"] + ("activation",),
+                      required=("name", "type"))
+        name = check_identifier(source, path + ("name",), entry["name"], "layer name")
+        kind = check_choice(source, path + ("type",), entry["type"], tuple(LAYER_KEYS))
+        check_mapping(source, path, entry, LAYER_KEYS[kind], required=REQUIRED[kind])
+        claim(name, path + ("name",))
+        reader.read(LayerSpec(name=name, type=kind, path=path), entry)
+    return reader.layers
+
+
+class _LayerReader:
+    def __init__(self, source: Source, inputs: dict, cells: dict):
+        self.source = source
+        self.inputs = inputs
+        self.cells = cells
+        self.layers: list[LayerSpec] = []
+
+    def read(self, layer: LayerSpec, entry: dict) -> None:
+        getattr(self, f"read_{layer.type}")(layer, entry)
+        self.layers.append(layer)
+
+    def error(self, layer: LayerSpec, key: str, message: str):
+        return self.source.error(layer.path + (key,), f"layer {layer.name}: {message}")
+
+    def value_type(self, layer: LayerSpec, name) -> ValueType:
+        """The type of the input or earlier layer called ``name``."""
+        if isinstance(name, str) and name in self.inputs:
+            spec = self.inputs[name]
+            return ValueType(spec.sequence, spec.features, spec.steps)
+        for earlier in self.layers:
+            if earlier.name == name:
+                return earlier.output
+        known = list(self.inputs) + [earlier.name for earlier in self.layers]
+        if not isinstance(name, str):
+            raise self.error(layer, "input", f"expected the name of an input or an earlier "
+                                             f"layer, got {_describe(name)}")
+        raise self.error(layer, "input", f"unknown input '{name}'{did_you_mean(name, known)}; "
+                                         "a layer may use the spec's inputs and earlier layers")
+
+    def read_rnn(self, layer: LayerSpec, entry: dict) -> None:
+        src, path = self.source, layer.path
+        layer.units = check_int(src, path + ("units",), entry["units"])
+        cell = entry["cell"]
+        if not isinstance(cell, str) or cell not in self.cells:
+            hint = did_you_mean(cell, self.cells) if isinstance(cell, str) else ""
+            raise self.error(layer, "cell", f"unknown cell {_describe(cell)}{hint}; "
+                                            f"known cells: {', '.join(self.cells)}")
+        layer.cell = cell
+        layer.returns = check_choice(src, path + ("return",), entry.get("return", "last"), RETURNS)
+        layer.direction = check_choice(src, path + ("direction",),
+                                       entry.get("direction", "forward"), DIRECTIONS)
+        if "feedback" in entry:
+            raise self.error(layer, "feedback", "`feedback` (autoregressive generation) is not "
+                                                "supported yet")
+        if "input" not in entry:
+            raise src.error(path, f"layer {layer.name}: missing required key 'input'")
+        layer.input = entry["input"]
+        given = self.value_type(layer, layer.input)
+        steps = self.read_steps(layer, entry, given)
+        layer.initial_state = self.read_initial_state(layer, entry.get("initial_state", {}))
+        width = layer.units * len(layer.directions)
+        layer.output = ValueType(layer.returns == "sequence", width, steps)
+
+    def read_steps(self, layer: LayerSpec, entry: dict, given: ValueType):
+        """The length of an rnn layer: its sequence input's, or `steps` for a vector input."""
+        if given.sequence:
+            if "steps" in entry:
+                raise self.error(layer, "steps", "`steps` is only for a vector input "
+                                                 f"(one-to-many); input '{layer.input}' is "
+                                                 f"{given.describe()}")
+            return given.steps
+        if "steps" in entry:
+            return check_int(self.source, layer.path + ("steps",), entry["steps"])
+        producer = next((p for p in self.layers if p.name == layer.input), None)
+        if producer is not None and producer.type == "rnn":
+            raise self.error(layer, "input", f"input '{layer.input}' is a vector (layer "
+                                             f"{producer.name} returns only its last step), but "
+                                             "an rnn layer needs a sequence: set `return: "
+                                             f"sequence` on layer {producer.name}")
+        raise self.error(layer, "input", f"input '{layer.input}' is {given.describe()}, but an "
+                                         "rnn layer needs a sequence: give `steps: N` to feed the "
+                                         "vector at every step, or feed a sequence")
+
+    def read_initial_state(self, layer: LayerSpec, value) -> dict:
+        src, path = self.source, layer.path + ("initial_state",)
+        states = self.cells[layer.cell].states
+        if layer.direction == "bidirectional":
+            keys = [f"{d}.{s}" for d in ("fwd", "bwd") for s in states]
+        else:
+            keys = list(states)
+        check_mapping(src, path, value, keys)
+        for key, name in value.items():
+            self.check_state_source(layer, path + (key,), name)
+        return dict(value)
+
+    def check_state_source(self, layer: LayerSpec, path, name) -> None:
+        """An initial state is a vector input or `<layer>.<state>` of an earlier rnn layer."""
+        src = self.source
+        if isinstance(name, str) and name in self.inputs:
+            spec = self.inputs[name]
+            if spec.sequence:
+                raise src.error(path, f"input '{name}' is a sequence; an initial state is a "
+                                      "vector input (`sequence: false`)")
+            if spec.features != layer.units:
+                raise src.error(path, f"input '{name}' has {spec.features} features but layer "
+                                      f"{layer.name} has {layer.units} units")
+            return
+        finals = {f"{p.name}.{d + '.' if d else ''}{s}": p for p in self.layers if p.type == "rnn"
+                  for d in p.directions for s in self.cells[p.cell].states}
+        if name not in finals:
+            choices = [n for n, s in self.inputs.items() if not s.sequence] + list(finals)
+            raise src.error(path, f"unknown state source {_describe(name)}"
+                                  f"{did_you_mean(name, choices) if isinstance(name, str) else ''}"
+                                  "; use a vector input or '<layer>.<state>' of an earlier "
+                                  "rnn layer")
+        if finals[name].units != layer.units:
+            raise src.error(path, f"'{name}' has {finals[name].units} features but layer "
+                                  f"{layer.name} has {layer.units} units")
+
+    def read_dense(self, layer: LayerSpec, entry: dict) -> None:
+        src, path = self.source, layer.path
+        layer.units = check_int(src, path + ("units",), entry["units"])
+        layer.activation = check_choice(src, path + ("activation",),
+                                        entry.get("activation", "linear"), ACTIVATIONS)
+        layer.input = entry["input"]
+        given = self.value_type(layer, layer.input)
+        layer.output = ValueType(given.sequence, layer.units, given.steps)
+
+    def read_repeat(self, layer: LayerSpec, entry: dict) -> None:
+        layer.input = entry["input"]
+        layer.steps = check_int(self.source, layer.path + ("steps",), entry["steps"])
+        given = self.value_type(layer, layer.input)
+        if given.sequence:
+            raise self.error(layer, "input", f"repeat needs a vector, but input '{layer.input}' "
+                                             f"is {given.describe()}")
+        layer.output = ValueType(True, given.features, layer.steps)
+
+
+def read_outputs(source: Source, value, layers: list) -> list:
+    names = [layer.name for layer in layers]
+    if value is None:
+        return [names[-1]]
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise source.error(("outputs",), f"expected a list of layer names, got {_describe(value)}")
+    for i, name in enumerate(value):
+        if name not in names:
+            hint = did_you_mean(name, names) if isinstance(name, str) else ""
+            raise source.error(("outputs", i), f"unknown layer {_describe(name)}{hint}")
+        if value.index(name) != i:
+            raise source.error(("outputs", i), f"layer '{name}' is listed twice")
+    return list(value)
+
+
+def read_loss(source: Source, value, spec):
+    if value is None:
+        return None
+    path = ("loss",)
+    check_mapping(source, path, value, ("type", "output", "target"),
+                  required=("type", "output", "target"))
+    kind = check_choice(source, path + ("type",), value["type"], ("mse", "cross_entropy"))
+    names = [layer.name for layer in spec.layers]
+    output, target = value["output"], value["target"]
+    if output not in names:
+        hint = did_you_mean(output, names) if isinstance(output, str) else ""
+        raise source.error(path + ("output",), f"unknown layer {_describe(output)}{hint}")
+    if target not in spec.targets:
+        hint = did_you_mean(target, spec.targets) if isinstance(target, str) else ""
+        raise source.error(path + ("target",), f"unknown target {_describe(target)}{hint}"
+                                               + ("" if spec.targets else "; declare it under "
+                                                  "`targets:`"))
+    layer = spec.layer(output)
+    wanted = spec.targets[target]
+    have = ValueType(wanted.sequence, wanted.features, wanted.steps)
+    if layer.output != have:
+        raise source.error(path + ("target",), f"target '{target}' is {have.describe()} but "
+                                               f"layer {output} gives {layer.output.describe()}")
+    if kind == "cross_entropy" and (layer.type != "dense" or layer.activation != "softmax"):
+        raise source.error(path + ("output",), "cross_entropy needs a softmax output: set "
+                                               f"`activation: softmax` on layer {output}")
+    return LossSpec(kind, output, target)

@@ -1,0 +1,196 @@
+"""Spec -> forward Graph: every layer applied at every step, with the weights shared.
+
+Values flow between layers as whole nodes: a vector ``[batch, n]`` or a stacked sequence
+``[batch, T, n]``. A recurrent layer takes its step ``t`` with ``take_step`` inside its
+own block, so each block (a layer, or one direction of it) is a self-contained recurrence
+that a backend can re-roll into a loop.
+"""
+
+from __future__ import annotations
+
+from . import equations as eq
+from . import ops
+from .errors import SpecError
+from .graph import Block, Graph
+from .params import param_infos
+from .spec import LayerSpec, Spec
+
+_FUNCTION_OPS = {"tanh": "tanh", "sigmoid": "sigmoid", "relu": "relu", "exp": "exp",
+                 "log": "log", "softmax": "softmax", "concat": "concat"}
+
+
+def resolve_steps(spec: Spec, steps: int | None) -> int:
+    """T: the override if given, else ``unroll.steps``."""
+    steps = steps if steps is not None else spec.unroll.steps
+    if steps is None:
+        raise SpecError("the number of steps is unknown: set `unroll: {steps: T}` in the spec "
+                        "or pass --steps", spec.source.loc(("unroll",)))
+    return steps
+
+
+def unroll(spec: Spec, steps: int | None = None) -> Graph:
+    """The forward graph of ``spec`` unrolled over T steps (``steps`` or ``unroll.steps``)."""
+    return _Unroller(spec, steps if steps is not None else spec.unroll.steps).build()
+
+
+class _Unroller:
+    def __init__(self, spec: Spec, steps: int | None):
+        self.spec = spec
+        self.steps = steps
+        self.graph = Graph(spec.name, spec.dtype)
+        self.values: dict[str, int] = {}  # input or layer name -> node
+        self.finals: dict[str, int] = {}  # '<layer>.<state>' -> node
+        self.batch_ref: int | None = None
+
+    def build(self) -> Graph:
+        graph = self.graph
+        for name, array in self.spec.inputs.items():
+            shape = (self.length(array.steps), array.features) if array.sequence \
+                else (array.features,)
+            self.values[name] = graph.add_input(name, shape)
+        self.batch_ref = next(iter(graph.inputs.values()))
+        for info in param_infos(self.spec):
+            graph.add_param(info.key, info.shape, info.init, info.layer)
+        for layer in self.spec.layers:
+            self.values[layer.name] = getattr(self, f"build_{layer.type}")(layer)
+        for name in self.spec.outputs:
+            graph.outputs[name] = self.values[name]
+        graph.outputs.update(self.finals)
+        return graph
+
+    def length(self, steps: int | None) -> int:
+        if steps is not None:
+            return steps
+        return resolve_steps(self.spec, self.steps)
+
+    # --- layers ---------------------------------------------------------------------
+    def build_rnn(self, layer: LayerSpec) -> int:
+        cell = self.spec.cells[layer.cell]
+        steps = self.length(layer.output.steps)
+        source = self.values[layer.input]
+        results = []
+        for direction in layer.directions:
+            block = f"{layer.name}.{direction}" if direction else layer.name
+            backward = direction == "bwd" or layer.direction == "backward"
+            self.graph.blocks[block] = Block(block, layer.name, steps, backward, cell.name)
+            results.append(self.build_recurrence(layer, cell, block, direction, source))
+        if len(results) == 1:
+            return results[0]
+        return self.graph.add("concat", results, layer=layer.name)
+
+    def build_recurrence(self, layer: LayerSpec, cell, block: str, direction: str,
+                         source: int) -> int:
+        graph, info = self.graph, self.graph.blocks[block]
+        prefix = f"{layer.name}.{direction}." if direction else f"{layer.name}."
+        params = {name: graph.params[prefix + name] for name in cell.params}
+        state = {s: self.initial_state(layer, direction, s) for s in cell.states}
+        outputs = {}
+        sequence = len(graph[source]["shape"]) == 2
+        for t in info.order:
+            where = {"step": t, "layer": layer.name, "block": block}
+            x_t = graph.add("take_step", [source], place="x", index=t, **where) \
+                if sequence else source
+            state = _CellStep(graph, cell, params, x_t, state, where).build()
+            outputs[t] = state[cell.output]
+        for name, node in state.items():
+            self.finals[prefix + name] = node
+        if layer.returns == "sequence":
+            return graph.add("stack_steps", [outputs[t] for t in range(info.steps)],
+                             layer=layer.name)
+        return state[cell.output]
+
+    def initial_state(self, layer: LayerSpec, direction: str, state: str) -> int:
+        key = f"{direction}.{state}" if direction else state
+        source = layer.initial_state.get(key)
+        if source is None:
+            return self.graph.add("zeros", [self.batch_ref], layer=layer.name, size=layer.units)
+        if source in self.values:
+            return self.values[source]
+        return self.finals[source]
+
+    def build_dense(self, layer: LayerSpec) -> int:
+        graph = self.graph
+        source = self.values[layer.input]
+        weight, bias = graph.params[f"{layer.name}.W"], graph.params[f"{layer.name}.b"]
+        if not layer.output.sequence:
+            return self.dense_step(layer, source, weight, bias, {"layer": layer.name})
+        steps = self.length(layer.output.steps)
+        graph.blocks[layer.name] = Block(layer.name, layer.name, steps)
+        outputs = []
+        for t in range(steps):
+            where = {"step": t, "layer": layer.name, "block": layer.name}
+            x_t = graph.add("take_step", [source], place="x", index=t, **where)
+            outputs.append(self.dense_step(layer, x_t, weight, bias, where))
+        return graph.add("stack_steps", outputs, layer=layer.name)
+
+    def dense_step(self, layer: LayerSpec, x: int, weight: int, bias: int, where: dict) -> int:
+        graph = self.graph
+        product = graph.add("matvec", [weight, x], place="W @ x", **where)
+        node = graph.add("add", [product, bias], place="W @ x + b", **where)
+        if layer.activation != "linear":
+            node = graph.add(ops.ACTIVATIONS[layer.activation], [node], place="y", **where)
+        graph[node]["comment"] = _dense_comment(layer)
+        return node
+
+    def build_repeat(self, layer: LayerSpec) -> int:
+        return self.graph.add("repeat_steps", [self.values[layer.input]], layer=layer.name,
+                              steps=layer.steps)
+
+
+def _dense_comment(layer: LayerSpec) -> str:
+    inner = "W @ x + b"
+    return f"y = {inner}" if layer.activation == "linear" else f"y = {layer.activation}({inner})"
+
+
+class _CellStep:
+    """One step of a cell: its equations turned into graph nodes."""
+
+    def __init__(self, graph: Graph, cell, params: dict, x_t: int, previous: dict, where: dict):
+        self.graph = graph
+        self.cell = cell
+        self.params = params
+        self.x_t = x_t
+        self.previous = previous
+        self.where = where
+        self.current: dict[str, int] = {}
+        self.locals: dict[str, int] = {}
+
+    def build(self) -> dict:
+        for equation in self.cell.equations:
+            self.counter = 0
+            self.target = equation.target
+            node = self.node(equation.expr)
+            data = self.graph[node]
+            if (data["step"] != self.where["step"] or data["block"] != self.where["block"]
+                    or "comment" in data):
+                # h[t] = h[t-1] or h[t] = n: the state gets a node of its own at this step
+                node = self.graph.add("identity", [node], **self.where)
+                data = self.graph[node]
+            data["place"] = equation.target
+            data["comment"] = equation.text
+            (self.current if equation.is_state else self.locals)[equation.target] = node
+        return {state: self.current[state] for state in self.cell.states}
+
+    def node(self, expr) -> int:
+        if isinstance(expr, eq.Number):
+            return self.graph.const(expr.value)
+        if isinstance(expr, eq.Param):
+            return self.params[expr.name]
+        if isinstance(expr, eq.Input):
+            return self.x_t
+        if isinstance(expr, eq.State):
+            return (self.previous if expr.previous else self.current)[expr.name]
+        if isinstance(expr, eq.Local):
+            return self.locals[expr.name]
+        if isinstance(expr, eq.Binary):
+            return self.op(ops.BINARY[expr.op], [expr.left, expr.right])
+        if isinstance(expr, eq.Negate):
+            return self.op("neg", [expr.operand])
+        if isinstance(expr, eq.Call):
+            return self.op(_FUNCTION_OPS[expr.function], list(expr.args))
+        raise TypeError(f"unknown expression {expr!r}")
+
+    def op(self, name: str, operands: list) -> int:
+        args = [self.node(operand) for operand in operands]
+        self.counter += 1
+        return self.graph.add(name, args, place=f"{self.target}.{self.counter}", **self.where)

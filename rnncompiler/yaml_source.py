@@ -1,0 +1,130 @@
+"""YAML text -> plain Python values, with the file:line:col of every key and value kept.
+
+Only PyYAML's safe composer is used: no tags, no object construction. Mappings must have
+string keys, no key twice, and the document is bounded in size, depth and in how far
+aliases expand (a "billion laughs" file fails fast instead of eating the memory).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import yaml
+
+from .errors import Location, SpecError
+
+MAX_BYTES = 4 * 1024 * 1024
+MAX_VALUES = 200_000  # values after aliases are expanded
+MAX_DEPTH = 64
+
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{name}" for name in
+               ("str", "int", "float", "bool", "null", "timestamp", "binary")}
+
+Path = tuple  # of str keys and int indices
+
+
+def format_path(path: Path) -> str:
+    """('layers', 1, 'units') -> 'layers[1].units'."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+@dataclass
+class Source:
+    """One YAML document: its values and where each came from."""
+
+    file: str
+    text: str
+    value: object = None
+    value_locs: dict = field(default_factory=dict)
+    key_locs: dict = field(default_factory=dict)
+    block_starts: dict = field(default_factory=dict)  # path -> first content line of a `|` block
+
+    def loc(self, path: Path, *, key: bool = False) -> Location:
+        """Where the value (or, with key=True, the key) at ``path`` is; else its nearest parent."""
+        path = tuple(path)
+        while True:
+            table = self.key_locs if key else self.value_locs
+            if path in table:
+                return table[path]
+            if key and path in self.value_locs:
+                return self.value_locs[path]
+            if not path:
+                return Location(self.file, 1, 1)
+            path = path[:-1]
+            key = False
+
+    def error(self, path: Path, message: str, *, key: bool = False) -> SpecError:
+        """A SpecError at ``path`` whose message starts with the key path."""
+        return SpecError(f"{format_path(path)}: {message}", self.loc(path, key=key))
+
+
+def load_source(text: str, file: str) -> Source:
+    """Parse ``text`` (one YAML document) into a Source, or raise SpecError."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        raise SpecError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB", Location(file))
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
+        raise SpecError(f"invalid YAML: {exc.problem or exc.context}", where) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"invalid YAML: {exc}", Location(file)) from None
+    source = Source(file, text)
+    if root is None:
+        raise SpecError("the file is empty; a spec starts with `rnnc: 1`", Location(file, 1, 1))
+    builder = _Builder(source)
+    source.value = builder.build(root, (), 0)
+    return source
+
+
+class _Builder:
+    def __init__(self, source: Source):
+        self.source = source
+        self.count = 0
+        self.scalars = yaml.SafeLoader("")  # only its scalar constructors are used
+
+    def here(self, node) -> Location:
+        mark = node.start_mark
+        return Location(self.source.file, mark.line + 1, mark.column + 1)
+
+    def build(self, node, path: Path, depth: int):
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise SpecError(f"the document expands to more than {MAX_VALUES} values "
+                            "(are aliases nested too deep?)", self.here(node))
+        if depth > MAX_DEPTH:
+            raise SpecError(f"the document nests deeper than {MAX_DEPTH} levels", self.here(node))
+        self.source.value_locs[path] = self.here(node)
+        if isinstance(node, yaml.MappingNode):
+            return self.build_mapping(node, path, depth)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
+        if node.style == "|":
+            self.source.block_starts[path] = node.start_mark.line + 2
+        if node.tag.startswith("!") or node.tag not in _PLAIN_TAGS:
+            raise SpecError(f"YAML tag '{node.tag}' is not allowed in a spec", self.here(node))
+        try:
+            return self.scalars.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError) as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise SpecError(f"invalid value: {problem}", self.here(node)) from None
+
+    def build_mapping(self, node, path: Path, depth: int) -> dict:
+        result = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise SpecError("YAML merge keys (<<) are not supported; write the keys out",
+                                self.here(key_node))
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise SpecError("a key must be a plain name", self.here(key_node))
+            key = key_node.value
+            if key in result:
+                raise SpecError(f"{format_path(path + (key,))}: key given twice",
+                                self.here(key_node))
+            self.source.key_locs[path + (key,)] = self.here(key_node)
+            result[key] = self.build(value_node, path + (key,), depth + 1)
+        return result
