@@ -16,11 +16,12 @@ from __future__ import annotations
 import ast
 import math
 import re
+import warnings
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from rnncompiler.errors import EquationError, Location, did_you_mean
+from rnncompiler.errors import EquationError, Location, did_you_mean, one_of
 
 FUNCTIONS = ("tanh", "sigmoid", "relu", "exp", "log", "softmax", "concat")
 OPERATORS = ("+", "-", "*", "/", "@")
@@ -137,8 +138,6 @@ def parse_equations(
 
 
 _BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.MatMult: "@"}
-_REJECTED_OPERATORS = {ast.Pow: "**", ast.FloorDiv: "//", ast.Mod: "%", ast.LShift: "<<",
-                       ast.RShift: ">>", ast.BitOr: "|", ast.BitXor: "^", ast.BitAnd: "&"}
 _ADVICE = {"**": "write x * x", "//": "use /"}
 _REJECTED = {ast.Compare: "comparisons", ast.BoolOp: "`and` and `or`", ast.IfExp: "`if`",
              ast.Lambda: "lambda", ast.NamedExpr: "`:=`", ast.Attribute: "attributes",
@@ -200,7 +199,9 @@ class _Parser:
                 raise self.error(f"unexpected character {char!r} (U+{ord(char):04X}); "
                                  "equations are written in ASCII", i)
         try:
-            body = ast.parse(self.code, mode="exec").body
+            with warnings.catch_warnings():  # e.g. `1or b`: our own error follows
+                warnings.simplefilter("ignore")
+                body = ast.parse(self.code, mode="exec").body
         except SyntaxError as error:
             column = min(max((error.offset or 1) - 1, 0), len(self.code))
             raise self.error(f"invalid equation syntax: {error.msg}", column) from None
@@ -232,7 +233,8 @@ class _Parser:
     def new_local(self, node: ast.Name) -> str:
         name = node.id
         if name in RESERVED or name in self.params:
-            raise self.error(f"'{name}' is already a name in this cell; choose another", node)
+            what = "a parameter" if name in self.params else "reserved"
+            raise self.error(f"'{name}' is {what}; choose another name", node)
         if name in self.states:
             raise self.error(f"'{name}' is a state; assign it as {name}[t] = ...", node)
         if name in self.locals:
@@ -262,11 +264,12 @@ class _Parser:
         return handler(self, node, depth + 1)
 
     def binary(self, node: ast.BinOp, depth: int) -> Expr:
-        op = _BINARY.get(type(node.op))
-        symbol = op or _REJECTED_OPERATORS.get(type(node.op), "?")
         # ast places a BinOp at its left operand; the operator is a better place to point.
+        # Between the operands there is only the operator, blanks and parentheses.
         gap = self.code[node.left.end_col_offset : node.right.col_offset]
-        column = node.left.end_col_offset + max(gap.find(symbol), 0)
+        symbol = gap.strip(" \t()")
+        column = node.left.end_col_offset + gap.find(symbol)
+        op = _BINARY.get(type(node.op))
         if op is None:
             advice = _ADVICE.get(symbol, "use + - * / or @")
             raise self.error(f"`{symbol}` is not supported; {advice}", column)
@@ -291,7 +294,7 @@ class _Parser:
         except OverflowError:
             number = math.inf
         if not math.isfinite(number):
-            raise self.error(f"number {self.source(node)} is too large", node)
+            raise self.error("number too large", node)
         return Number(number, loc=self.at(node))
 
     def name(self, node: ast.Name, depth: int) -> Expr:
@@ -310,7 +313,8 @@ class _Parser:
         if name in FUNCTIONS:
             raise self.error(f"{name} is a function; call it, as in {name}(...)", node)
         known = [*sorted(self.params), *self.states, *self.locals]
-        raise self.error(f"unknown name '{name}'{did_you_mean(name, known)}", node)
+        hint = did_you_mean(name, known) or f"; this cell has {one_of(known)}"
+        raise self.error(f"unknown name '{name}'{hint}", node)
 
     def subscript(self, node: ast.Subscript, depth: int) -> Expr:
         name = node.value.id if isinstance(node.value, ast.Name) else None

@@ -89,8 +89,9 @@ PARAMS = {"W": MATRIX_X, "V": MATRIX_H, "b": VECTOR}
 STATES = ["h"]
 
 
-def parse(text: str, params=PARAMS, states=STATES, first=Location("cell.yaml", 1, 1)):
-    return parse_equations(split_lines(text, first), params=params, states=states)
+def parse(text: str, params=PARAMS, states=STATES):
+    lines = split_lines(text, Location("cell.yaml", 1, 1))
+    return parse_equations(lines, params=params, states=states)
 
 
 def check(text: str, params=PARAMS, states=STATES) -> dict:
@@ -182,7 +183,9 @@ PARSE_ERRORS = [
     ("h[t] = True * b", 1, "True", "not a number"),
     ("h[t] = 1j * b", 1, "1j", "not a number"),
     ("h[t] = ... * b", 1, "...", "not a number"),
-    ("h[t] = 1e999 * b", 1, "1e999", "too large"),
+    ("h[t] = 1e999 * b", 1, "1e999", "number too large"),
+    ("h[t] = b  <<  2", 1, "<<", "`<<` is not supported"),
+    ("h[t] = (b)**(b)", 1, "**", "`**` is not supported"),
     ("h[t] = 9" + "9" * 400 + " * b", 1, "99", "too large"),
     ("h[t] = [b]", 1, "[b]", "`[b]`: not allowed"),
     ("h[t] = tanh(*b)", 1, "*b", "`*` unpacking"),
@@ -215,13 +218,13 @@ PARSE_ERRORS = [
     ("h[t] = b[t]", 1, "b[t]", "only x and states can be indexed"),
     ("h[t] = tanh(b)[t]", 1, "tanh(b)[t]", "only x and states can be indexed"),
     ("h[t] = bb[t]", 1, "bb[t]", "unknown name 'bb' (did you mean 'b'?)"),
-    ("h[t] = tanh(bias)", 1, "bias", "unknown name 'bias'"),
+    ("h[t] = tanh(bias)", 1, "bias", "unknown name 'bias'; this cell has 'V', 'W', 'b' or 'h'"),
     ("h[t] = tanh(a)\na = b", 1, "a)", "unknown name 'a'"),
     ("a = a + b\nh[t] = a", 1, "a +", "unknown name 'a'"),
-    ("b = h[t-1]\nh[t] = b", 1, "b", "'b' is already a name"),
-    ("tanh = b", 1, "tanh", "already a name"),
-    ("x = b", 1, "x", "already a name"),
-    ("t = b", 1, "t", "already a name"),
+    ("b = h[t-1]\nh[t] = b", 1, "b", "'b' is a parameter; choose another name"),
+    ("tanh = b", 1, "tanh", "'tanh' is reserved"),
+    ("x = b", 1, "x", "'x' is reserved"),
+    ("t = b", 1, "t", "'t' is reserved"),
     ("h = b", 1, "h", "'h' is a state; assign it as h[t] = ..."),
     ("a = b\n\na = b\nh[t] = a", 3, "a", "'a' is already assigned on line 1"),
     ("a = b", 1, "a", "state h is never assigned"),
@@ -229,7 +232,7 @@ PARSE_ERRORS = [
     ("", 1, 1, "never assigned"),
     ("h[t] = tanh(b", 1, "(b", "invalid equation syntax: '(' was never closed"),
     ("h[t] = b +", 1, 11, "invalid equation syntax"),
-    ("h[t] = b \\", 1, 10, "invalid equation syntax"),
+    ("h[t] = b \\", 1, 11, "invalid equation syntax"),
     ("h[t] = b @ é", 1, "é", "unexpected character 'é' (U+00E9)"),
     ("größe = b", 1, "ö", "ASCII"),
     ("h[t] = b\u00a0+ b", 1, "\u00a0", "U+00A0"),
@@ -253,7 +256,7 @@ def test_columns_count_indentation_and_start_column():
              ("    h[t] = b ** 2", Location("f.yaml", 7, 3))]
     with pytest.raises(EquationError) as caught:
         parse_equations(lines, params={"b"}, states=["h"])
-    assert caught.value.location == Location("f.yaml", 7, 3 + "    h[t] = b ".index("*"))
+    assert caught.value.location == Location("f.yaml", 7, 3 + "    h[t] = b ** 2".index("*"))
 
 
 def test_equation_location_and_text_leave_out_indentation_and_comment():
@@ -331,8 +334,8 @@ SHAPE_ERRORS = [
     ("h[t] = V @ V", 1, 12, "V is a matrix"),
     ("a = softmax(2)\nh[t] = a * b", 1, "softmax", "softmax needs a vector, but 2 is a scalar"),
     ("h[t] = concat(h[t-1], 2) + b", 1, "2", "concat needs vectors, but 2 is a scalar"),
-    ("h[t] = concat(h[t-1], x[t])", 1, "h", "h[t] must be [units], but concat(h[t-1], x[t]) "
-     "is [units + input]"),
+    ("h[t] = concat(h[t-1], x[t])", 1, "h",
+     "h[t] must be [units], but concat(h[t-1], x[t]) is [units + input]"),
     ("a = b\nh[t] = 1", 2, "h", "h[t] must be [units], but 1 is a scalar"),
 ]
 

@@ -118,7 +118,8 @@ class ModuleWriter:
         for item in self.program.items:
             if isinstance(item, Loop):
                 self.emit_loop(item)
-            elif graph[item]["op"] not in LEAVES and self.materialized(item):
+            elif (graph[item]["op"] not in LEAVES and item not in self.var
+                  and self.materialized(item)):
                 self.emit_assignment(item, self.outside_name(item))
         self.emit("return {")
         for name, node in graph.outputs.items():
@@ -145,11 +146,11 @@ class ModuleWriter:
                    for item in self.program.items if isinstance(item, Loop)
                    for args in item.args.values() for arg in args)
 
+    def output_name(self, node: int) -> str | None:
+        return next((name for name, out in self.graph.outputs.items() if out == node), None)
+
     def outside_name(self, node: int) -> str:
-        for name, output in self.graph.outputs.items():
-            if output == node:
-                return name
-        return self.graph[node]["layer"] or self.graph[node]["op"]
+        return self.output_name(node) or self.graph[node]["layer"] or self.graph[node]["op"]
 
     def emit_assignment(self, node: int, name: str) -> None:
         text = self.expr(node)[0]
@@ -169,13 +170,14 @@ class ModuleWriter:
     def emit_loop(self, loop: Loop) -> None:
         graph, block = self.graph, loop.block
         whole = loop.is_map and not loop.finals and not any(
-            graph[arg.ref]["batched"] for args in loop.args.values() for arg in args
-            if arg.kind == "invariant")
+            graph[arg.ref]["batched"] for place, args in loop.args.items() for arg in args
+            if arg.kind == "invariant" and graph[loop.template[place]]["op"] != "take_step")
         self.emit()
         self.emit(f"# {self.describe(loop, whole)}")
         place_var = {place: self.names.take(f"{block.name}_{place}")
                      for place in sorted(loop.carried.keys() | loop.finals)}
-        buffers = {stack: self.names.take(self.outside_name(stack)) for stack in loop.collected}
+        buffers = {stack: self.names.take(self.output_name(stack) or block.name)
+                   for stack in loop.collected}
         if whole:
             for stack, place in loop.collected.items():
                 place_var.setdefault(place, buffers[stack])

@@ -1,0 +1,170 @@
+"""``rnnc``: the command line (SPEC.md §8).
+
+Parses arguments, calls the public API, and turns an ``RnncError`` into one line on
+stderr and exit status 1. Usage errors exit with 2. Output files are written whole or
+not at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from . import __version__
+from .api import compile_spec
+from .arrays import check_inputs, check_params, load_npz, save_npz, save_text
+from .backend import available_backends
+from .errors import RnncError
+from .params import init_params, param_infos
+from .spec import Spec, load_spec
+
+EPILOG = "Spec format: SPEC.md. Exit status: 0 done, 1 bad input, 2 bad usage."
+
+
+def _steps(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be an integer >= 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rnnc", epilog=EPILOG,
+        description="Compile recurrent networks written as YAML specs.")
+    parser.add_argument("--version", action="version", version=f"rnnc {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = commands.add_parser("check", help="validate a spec and print a summary",
+                                description="Validate SPEC and print what it builds.")
+    check.add_argument("spec", metavar="SPEC")
+    check.add_argument("--steps", type=_steps, metavar="T", help="unroll over T steps")
+
+    init = commands.add_parser("init", help="write initial parameters",
+                               description="Write fresh parameters for SPEC to an .npz file, "
+                                           "keyed '<layer>.<param>'.")
+    init.add_argument("spec", metavar="SPEC")
+    init.add_argument("-o", "--output", required=True, metavar="PARAMS.npz")
+    init.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+    run = commands.add_parser("run", help="run the network on inputs",
+                              description="Run SPEC on the arrays in INPUTS and write every "
+                                          "output under its layer name, and every rnn layer's "
+                                          "final states as '<layer>.<state>'.")
+    run.add_argument("spec", metavar="SPEC")
+    run.add_argument("--params", required=True, metavar="P.npz")
+    run.add_argument("--inputs", required=True, metavar="X.npz")
+    run.add_argument("-o", "--output", required=True, metavar="OUT.npz")
+    _backend_and_steps(run)
+
+    compile_ = commands.add_parser("compile", help="emit code for a backend",
+                                   description="Emit SPEC for a backend: with numpy, one "
+                                               "standalone Python module that needs only numpy.")
+    compile_.add_argument("spec", metavar="SPEC")
+    compile_.add_argument("-o", "--output", required=True, metavar="PATH")
+    compile_.add_argument("--params", metavar="P.npz",
+                          help="check these parameters against the spec (ONNX: embed them)")
+    compile_.add_argument("--train", action="store_true",
+                          help="also emit the loss and its gradients")
+    _backend_and_steps(compile_, default=None)
+    return parser
+
+
+def _backend_and_steps(parser, default: str | None = "numpy") -> None:
+    names = ", ".join(sorted(available_backends())) or "none installed"
+    parser.add_argument("--backend", default=default, required=default is None, metavar="B",
+                        help=f"backend ({names})" + (f"; default {default}" if default else ""))
+    parser.add_argument("--steps", type=_steps, metavar="T",
+                        help="unroll over T steps (default: unroll.steps, else the inputs')")
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except RnncError as error:
+        print(str(error), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `rnnc check SPEC | head`: the reader left; not an error
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (silences the flush at exit)
+        return 0
+
+
+def cmd_check(args) -> int:
+    spec = load_spec(args.spec)
+    print(summary(spec, args.steps))
+    return 0
+
+
+def cmd_init(args) -> int:
+    spec = load_spec(args.spec)
+    save_npz(args.output, init_params(spec, args.seed))
+    return 0
+
+
+def cmd_run(args) -> int:
+    spec = load_spec(args.spec)
+    inputs, steps = check_inputs(spec, load_npz(args.inputs, "inputs"), args.steps, args.inputs)
+    params = check_params(spec, load_npz(args.params, "parameters"), args.params)
+    outputs = compile_spec(spec, args.backend, steps).run(params, inputs)
+    save_npz(args.output, outputs)
+    return 0
+
+
+def cmd_compile(args) -> int:
+    spec = load_spec(args.spec)
+    if args.train:
+        raise RnncError("--train needs gradients, which this version cannot derive yet")
+    if args.params:
+        check_params(spec, load_npz(args.params, "parameters"), args.params)
+    artifact = compile_spec(spec, args.backend, args.steps)
+    if hasattr(artifact, "source"):
+        save_text(args.output, artifact.source)
+    else:
+        artifact.save(args.output)
+    return 0
+
+
+def summary(spec: Spec, steps: int | None = None) -> str:
+    """What ``rnnc check`` prints: inputs, layers with what they produce, parameters."""
+    steps = steps or spec.unroll.steps
+    uses_t = any(a.sequence and a.steps is None for a in spec.inputs.values())
+    length = (f", T = {steps}" if steps else ", T from the inputs") if uses_t else ""
+    lines = [f"{spec.file}: ok: {spec.name} ({spec.dtype}{length})"]
+    width = max(len(n) for n in [*spec.inputs, *spec.targets, *(l.name for l in spec.layers)])
+    for title, arrays in (("input", spec.inputs), ("target", spec.targets)):
+        for name, array in arrays.items():
+            kind = "sequence" if array.sequence else "vector"
+            lines.append(f"  {title:<7}{name:<{width}}  {kind} of {array.features}")
+    for layer in spec.layers:
+        if layer.type == "rnn":
+            what = f"rnn {layer.cell} x {layer.units}, {layer.direction}, return {layer.returns}"
+        elif layer.type == "dense":
+            what = f"dense x {layer.units}, {layer.activation}"
+        else:
+            what = f"repeat x {layer.steps}"
+        lines.append(f"  layer  {layer.name:<{width}}  {what} -> {layer.output.describe()}")
+    infos = param_infos(spec)
+    count = sum(int(_product(info.shape)) for info in infos)
+    lines.append(f"  outputs {', '.join(spec.outputs)}")
+    if spec.loss:
+        lines.append(f"  loss   {spec.loss.type}({spec.loss.output}, {spec.loss.target})")
+    lines.append(f"  params {count:,} in {len(infos)} arrays")
+    return "\n".join(lines)
+
+
+def _product(shape) -> int:
+    result = 1
+    for size in shape:
+        result *= size
+    return result
+
+
+COMMANDS = {"check": cmd_check, "init": cmd_init, "run": cmd_run, "compile": cmd_compile}
+
+if __name__ == "__main__":
+    sys.exit(main())
