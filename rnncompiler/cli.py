@@ -102,7 +102,10 @@ def cmd_check(args) -> int:
 
 def cmd_init(args) -> int:
     spec = load_spec(args.spec)
-    save_npz(args.output, init_params(spec, args.seed))
+    params = init_params(spec, args.seed)
+    save_npz(args.output, params)
+    count = sum(value.size for value in params.values())
+    print(f"wrote {args.output}: {count:,} parameters in {len(params)} arrays")
     return 0
 
 
@@ -112,6 +115,8 @@ def cmd_run(args) -> int:
     params = check_params(spec, load_npz(args.params, "parameters"), args.params)
     outputs = compile_spec(spec, args.backend, steps).run(params, inputs)
     save_npz(args.output, outputs)
+    shapes = ", ".join(f"{name} {list(value.shape)}" for name, value in outputs.items())
+    print(f"wrote {args.output}: {shapes}")
     return 0
 
 

@@ -126,11 +126,18 @@ def parse_equations(
     Raises:
         EquationError: at the line and column of the first thing that is not allowed.
     """
+    first = lines[0][1] if lines else None
+    names = [*params, *states]
+    for name in names:
+        if name in RESERVED or names.count(name) > 1:
+            raise EquationError(f"'{name}' is given twice or reserved: parameters and states "
+                                f"need names of their own, other than {', '.join(RESERVED)}",
+                                first)
     parser = _Parser(params, states)
     equations = [eq for text, loc in lines if (eq := parser.parse_line(text, loc)) is not None]
     missing = [name for name in parser.states if name not in parser.assigned]
     if missing:
-        where = equations[-1].loc if equations else (lines[0][1] if lines else None)
+        where = equations[-1].loc if equations else first
         verb = "is" if len(missing) == 1 else "are"
         raise EquationError(f"state {' and '.join(missing)} {verb} never assigned; add a line "
                             f"`{missing[0]}[t] = ...`", where)

@@ -1,6 +1,7 @@
 """Tests for rnncompiler.equations: parsing, error places, render and symbolic shapes."""
 
 import time
+import warnings
 
 import pytest
 from hypothesis import given, settings
@@ -249,6 +250,23 @@ def test_parse_errors_name_line_and_column(text, line, where, words):
     column = where if isinstance(where, int) else source_line.index(where) + 1
     assert words in caught.value.message
     assert caught.value.location == Location("cell.yaml", line, column)
+
+
+@pytest.mark.parametrize(("params", "states"), [
+    ({"x", "b"}, ["h"]), ({"b"}, ["t"]), ({"tanh"}, ["h"]), ({"h"}, ["h"]), (set(), ["h", "h"]),
+])
+def test_params_and_states_need_names_of_their_own(params, states):
+    with pytest.raises(EquationError, match="given twice or reserved") as caught:
+        parse("h[t] = b", params, states)
+    assert caught.value.location == Location("cell.yaml", 1, 1)
+
+
+def test_python_warnings_do_not_escape():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for text in ["h[t] = 1or b", r"h[t] = '\d'"]:
+            with pytest.raises(EquationError):
+                parse(text)
 
 
 def test_columns_count_indentation_and_start_column():

@@ -1,0 +1,31 @@
+"""The reference interpreter: runs a graph node by node with each op's NumPy evaluation.
+
+Slow (one Python call per node per step) and plain on purpose: it is the yardstick that
+backends and passes are checked against, straight from the op registry.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import ops
+from .graph import Graph
+
+
+def evaluate(graph: Graph, params: dict, inputs: dict) -> dict[str, np.ndarray]:
+    """Every graph output, by name, for the given parameter and input arrays."""
+    dtype = np.dtype(graph.dtype)
+    values: dict[int, np.ndarray] = {}
+    for node in graph.topological_order():
+        data = graph[node]
+        op, attrs = data["op"], data["attrs"]
+        if op == "input":
+            values[node] = np.asarray(inputs[attrs["name"]], dtype=dtype)
+        elif op == "param":
+            values[node] = np.asarray(params[attrs["name"]], dtype=dtype)
+        elif op == "const":
+            values[node] = attrs["value"]
+        else:
+            args = [values[arg] for arg in graph.args(node)]
+            values[node] = ops.get(op).evaluate(*args, **attrs)
+    return {name: values[node] for name, node in graph.outputs.items()}
