@@ -36,7 +36,8 @@ class Arg:
 class Loop:
     block: Block
     iterations: list  # per iteration, in run order: {place: node}
-    body: list = field(default_factory=list)  # places, in execution order
+    body: list = field(default_factory=list)  # statements, in execution order
+    statements: set = field(default_factory=set)  # places computed on a line of their own
     args: dict = field(default_factory=dict)  # place -> [Arg per argument position]
     carried: dict = field(default_factory=dict)  # place -> node of its first value
     collected: dict = field(default_factory=dict)  # stack_steps node outside -> place
@@ -75,7 +76,7 @@ def schedule(graph: Graph) -> Program:
         if node in in_loop:
             _link_outside_use(graph, None, node, in_loop, program)
     for loop in loops.values():
-        _order_body(loop)
+        _order_body(graph, loop)
     program.items = _order_items(graph, loops, in_loop)
     return program
 
@@ -150,27 +151,50 @@ def _link_outside_use(graph: Graph, user: int, arg: int, in_loop: dict, program:
                         f"{loop.block.name} in a way that cannot be re-rolled")
 
 
-def _order_body(loop: Loop) -> None:
-    """Places in an order where each is computed after its arguments; where possible,
-    a carried place is reassigned only after every reader of its previous value."""
+def _order_body(graph: Graph, loop: Loop) -> None:
+    """Choose the body's statements (the places that get a line of their own; the others
+    are inlined into their one user) and order them so each comes after its arguments
+    and, where possible, a carried place is reassigned only after every statement that
+    reads its previous value. Where that is impossible, keep_previous names the places
+    whose previous value must be kept aside at the top of the body."""
+    uses = {place: 0 for place in loop.template}
+    for args in loop.args.values():
+        for arg in args:
+            if arg.kind == "local":
+                uses[arg.ref] += 1
+    exported = loop.carried.keys() | loop.finals | set(loop.collected.values())
+    loop.statements = {
+        place for place, node in loop.template.items()
+        if place in exported or (graph[node]["op"] != "take_step"
+                                 and ("comment" in graph[node] or uses[place] > 1))}
+    user = {arg.ref: place for place, args in loop.args.items() for arg in args
+            if arg.kind == "local" and uses[arg.ref] == 1}
+    home = {}  # place -> the statement in which it is computed
+    for place in loop.template:
+        at = place
+        while at not in loop.statements and at in user:
+            at = user[at]
+        home[place] = at if at in loop.statements else None
     deps = nx.DiGraph()
-    deps.add_nodes_from(loop.template)
+    deps.add_nodes_from(loop.statements)
+    reads_previous = []  # (statement, carried place)
     for place, args in loop.args.items():
-        deps.add_edges_from((arg.ref, place) for arg in args if arg.kind == "local")
+        for arg in args:
+            if arg.kind == "local" and home[arg.ref] not in (None, home[place]):
+                deps.add_edge(home[arg.ref], home[place])
+            if arg.kind == "carried" and home[place] is not None:
+                reads_previous.append((home[place], arg.ref))
     strict = deps.copy()
-    for place, args in loop.args.items():
-        strict.add_edges_from((place, arg.ref) for arg in args
-                              if arg.kind == "carried" and arg.ref != place)
-    key = {place: node for place, node in loop.template.items()}.get
+    strict.add_edges_from((reader, carried) for reader, carried in reads_previous
+                          if reader != carried)
+    key = loop.template.get
     if nx.is_directed_acyclic_graph(strict):
         loop.body = list(nx.lexicographical_topological_sort(strict, key=key))
         return
     loop.body = list(nx.lexicographical_topological_sort(deps, key=key))
     position = {place: i for i, place in enumerate(loop.body)}
-    for place, args in loop.args.items():
-        for arg in args:
-            if arg.kind == "carried" and position[place] > position[arg.ref]:
-                loop.keep_previous.add(arg.ref)
+    loop.keep_previous = {carried for reader, carried in reads_previous
+                          if position[reader] > position[carried]}
 
 
 def _order_items(graph: Graph, loops: dict, in_loop: dict) -> list:

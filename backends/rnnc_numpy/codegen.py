@@ -213,23 +213,13 @@ class ModuleWriter:
         return f"layer {block.name}: {block.cell} cell, {direction} over {block.steps} steps"
 
     def emit_body(self, loop: Loop, place_var: dict) -> None:
-        uses = {place: 0 for place in loop.template}
-        for args in loop.args.values():
-            for arg in args:
-                if arg.kind == "local":
-                    uses[arg.ref] += 1
-        for place in loop.keep_previous:
+        for place in sorted(loop.keep_previous):
             previous = self.names.take(f"{place}_prev")
             self.emit(f"{previous} = {place_var[place]}")
             place_var[("previous", place)] = previous
         self.body_var: dict = {}
         for place in loop.body:
-            node = loop.template[place]
-            data = self.graph[node]
-            if place not in place_var and data["op"] == "take_step":
-                continue
-            if place not in place_var and "comment" not in data and uses[place] == 1:
-                continue
+            data = self.graph[loop.template[place]]
             text = self.template_expr(loop, place, place_var)[0]
             if "comment" in data:
                 self.emit(f"# {data['comment']}")
