@@ -12,6 +12,7 @@ from functools import cache
 from importlib import resources
 
 from . import equations as eq
+from . import shapes
 from .errors import Location
 from .spec import (_describe, check_choice, check_identifier, check_int, check_mapping)
 from .yaml_source import Source, load_source
@@ -82,11 +83,11 @@ def read_cell(source: Source, path, name: str, value, *, builtin: bool) -> CellS
     params = _read_params(source, path + ("params",), value["params"], states)
     lines = _equation_lines(source, path + ("equations",), value["equations"])
     equations = eq.parse_equations(lines, params=params, states=states)
-    eq.infer_shapes(
+    shapes.infer_shapes(
         equations,
-        param_shapes={p.name: tuple(eq.Dim.of(d) for d in p.shape) for p in params.values()},
-        state_shape=(eq.Dim.of("units"),),
-        input_shape=(eq.Dim.of("input"),),
+        param_shapes={p.name: tuple(shapes.Dim.of(d) for d in p.shape) for p in params.values()},
+        state_shape=(shapes.Dim.of("units"),),
+        input_shape=(shapes.Dim.of("input"),),
     )
     _check_params_used(source, path + ("params",), params, equations)
     return CellSpec(name, states, output, params, equations, builtin, source.loc(path, key=True))

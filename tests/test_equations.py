@@ -10,19 +10,18 @@ from hypothesis import strategies as st
 from rnncompiler.equations import (
     Binary,
     Call,
-    Dim,
     Input,
     Local,
     Negate,
     Number,
     Param,
     State,
-    infer_shapes,
     parse_equations,
     render,
     split_lines,
 )
 from rnncompiler.errors import EquationError, Location
+from rnncompiler.shapes import Dim, infer_shapes
 
 U, I = Dim.of("units"), Dim.of("input")
 MATRIX_X, MATRIX_H, VECTOR = (U, I), (U, U), (U,)

@@ -138,7 +138,8 @@ class ModuleWriter:
         starts = self.carried_starts.get(node, 0)
         if starts == 1 and len(users) == len(in_loops) and not self.used_in_body(node):
             return node in graph.outputs.values()  # the loop's state starts from it
-        return (len(users) != 1 or node in graph.outputs.values() or bool(in_loops))
+        return (len(users) != 1 or node in graph.outputs.values() or bool(in_loops)
+                or "comment" in graph[node])  # a layer's value gets a name
 
     def used_in_body(self, node: int) -> bool:
         """Whether some loop reads ``node`` at every step (an invariant)."""
