@@ -9,11 +9,11 @@ The public API::
 
 __version__ = "0.1.0"
 
-from .api import compile_spec, run  # noqa: E402
-from .errors import RnncError  # noqa: E402
-from .params import init_params  # noqa: E402
-from .spec import Spec, load_spec, load_spec_text  # noqa: E402
-from .unroll import unroll  # noqa: E402
+from .api import compile_spec, run
+from .errors import RnncError
+from .params import init_params
+from .spec import Spec, load_spec, load_spec_text
+from .unroll import unroll
 
-__all__ = ["RnncError", "Spec", "compile_spec", "init_params", "load_spec", "load_spec_text",
-           "run", "unroll", "__version__"]
+__all__ = ["RnncError", "Spec", "__version__", "compile_spec", "init_params", "load_spec",
+           "load_spec_text", "run", "unroll"]

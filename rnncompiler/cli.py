@@ -90,7 +90,7 @@ def main(argv=None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `rnnc check SPEC | head`: the reader left; not an error
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (silences the flush at exit)
+        sys.stdout = open(os.devnull, "w")
         return 0
 
 

@@ -8,8 +8,8 @@ batched. Reference evaluations work on the batched arrays, features on the last 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -8,14 +8,22 @@ a vector where it needs a sequence is caught as a spec error with its fix.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 
-from .errors import Location, SpecError, did_you_mean, one_of
+from .errors import Location, SpecError
+from .spec_cells import read_cells
+from .spec_checks import (
+    check_bool,
+    check_choice,
+    check_identifier,
+    check_int,
+    check_mapping,
+    describe,
+)
+from .spec_layers import LayerSpec, LossSpec, read_layers, read_loss, read_outputs
 from .yaml_source import Source, load_source
 
-IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 DTYPES = ("float32", "float64")
 LOSSES = ("mse", "cross_entropy")
 
@@ -30,53 +38,6 @@ class ArraySpec:
     steps: int | None = None  # None: the unrolled length T
     lengths: bool = False
     loc: Location | None = field(default=None, compare=False)
-
-
-@dataclass(frozen=True)
-class ValueType:
-    """What an input or a layer produces: kind, features, and length (None = T)."""
-
-    sequence: bool
-    features: int
-    steps: int | None = None
-
-    def describe(self) -> str:
-        if not self.sequence:
-            return f"a vector of {self.features}"
-        length = "T" if self.steps is None else str(self.steps)
-        return f"a sequence of {length} steps x {self.features}"
-
-
-@dataclass
-class LayerSpec:
-    """One entry of ``layers``; fields not used by its type keep their defaults."""
-
-    name: str
-    type: str  # rnn | dense | repeat
-    path: tuple
-    input: str | None = None
-    units: int | None = None
-    cell: str | None = None
-    returns: str = "last"  # last | sequence
-    direction: str = "forward"  # forward | backward | bidirectional
-    initial_state: dict = field(default_factory=dict)  # state key -> source name
-    steps: int | None = None
-    feedback: str | None = None
-    activation: str = "linear"
-    output: ValueType | None = None  # filled in by typing
-
-    @property
-    def directions(self) -> tuple[str, ...]:
-        if self.direction == "bidirectional":
-            return ("fwd", "bwd")
-        return ("",)
-
-
-@dataclass(frozen=True)
-class LossSpec:
-    type: str
-    output: str
-    target: str
 
 
 @dataclass(frozen=True)
@@ -132,65 +93,6 @@ def load_spec_text(text: str, filename: str = "<spec>") -> Spec:
     return _SpecReader(source).read()
 
 
-# --- small checks shared by the readers -------------------------------------------------
-
-
-def check_mapping(source: Source, path, value, allowed, required=()) -> dict:
-    """``value`` must be a mapping with only ``allowed`` keys and all ``required`` ones."""
-    if not isinstance(value, dict):
-        raise source.error(path, f"expected a mapping, got {_describe(value)}")
-    for key in value:
-        if key not in allowed:
-            hint = did_you_mean(key, allowed) or f"; allowed: {', '.join(allowed)}"
-            raise source.error(path + (key,), f"unknown key '{key}'{hint}", key=True)
-    for key in required:
-        if key not in value:
-            raise source.error(path, f"missing required key '{key}'")
-    return value
-
-
-def check_int(source: Source, path, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise source.error(path, f"expected an integer >= {minimum}, got {_describe(value)}")
-    return value
-
-
-def check_bool(source: Source, path, value) -> bool:
-    if not isinstance(value, bool):
-        raise source.error(path, f"expected true or false, got {_describe(value)}")
-    return value
-
-
-def check_choice(source: Source, path, value, choices) -> str:
-    if not isinstance(value, str) or value not in choices:
-        hint = did_you_mean(value, choices) if isinstance(value, str) else ""
-        raise source.error(path, f"expected {one_of(choices)}, got {_describe(value)}{hint}")
-    return value
-
-
-def check_identifier(source: Source, path, value, what: str = "name") -> str:
-    if not isinstance(value, str) or not IDENTIFIER.match(value):
-        raise source.error(path, f"{what} must be an identifier ([A-Za-z_][A-Za-z0-9_]*), "
-                                 f"got {_describe(value)}")
-    return value
-
-
-def _describe(value) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, str):
-        return repr(value) if len(value) < 40 else repr(value[:37] + "...")
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return type(value).__name__
-
-
 # --- the reader ---------------------------------------------------------------------------
 
 TOP_KEYS = ("rnnc", "name", "dtype", "inputs", "targets", "cells", "layers", "outputs",
@@ -204,9 +106,6 @@ class _SpecReader:
         self.names: dict[str, tuple] = {}  # every user name -> its path, for uniqueness
 
     def read(self) -> Spec:
-        from .spec_cells import read_cells  # noqa: PLC0415 (cells need the checks above)
-        from .spec_layers import read_layers, read_loss, read_outputs  # noqa: PLC0415
-
         src, top = self.source, self.source.value
         check_mapping(src, (), top, TOP_KEYS, required=("rnnc", "name", "layers"))
         if top["rnnc"] != 1 or isinstance(top["rnnc"], bool):
@@ -249,7 +148,7 @@ class _SpecReader:
         bpath = path + ("bptt",)
         if not isinstance(bptt, dict):
             raise src.error(bpath, "expected 'full', {window: k} or {chunk: k}, "
-                                   f"got {_describe(bptt)}")
+                                   f"got {describe(bptt)}")
         check_mapping(src, bpath, bptt, ("window", "chunk"))
         if len(bptt) != 1:
             raise src.error(bpath, "give exactly one of window or chunk")
@@ -259,7 +158,7 @@ class _SpecReader:
     def read_arrays(self, section: str, value) -> dict:
         src = self.source
         if not isinstance(value, dict):
-            raise src.error((section,), f"expected a mapping of names, got {_describe(value)}")
+            raise src.error((section,), f"expected a mapping of names, got {describe(value)}")
         arrays = {}
         for name, entry in value.items():
             path = (section, name)

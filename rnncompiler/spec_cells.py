@@ -14,7 +14,7 @@ from importlib import resources
 from . import equations as eq
 from . import shapes
 from .errors import Location
-from .spec import (_describe, check_choice, check_identifier, check_int, check_mapping)
+from .spec_checks import check_choice, check_identifier, check_int, check_mapping, describe
 from .yaml_source import Source, load_source
 
 INITIALIZERS = ("glorot_uniform", "orthogonal", "zeros", "ones", "normal", "uniform")
@@ -51,7 +51,8 @@ def builtin_cells() -> dict:
     cells = {}
     for entry in sorted(resources.files("rnncompiler.cells").iterdir(), key=lambda p: p.name):
         if entry.name.endswith(".yaml"):
-            source = load_source(entry.read_text(encoding="utf-8"), f"rnncompiler/cells/{entry.name}")
+            text = entry.read_text(encoding="utf-8")
+            source = load_source(text, f"rnncompiler/cells/{entry.name}")
             for name, value in source.value.items():
                 cells[name] = read_cell(source, (name,), name, value, builtin=True)
     return cells
@@ -61,7 +62,7 @@ def read_cells(source: Source, value, claim) -> dict:
     """Read the spec's ``cells`` section; returns built-ins and custom cells by name."""
     cells = dict(builtin_cells())
     if not isinstance(value, dict):
-        raise source.error(("cells",), f"expected a mapping of cell names, got {_describe(value)}")
+        raise source.error(("cells",), f"expected a mapping of cell names, got {describe(value)}")
     for name, entry in value.items():
         path = ("cells", name)
         check_identifier(source, path, name, "cell name")
@@ -79,7 +80,7 @@ def read_cell(source: Source, path, name: str, value, *, builtin: bool) -> CellS
     output = value.get("output", states[0])
     if output not in states:
         raise source.error(path + ("output",), f"output must be one of the states {list(states)}, "
-                                               f"got {_describe(output)}")
+                                               f"got {describe(output)}")
     params = _read_params(source, path + ("params",), value["params"], states)
     lines = _equation_lines(source, path + ("equations",), value["equations"])
     equations = eq.parse_equations(lines, params=params, states=states)
@@ -97,7 +98,7 @@ def _read_states(source: Source, path, value) -> tuple:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not value:
-        raise source.error(path, f"expected a list of state names, got {_describe(value)}")
+        raise source.error(path, f"expected a list of state names, got {describe(value)}")
     for i, state in enumerate(value):
         check_identifier(source, path + (i,), state, "state name")
         if state in RESERVED:
@@ -109,7 +110,7 @@ def _read_states(source: Source, path, value) -> tuple:
 
 def _read_params(source: Source, path, value, states) -> dict:
     if not isinstance(value, dict) or not value:
-        raise source.error(path, f"expected a mapping of parameter names, got {_describe(value)}")
+        raise source.error(path, f"expected a mapping of parameter names, got {describe(value)}")
     params = {}
     for name, entry in value.items():
         ppath = path + (name,)
@@ -133,7 +134,7 @@ def _read_params(source: Source, path, value, states) -> dict:
 def _read_shape(source: Source, path, value) -> tuple:
     if not isinstance(value, list) or len(value) not in (1, 2):
         raise source.error(path, "a parameter shape is a list of one or two sizes, like "
-                                 f"[units, input] or [units]; got {_describe(value)}")
+                                 f"[units, input] or [units]; got {describe(value)}")
     for i, dim in enumerate(value):
         if isinstance(dim, str):
             check_choice(source, path + (i,), dim, SHAPE_SYMBOLS)
@@ -154,12 +155,12 @@ def _equation_lines(source: Source, path, value) -> list:
         lines = []
         for i, line in enumerate(value):
             if not isinstance(line, str):
-                raise source.error(path + (i,), f"expected an equation, got {_describe(line)}")
+                raise source.error(path + (i,), f"expected an equation, got {describe(line)}")
             lines.append((line, source.loc(path + (i,))))
         return lines
     if not isinstance(value, str) or not value.strip():
         raise source.error(path, "expected the equations as a block (`equations: |`) "
-                                 f"or a list of lines, got {_describe(value)}")
+                                 f"or a list of lines, got {describe(value)}")
     if path not in source.block_starts:
         return eq.split_lines(value, source.loc(path))
     first = source.block_starts[path]

@@ -7,10 +7,59 @@ caught, with the fix in the message.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from .errors import did_you_mean
-from .spec import (LayerSpec, LossSpec, ValueType, _describe, check_choice, check_identifier,
-                   check_int, check_mapping)
+from .spec_checks import check_choice, check_identifier, check_int, check_mapping, describe
 from .yaml_source import Source
+
+
+@dataclass(frozen=True)
+class ValueType:
+    """What an input or a layer produces: kind, features, and length (None = T)."""
+
+    sequence: bool
+    features: int
+    steps: int | None = None
+
+    def describe(self) -> str:
+        if not self.sequence:
+            return f"a vector of {self.features}"
+        length = "T" if self.steps is None else str(self.steps)
+        return f"a sequence of {length} steps x {self.features}"
+
+
+@dataclass
+class LayerSpec:
+    """One entry of ``layers``; fields not used by its type keep their defaults."""
+
+    name: str
+    type: str  # rnn | dense | repeat
+    path: tuple
+    input: str | None = None
+    units: int | None = None
+    cell: str | None = None
+    returns: str = "last"  # last | sequence
+    direction: str = "forward"  # forward | backward | bidirectional
+    initial_state: dict = field(default_factory=dict)  # state key -> source name
+    steps: int | None = None
+    feedback: str | None = None
+    activation: str = "linear"
+    output: ValueType | None = None  # filled in by typing
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        if self.direction == "bidirectional":
+            return ("fwd", "bwd")
+        return ("",)
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    type: str
+    output: str
+    target: str
+
 
 LAYER_KEYS = {
     "rnn": ("name", "type", "cell", "units", "input", "return", "direction", "initial_state",
@@ -26,12 +75,12 @@ DIRECTIONS = ("forward", "backward", "bidirectional")
 
 def read_layers(source: Source, value, inputs: dict, cells: dict, claim) -> list:
     if not isinstance(value, list) or not value:
-        raise source.error(("layers",), f"expected a list of layers, got {_describe(value)}")
+        raise source.error(("layers",), f"expected a list of layers, got {describe(value)}")
     reader = _LayerReader(source, inputs, cells)
     for i, entry in enumerate(value):
         path = ("layers", i)
         if not isinstance(entry, dict):
-            raise source.error(path, f"expected a layer mapping, got {_describe(entry)}")
+            raise source.error(path, f"expected a layer mapping, got {describe(entry)}")
         check_mapping(source, path, entry, LAYER_KEYS["rnn"] + ("activation",),
                       required=("name", "type"))
         name = check_identifier(source, path + ("name",), entry["name"], "layer name")
@@ -67,7 +116,7 @@ class _LayerReader:
         known = list(self.inputs) + [earlier.name for earlier in self.layers]
         if not isinstance(name, str):
             raise self.error(layer, "input", f"expected the name of an input or an earlier "
-                                             f"layer, got {_describe(name)}")
+                                             f"layer, got {describe(name)}")
         raise self.error(layer, "input", f"unknown input '{name}'{did_you_mean(name, known)}; "
                                          "a layer may use the spec's inputs and earlier layers")
 
@@ -77,7 +126,7 @@ class _LayerReader:
         cell = entry["cell"]
         if not isinstance(cell, str) or cell not in self.cells:
             hint = did_you_mean(cell, self.cells) if isinstance(cell, str) else ""
-            raise self.error(layer, "cell", f"unknown cell {_describe(cell)}{hint}; "
+            raise self.error(layer, "cell", f"unknown cell {describe(cell)}{hint}; "
                                             f"known cells: {', '.join(self.cells)}")
         layer.cell = cell
         layer.returns = check_choice(src, path + ("return",), entry.get("return", "last"), RETURNS)
@@ -143,7 +192,7 @@ class _LayerReader:
                   for d in p.directions for s in self.cells[p.cell].states}
         if name not in finals:
             choices = [n for n, s in self.inputs.items() if not s.sequence] + list(finals)
-            raise src.error(path, f"unknown state source {_describe(name)}"
+            raise src.error(path, f"unknown state source {describe(name)}"
                                   f"{did_you_mean(name, choices) if isinstance(name, str) else ''}"
                                   "; use a vector input or '<layer>.<state>' of an earlier "
                                   "rnn layer")
@@ -177,11 +226,11 @@ def read_outputs(source: Source, value, layers: list) -> list:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not value:
-        raise source.error(("outputs",), f"expected a list of layer names, got {_describe(value)}")
+        raise source.error(("outputs",), f"expected a list of layer names, got {describe(value)}")
     for i, name in enumerate(value):
         if name not in names:
             hint = did_you_mean(name, names) if isinstance(name, str) else ""
-            raise source.error(("outputs", i), f"unknown layer {_describe(name)}{hint}")
+            raise source.error(("outputs", i), f"unknown layer {describe(name)}{hint}")
         if value.index(name) != i:
             raise source.error(("outputs", i), f"layer '{name}' is listed twice")
     return list(value)
@@ -198,10 +247,10 @@ def read_loss(source: Source, value, spec):
     output, target = value["output"], value["target"]
     if output not in names:
         hint = did_you_mean(output, names) if isinstance(output, str) else ""
-        raise source.error(path + ("output",), f"unknown layer {_describe(output)}{hint}")
+        raise source.error(path + ("output",), f"unknown layer {describe(output)}{hint}")
     if target not in spec.targets:
         hint = did_you_mean(target, spec.targets) if isinstance(target, str) else ""
-        raise source.error(path + ("target",), f"unknown target {_describe(target)}{hint}"
+        raise source.error(path + ("target",), f"unknown target {describe(target)}{hint}"
                                                + ("" if spec.targets else "; declare it under "
                                                   "`targets:`"))
     layer = spec.layer(output)

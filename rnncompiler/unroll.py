@@ -13,7 +13,8 @@ from . import ops
 from .errors import SpecError
 from .graph import Block, Graph
 from .params import param_infos
-from .spec import LayerSpec, Spec
+from .spec import Spec
+from .spec_layers import LayerSpec
 
 _FUNCTION_OPS = {"tanh": "tanh", "sigmoid": "sigmoid", "relu": "relu", "exp": "exp",
                  "log": "log", "softmax": "softmax", "concat": "concat"}

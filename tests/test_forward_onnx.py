@@ -7,10 +7,10 @@ values of scale ~0.5 so that every bias is nonzero.
 
 import numpy as np
 import pytest
-
-import rnncompiler as rc
 from oracles.onnx_rnn import onnx_rnn_forward
 from test_oracles import CELLS, DIRECTIONS, num_dirs, numpy_rnn_forward, param_shapes, state_names
+
+import rnncompiler as rc
 
 BATCH, STEPS, INPUT, UNITS = 3, 4, 2, 5
 RTOL, ATOL = 1e-5, 1e-6

@@ -9,7 +9,6 @@ ReferenceEvaluator.
 
 import numpy as np
 import pytest
-
 from oracles.onnx_rnn import build_model, onnx_rnn_forward, run_model
 
 CELLS = ["simple", "lstm", "gru", "gru_reset_before"]

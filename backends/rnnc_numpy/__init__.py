@@ -32,7 +32,7 @@ class NumpyModule:
         """The module's globals after running its source (done once)."""
         if self._namespace is None:
             namespace = {"__name__": f"rnnc_generated_{self.name}"}
-            exec(compile(self.source, f"<rnnc:{self.name}>", "exec"), namespace)  # noqa: S102
+            exec(compile(self.source, f"<rnnc:{self.name}>", "exec"), namespace)
             self._namespace = namespace
         return self._namespace
 
@@ -44,7 +44,8 @@ class NumpyBackend:
     name = "numpy"
     ops = frozenset(LOWERINGS) | frozenset(LEAVES)
 
-    def emit(self, graph: Graph, options: EmitOptions = EmitOptions()) -> NumpyModule:
+    def emit(self, graph: Graph, options: EmitOptions | None = None) -> NumpyModule:
+        options = options or EmitOptions()
         program = schedule(graph)
         source = ModuleWriter(graph, program, options.spec_file).source()
         return NumpyModule(source, graph.name)

@@ -83,7 +83,7 @@ class ModuleWriter:
         self.lines += ["}", "", ""]
         for function in (ops.sigmoid, ops.softmax, initializers.name_seed,
                          initializers.initialize, initializers._orthogonal):
-            self.lines += inspect.getsource(function).rstrip().split("\n") + ["", ""]
+            self.lines += [*inspect.getsource(function).rstrip().split("\n"), "", ""]
         self.lines += [
             "def init_params(seed=0):",
             '    """Fresh parameters, equal to `rnnc init --seed SEED`."""',
@@ -96,8 +96,9 @@ class ModuleWriter:
             '        raise KeyError(f"missing input {name!r}")',
             "    array = np.asarray(inputs[name], dtype=DTYPE)",
             "    if array.shape[1:] != INPUTS[name]:",
-            "        raise ValueError(f\"input {name!r}: expected shape [batch, \"",
-            "                         f\"{', '.join(map(str, INPUTS[name]))}], got {list(array.shape)}\")",
+            "        expected = ', '.join(map(str, INPUTS[name]))",
+            "        raise ValueError(f\"input {name!r}: expected shape [batch, {expected}], \"",
+            "                         f\"got {list(array.shape)}\")",
             "    return array",
             "", "",
         ]
@@ -197,7 +198,8 @@ class ModuleWriter:
         self.emit_body(loop, place_var)
         if not whole:
             for stack, buffer in buffers.items():
-                self.emit(f"{buffer}[:, t] = {self.loop_value(loop, loop.collected[stack], place_var)}")
+                value = self.loop_value(loop, loop.collected[stack], place_var)
+                self.emit(f"{buffer}[:, t] = {value}")
             self.indent -= 1
         self.names.close_scope()
         self.context = _Context()

@@ -79,7 +79,8 @@ def build_model(cell, params, x, *, direction="forward", initial=None, peepholes
         raise ValueError(f"unknown direction {direction!r}")
     num_dir = 2 if direction == "bidirectional" else 1
     if len(params) != num_dir:
-        raise ValueError(f"direction {direction!r} needs {num_dir} parameter dicts, got {len(params)}")
+        raise ValueError(f"direction {direction!r} needs {num_dir} parameter dicts, "
+                         f"got {len(params)}")
     if peepholes is not None and cell != "lstm":
         raise ValueError("peepholes exist for the lstm cell only")
     x = np.asarray(x)
@@ -156,8 +157,10 @@ def run_model(model, feeds, engine="onnxruntime"):
 def onnx_rnn_forward(cell, params, x, *, direction="forward", initial=None, peepholes=None,
                      use_bias=True, engine="onnxruntime"):
     """cell: 'simple'|'lstm'|'gru'|'gru_reset_before'; params: list of dicts, one per direction
-    (1 for forward/backward, 2 [fwd, bwd] for bidirectional); x: [batch, steps, features] batch-first;
-    initial: None or list (per direction) of dicts {'h': [B,H], 'c': [B,H]} (a missing key is zeros);
+    (1 for forward/backward, 2 [fwd, bwd] for bidirectional);
+    x: [batch, steps, features] batch-first;
+    initial: None or list (per direction) of dicts {'h': [B,H], 'c': [B,H]}
+    (a missing key is zeros);
     peepholes: None or list (per direction) of dicts {'p_i','p_o','p_f'} each [H] (lstm only);
     use_bias=False omits the ONNX B input (the caller passes zero biases then).
     engine: 'onnxruntime' (float32 only) or 'reference' (onnx.reference, float32/float64).
