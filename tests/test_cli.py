@@ -1,0 +1,71 @@
+"""The command line as SPEC.md §8 fixes it: commands, outputs, exit statuses."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+from rnncompiler.cli import main
+
+SENTIMENT = str(ROOT / "specs" / "sentiment.yaml")
+
+
+def test_check_prints_a_summary(capsys):
+    assert main(["check", str(ROOT / "specs" / "stacked.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "ok: stacked (float32, T = 3)" in out
+    assert re.search(r"layer +RNN1 +rnn simple x 100, forward, return sequence -> "
+                     r"a sequence of T steps x 100", out)
+    assert "params 30,401 in 8 arrays" in out
+
+
+def test_init_is_deterministic_per_seed(tmp_path):
+    paths = [tmp_path / f"p{i}.npz" for i in range(3)]
+    for path, seed in zip(paths, [7, 7, 8]):
+        assert main(["init", SENTIMENT, "-o", str(path), "--seed", str(seed)]) == 0
+    a, b, c = (dict(np.load(p)) for p in paths)
+    assert set(a) == {"RNN.W_xh", "RNN.W_hh", "RNN.b_h", "output.W", "output.b"}
+    assert a["RNN.W_xh"].shape == (100, 1) and a["RNN.W_hh"].shape == (100, 100)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["RNN.W_hh"], c["RNN.W_hh"])
+    np.testing.assert_allclose(a["RNN.W_hh"] @ a["RNN.W_hh"].T, np.eye(100), atol=1e-5)
+
+
+def test_steps_override_runs_longer_sequences(tmp_path, rng):
+    params, inputs, out = tmp_path / "p.npz", tmp_path / "x.npz", tmp_path / "o.npz"
+    main(["init", SENTIMENT, "-o", str(params)])
+    np.savez(inputs, x=rng.standard_normal((4, 9, 1)))
+    assert main(["run", SENTIMENT, "--params", str(params), "--inputs", str(inputs),
+                 "-o", str(out)]) == 1  # unroll.steps is 3
+    assert not out.exists()
+    assert main(["run", SENTIMENT, "--params", str(params), "--inputs", str(inputs),
+                 "-o", str(out), "--steps", "9"]) == 0
+    assert np.load(out)["output"].shape == (4, 1)
+
+
+def test_unknown_backend_and_missing_features_are_errors(tmp_path, capsys):
+    target = tmp_path / "net.py"
+    assert main(["compile", SENTIMENT, "--backend", "nmupy", "-o", str(target)]) == 1
+    assert "unknown backend 'nmupy' (did you mean 'numpy'?)" in capsys.readouterr().err
+    assert main(["compile", SENTIMENT, "--backend", "numpy", "--train", "-o", str(target)]) == 1
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("argv", [["run", SENTIMENT], ["init", SENTIMENT], ["bogus"], []])
+def test_usage_errors_exit_2(argv):
+    result = subprocess.run([sys.executable, "-m", "rnncompiler.cli", *argv],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "usage: rnnc" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_every_command_has_help():
+    for command in ("check", "init", "run", "compile"):
+        result = subprocess.run([sys.executable, "-m", "rnncompiler.cli", command, "--help"],
+                                capture_output=True, text=True)
+        assert result.returncode == 0 and "usage: rnnc " + command in result.stdout
