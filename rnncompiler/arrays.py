@@ -22,6 +22,8 @@ def load_npz(path, what: str = "arrays") -> dict[str, np.ndarray]:
     """Every array of an .npz file (no pickles)."""
     where = Location(str(path))
     try:
+        if Path(path).is_file() and not zipfile.is_zipfile(path):
+            raise ArrayError(f"not an .npz file of {what} (not a zip archive)", where)
         with np.load(path, allow_pickle=False) as data:
             if not isinstance(data, np.lib.npyio.NpzFile):
                 raise ArrayError(f"expected an .npz file of {what}", where)
@@ -70,6 +72,10 @@ def _as_float(array, name: str, dtype, where) -> np.ndarray:
     return array
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def check_params(spec: Spec, params: dict, file: str | None = None) -> dict:
     """``params`` cast to the spec's dtype, with exactly the keys and shapes the spec needs."""
     where = Location(file) if file else None
@@ -112,7 +118,7 @@ def check_inputs(spec: Spec, arrays: dict, steps: int | None = None, file: str |
         layout = "[batch, steps, features]" if array_spec.sequence else "[batch, features]"
         if array.ndim != rank or array.shape[-1] != array_spec.features:
             raise ArrayError(f"array '{name}' has shape {list(array.shape)}; expected {layout} "
-                             f"with {array_spec.features} features", where)
+                             f"with {_count(array_spec.features, 'feature')}", where)
         if batch is not None and array.shape[0] != batch:
             raise ArrayError(f"array '{name}' has batch {array.shape[0]} but earlier arrays "
                              f"have {batch}", where)

@@ -83,7 +83,10 @@ def load_spec(path) -> Spec:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SpecError(f"the spec is not UTF-8 text (byte {exc.start})", Location(file)) from None
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = len(data[data.rfind(b"\n", 0, exc.start) + 1:exc.start].decode("utf-8", "replace"))
+        raise SpecError(f"the spec is not UTF-8 text (byte {data[exc.start]:#04x})",
+                        Location(file, line, column + 1)) from None
     return load_spec_text(text, filename=file)
 
 
@@ -108,7 +111,7 @@ class _SpecReader:
     def read(self) -> Spec:
         src, top = self.source, self.source.value
         check_mapping(src, (), top, TOP_KEYS, required=("rnnc", "name", "layers"))
-        if top["rnnc"] != 1 or isinstance(top["rnnc"], bool):
+        if type(top["rnnc"]) is not int or top["rnnc"] != 1:
             raise src.error(("rnnc",), f"unsupported format version {top['rnnc']!r}; "
                                        "this rnnc reads version 1")
         name = check_identifier(src, ("name",), top["name"])

@@ -161,8 +161,13 @@ def _equation_lines(source: Source, path, value) -> list:
     if not isinstance(value, str) or not value.strip():
         raise source.error(path, "expected the equations as a block (`equations: |`) "
                                  f"or a list of lines, got {describe(value)}")
+    style = source.styles.get(path)
+    if style == ">":
+        raise source.error(path, "write the equations as a literal block (`equations: |`); "
+                                 "a folded block (`>`) joins them into one line")
     if path not in source.block_starts:
-        return eq.split_lines(value, source.loc(path))
+        start = source.loc(path)
+        return eq.split_lines(value, start.shifted(1) if style in ("'", '"') else start)
     first = source.block_starts[path]
     raw_lines = source.text.splitlines()
     lines = []

@@ -74,9 +74,13 @@ DIRECTIONS = ("forward", "backward", "bidirectional")
 
 
 def read_layers(source: Source, value, inputs: dict, cells: dict, claim) -> list:
-    if not isinstance(value, list) or not value:
+    """Read and type the ``layers`` list, in order."""
+    if not isinstance(value, list):
         raise source.error(("layers",), f"expected a list of layers, got {describe(value)}")
+    if not value:
+        raise source.error(("layers",), "a spec needs at least one layer; the list is empty")
     reader = _LayerReader(source, inputs, cells)
+    reader.all_names = [entry.get("name") for entry in value if isinstance(entry, dict)]
     for i, entry in enumerate(value):
         path = ("layers", i)
         if not isinstance(entry, dict):
@@ -114,6 +118,10 @@ class _LayerReader:
             if earlier.name == name:
                 return earlier.output
         known = list(self.inputs) + [earlier.name for earlier in self.layers]
+        if isinstance(name, str) and (name == layer.name or name in self.all_names):
+            where = "is this layer itself" if name == layer.name else "comes later"
+            raise self.error(layer, "input", f"layer '{name}' {where}; a layer may use the "
+                                             "spec's inputs and earlier layers only")
         if not isinstance(name, str):
             raise self.error(layer, "input", f"expected the name of an input or an earlier "
                                              f"layer, got {describe(name)}")

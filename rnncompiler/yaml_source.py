@@ -18,7 +18,7 @@ MAX_VALUES = 200_000  # values after aliases are expanded
 MAX_DEPTH = 64
 
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{name}" for name in
-               ("str", "int", "float", "bool", "null", "timestamp", "binary")}
+               ("str", "int", "float", "bool", "null", "timestamp", "binary", "map", "seq")}
 
 Path = tuple  # of str keys and int indices
 
@@ -40,7 +40,8 @@ class Source:
     value: object = None
     value_locs: dict = field(default_factory=dict)
     key_locs: dict = field(default_factory=dict)
-    block_starts: dict = field(default_factory=dict)  # path -> first content line of a `|` block
+    block_starts: dict = field(default_factory=dict)  # path -> first content line of a block
+    styles: dict = field(default_factory=dict)  # path -> a scalar's style: | > ' "
 
     def loc(self, path: Path, *, key: bool = False) -> Location:
         """Where the value (or, with key=True, the key) at ``path`` is; else its nearest parent."""
@@ -99,14 +100,16 @@ class _Builder:
         if depth > MAX_DEPTH:
             raise SpecError(f"the document nests deeper than {MAX_DEPTH} levels", self.here(node))
         self.source.value_locs[path] = self.here(node)
+        if node.tag not in _PLAIN_TAGS:
+            raise SpecError(f"YAML tag '{node.tag}' is not allowed in a spec", self.here(node))
         if isinstance(node, yaml.MappingNode):
             return self.build_mapping(node, path, depth)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
-        if node.style == "|":
+        if node.style:
+            self.source.styles[path] = node.style
+        if node.style in ("|", ">"):
             self.source.block_starts[path] = node.start_mark.line + 2
-        if node.tag.startswith("!") or node.tag not in _PLAIN_TAGS:
-            raise SpecError(f"YAML tag '{node.tag}' is not allowed in a spec", self.here(node))
         try:
             return self.scalars.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError) as exc:
