@@ -9,11 +9,11 @@ The public API::
 
 __version__ = "0.1.0"
 
-from .api import compile_spec, run
+from .api import compile_spec, loss_and_grads, run
 from .errors import RnncError
 from .params import init_params
 from .spec import Spec, load_spec, load_spec_text
 from .unroll import unroll
 
 __all__ = ["RnncError", "Spec", "__version__", "compile_spec", "init_params", "load_spec",
-           "load_spec_text", "run", "unroll"]
+           "load_spec_text", "loss_and_grads", "run", "unroll"]

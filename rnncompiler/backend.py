@@ -40,8 +40,9 @@ class Backend(Protocol):
     name: str
     ops: frozenset
 
-    def emit(self, graph: Graph, options: EmitOptions) -> Artifact:
-        """Lower ``graph`` to an artifact."""
+    def emit(self, graph: Graph, options: EmitOptions, training: Graph | None = None) -> Artifact:
+        """Lower ``graph`` (the forward pass) to an artifact; with ``training`` (the graph
+        whose outputs are ``loss`` and ``grad.<param>``), one that can also train."""
 
 
 def available_backends() -> dict:

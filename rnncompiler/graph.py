@@ -26,6 +26,7 @@ class Block:
     steps: int
     backward: bool = False
     cell: str | None = None
+    gradient_of: str | None = None  # for a backward loop: the block it differentiates
 
     @property
     def order(self) -> list[int]:
@@ -41,6 +42,7 @@ class Graph:
         self.inputs: dict[str, int] = {}
         self.params: dict[str, int] = {}
         self.outputs: dict[str, int] = {}
+        self.layer_values: dict[str, int] = {}  # layer name -> the node of its value
         self.blocks: dict[str, Block] = {}
         self._next_id = 0
         self._consts: dict[float, int] = {}
@@ -56,7 +58,9 @@ class Graph:
         shapes = [self.nx.nodes[a]["shape"] for a in args]
         shape = tuple(definition.shape(shapes, attrs))
         batched = attrs.pop("batched", None)
-        if batched is None:
+        if definition.unbatched:
+            batched = False
+        elif batched is None:
             batched = any(self.nx.nodes[a]["batched"] for a in args)
         node = self._next_id
         self._next_id += 1
@@ -74,6 +78,10 @@ class Graph:
         self.params[name] = self.add("param", layer=layer, name=name, shape=tuple(shape),
                                      init=init, batched=False)
         return self.params[name]
+
+    def zeros_like_param(self, param: int, **where) -> int:
+        shape = self.nx.nodes[param]["shape"]
+        return self.add("zeros_shaped", shape=shape, dtype=self.dtype, **where)
 
     def const(self, value: float) -> int:
         """The scalar ``value``; one node per distinct value."""

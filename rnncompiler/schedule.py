@@ -6,7 +6,11 @@ places with the same ops, and classifies every argument of the loop body as
 
 - ``local``: the same place at the same step,
 - ``carried``: a place of the previous step (its first value comes from outside),
-- ``invariant``: one node outside the block, the same at every step.
+- ``invariant``: one node outside the block, the same at every step,
+- ``stepwise`` / ``stepwise_in``: another loop's place at the same step, or the value its
+  carried place had on entering that step (a backward loop reading the forward values it
+  needs; the forward loop saves them),
+- ``slice``: ``x[t]`` of a sequence computed before the loop.
 
 Outside the block, a block's nodes may be used by ``stack_steps`` over all steps (the loop
 collects that place into a sequence) or at the last step (the value after the loop).
@@ -28,8 +32,8 @@ class ScheduleError(Exception):
 
 @dataclass(frozen=True)
 class Arg:
-    kind: str  # local | carried | invariant
-    ref: object  # a place (local, carried) or a node (invariant)
+    kind: str  # local | carried | invariant | stepwise | stepwise_in | slice
+    ref: object  # a place; a node (invariant, slice); (block, place) for stepwise kinds
 
 
 @dataclass
@@ -43,6 +47,8 @@ class Loop:
     collected: dict = field(default_factory=dict)  # stack_steps node outside -> place
     finals: set = field(default_factory=set)  # places whose last value is used after the loop
     keep_previous: set = field(default_factory=set)  # carried places read after reassignment
+    saved: set = field(default_factory=set)  # places other loops read step by step
+    saved_in: set = field(default_factory=set)  # carried places read as they enter each step
 
     @property
     def template(self) -> dict:
@@ -62,7 +68,7 @@ class Program:
 
 
 def schedule(graph: Graph) -> Program:
-    loops = {name: _analyse_block(graph, block) for name, block in graph.blocks.items()}
+    loops = analyse_loops(graph)
     in_loop = {node: (loop, place) for loop in loops.values()
                for iteration in loop.iterations for place, node in iteration.items()}
     program = Program(graph, [])
@@ -81,23 +87,35 @@ def schedule(graph: Graph) -> Program:
     return program
 
 
-def _analyse_block(graph: Graph, block: Block) -> Loop:
+def analyse_loops(graph: Graph) -> dict:
+    """Every block as a Loop, each argument of its body classified. Blocks are analysed in
+    the order they were made, so a backward loop finds its forward loop analysed."""
+    loops = {name: _collect_block(graph, block) for name, block in graph.blocks.items()}
+    where = {node: (loop, place, i) for loop in loops.values()
+             for i, iteration in enumerate(loop.iterations) for place, node in iteration.items()}
+    for loop in loops.values():
+        for place, node in loop.template.items():
+            loop.args[place] = [_classify(graph, loop, place, position, where)
+                                for position in range(len(graph.args(node)))]
+            _check_same_op(graph, loop, place)
+    return loops
+
+
+def _collect_block(graph: Graph, block: Block) -> Loop:
     by_step: dict[int, dict] = {t: {} for t in range(block.steps)}
     for node, data in graph.nx.nodes(data=True):
         if data["block"] == block.name and data["step"] is not None:
+            if data["place"] in by_step[data["step"]]:
+                raise ScheduleError(f"block {block.name}: two nodes at step {data['step']} "
+                                    f"are both {data['place']}")
             by_step[data["step"]][data["place"]] = node
     loop = Loop(block, [by_step[t] for t in block.order])
     places = set(loop.template)
-    place_of = {node: p for iteration in loop.iterations for p, node in iteration.items()}
-    index_of = {node: i for i, iteration in enumerate(loop.iterations)
-                for node in iteration.values()}
     for i, iteration in enumerate(loop.iterations):
         if set(iteration) != places:
-            raise ScheduleError(f"block {block.name}: step {block.order[i]} has other places")
-    for place, node in loop.template.items():
-        loop.args[place] = [_classify(graph, loop, place, position, place_of, index_of)
-                            for position in range(len(graph.args(node)))]
-        _check_same_op(graph, loop, place)
+            missing = sorted(places ^ set(iteration))[:3]
+            raise ScheduleError(f"block {block.name}: step {block.order[i]} differs in places "
+                                f"{missing}")
     return loop
 
 
@@ -106,33 +124,75 @@ def _check_same_op(graph: Graph, loop: Loop, place: str) -> None:
     for iteration, t in zip(loop.iterations, loop.block.order):
         data = graph[iteration[place]]
         attrs = dict(data["attrs"])
-        if data["op"] == "take_step":
+        if "index" in attrs:  # ops that read their own step: take_step, cut_chunk
             if attrs.pop("index") != t:
-                raise ScheduleError(f"block {loop.block.name}: {place} takes another step")
+                raise ScheduleError(f"block {loop.block.name}: {place} reads another step")
             attrs["index"] = first["attrs"]["index"]
         if data["op"] != first["op"] or attrs != first["attrs"]:
             raise ScheduleError(f"block {loop.block.name}: {place} differs between steps")
 
 
-def _classify(graph: Graph, loop: Loop, place: str, position: int, place_of: dict,
-              index_of: dict) -> Arg:
+def _classify(graph: Graph, loop: Loop, place: str, position: int, where: dict) -> Arg:
     refs = [graph.args(iteration[place])[position] for iteration in loop.iterations]
-    if all(ref == refs[0] for ref in refs) and refs[0] not in place_of:
+    mine = [where.get(ref, (None,))[0] is loop for ref in refs]
+    if all(ref == refs[0] for ref in refs) and not mine[0]:
+        if refs[0] in where:  # another loop's value after its last step
+            _mark_final(loop, refs[0], where)
         return Arg("invariant", refs[0])
-    if all(ref in place_of and index_of[ref] == i for i, ref in enumerate(refs)):
-        source = {place_of[ref] for ref in refs}
+    if all(mine) and all(where[ref][2] == i for i, ref in enumerate(refs)):
+        source = {where[ref][1] for ref in refs}
         if len(source) == 1:
             return Arg("local", source.pop())
-    later = refs[1:]
-    if refs[0] not in place_of and all(ref in place_of and index_of[ref] == i
-                                       for i, ref in enumerate(later)):
-        source = {place_of[ref] for ref in later}
+    if not mine[0] and all(mine[1:]) and all(where[ref][2] == i
+                                             for i, ref in enumerate(refs[1:])):
+        source = {where[ref][1] for ref in refs[1:]}
         if len(source) == 1:
             carried = source.pop()
+            if refs[0] in where:  # starts from another loop's value after its last step
+                _mark_final(loop, refs[0], where)
             if loop.carried.setdefault(carried, refs[0]) != refs[0]:
                 raise ScheduleError(f"block {loop.block.name}: {carried} starts from two values")
             return Arg("carried", carried)
+    stepwise = _classify_stepwise(graph, loop, refs, where)
+    if stepwise is not None:
+        return stepwise
     raise ScheduleError(f"block {loop.block.name}: argument {position} of {place} is not periodic")
+
+
+def _mark_final(loop: Loop, node: int, where: dict) -> None:
+    other, place, i = where[node]
+    if i != len(other.iterations) - 1:
+        raise ScheduleError(f"block {loop.block.name} reads a middle step of block "
+                            f"{other.block.name}")
+    other.finals.add(place)
+
+
+def _classify_stepwise(graph: Graph, loop: Loop, refs: list, where: dict) -> Arg | None:
+    """Another loop's value at the same step (``stepwise``), or the value its carried place
+    had on entering that step (``stepwise_in``): the other loop saves it at every step."""
+    steps = loop.block.order
+    others = {where[ref][0].block.name for ref in refs if ref in where}
+    candidates = [where[ref][0] for ref in refs if ref in where][:1]
+    if len(others) == 1 and all(ref in where for ref in refs):
+        other = candidates[0]
+        places = {where[ref][1] for ref in refs}
+        if len(places) == 1 and all(where[ref][0].block.order[where[ref][2]] == t
+                                    for ref, t in zip(refs, steps)):
+            (source,) = places
+            node = other.template[source]
+            if graph[node]["op"] == "take_step" and other.args[source][0].kind == "invariant":
+                return Arg("slice", other.args[source][0].ref)  # x[t]: no need to save it
+            other.saved.add(source)
+            return Arg("stepwise", (other.block.name, source))
+    for other in {where[ref][0].block.name: where[ref][0] for ref in refs if ref in where}.values():
+        for source, start in other.carried.items():
+            entering = [start if other.block.order.index(t) == 0
+                        else other.iterations[other.block.order.index(t) - 1][source]
+                        for t in steps]
+            if refs == entering:
+                other.saved_in.add(source)
+                return Arg("stepwise_in", (other.block.name, source))
+    return None
 
 
 def _link_outside_use(graph: Graph, user: int, arg: int, in_loop: dict, program: Program):
@@ -162,7 +222,7 @@ def _order_body(graph: Graph, loop: Loop) -> None:
         for arg in args:
             if arg.kind == "local":
                 uses[arg.ref] += 1
-    exported = loop.carried.keys() | loop.finals | set(loop.collected.values())
+    exported = (loop.carried.keys() | loop.finals | set(loop.collected.values()) | loop.saved)
     loop.statements = {
         place for place, node in loop.template.items()
         if place in exported or (graph[node]["op"] != "take_step"

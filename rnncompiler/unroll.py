@@ -54,6 +54,7 @@ class _Unroller:
             graph.add_param(info.key, info.shape, info.init, info.layer)
         for layer in self.spec.layers:
             self.values[layer.name] = getattr(self, f"build_{layer.type}")(layer)
+            graph.layer_values[layer.name] = self.values[layer.name]
         for name in self.spec.outputs:
             graph.outputs[name] = self.values[name]
         graph.outputs.update(self.finals)

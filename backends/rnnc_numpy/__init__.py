@@ -13,8 +13,8 @@ from rnncompiler.backend import EmitOptions
 from rnncompiler.graph import Graph
 from rnncompiler.schedule import schedule
 
-from .codegen import ModuleWriter
 from .lowering import LEAVES, LOWERINGS
+from .module import ModuleWriter
 
 
 class NumpyModule:
@@ -39,13 +39,19 @@ class NumpyModule:
     def run(self, params: dict, inputs: dict) -> dict[str, np.ndarray]:
         return self.namespace()["forward"](params, inputs)
 
+    def loss_and_grads(self, params: dict, inputs: dict):
+        """(loss, {"grad.<param>": gradient}); for a module compiled with training."""
+        return self.namespace()["loss_and_grads"](params, inputs)
+
 
 class NumpyBackend:
     name = "numpy"
     ops = frozenset(LOWERINGS) | frozenset(LEAVES)
 
-    def emit(self, graph: Graph, options: EmitOptions | None = None) -> NumpyModule:
+    def emit(self, graph: Graph, options: EmitOptions | None = None,
+             training: Graph | None = None) -> NumpyModule:
+        """The module for ``graph`` (forward); with ``training``, also its gradients."""
         options = options or EmitOptions()
-        program = schedule(graph)
-        source = ModuleWriter(graph, program, options.spec_file).source()
-        return NumpyModule(source, graph.name)
+        trained = (training, schedule(training)) if training is not None else None
+        writer = ModuleWriter((graph, schedule(graph)), trained, options.spec_file)
+        return NumpyModule(writer.source(), graph.name)

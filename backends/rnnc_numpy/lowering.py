@@ -37,7 +37,8 @@ def _take_step(args, attrs, ctx):
     (sequence,) = args
     if ctx.whole_sequences:
         return sequence
-    return f"{_wrap(sequence, ATOM)}[:, {ctx.step_variable}]", ATOM
+    step = ctx.step_variable or attrs["index"]  # outside a loop: a fixed step
+    return f"{_wrap(sequence, ATOM)}[:, {step}]", ATOM
 
 
 def _const(args, attrs, ctx):
@@ -62,6 +63,41 @@ def _zeros(args, attrs, ctx):
     return f"np.zeros((batch, {attrs['size']}), dtype=DTYPE)", ATOM
 
 
+def _zeros_shaped(args, attrs, ctx):
+    return f"np.zeros({tuple(attrs['shape'])!r}, dtype=DTYPE)", ATOM
+
+
+def _matvec_t(args, attrs, ctx):
+    weight, grad = args
+    return f"{_wrap(grad, PRODUCT)} @ {_wrap(weight, PRODUCT + 1)}", PRODUCT
+
+
+def _outer_sum(args, attrs, ctx):
+    # Σ over the batch of g vᵀ: one product [units, batch] @ [batch, n]
+    grad, vector = args
+    if len(ctx.arg_shapes[0]) == 1 and not ctx.whole_sequences:
+        return f"{_wrap(grad, ATOM)}.T @ {_wrap(vector, PRODUCT + 1)}", PRODUCT
+    return f"outer_sum({grad[0]}, {vector[0]})", ATOM
+
+
+def _sum_batch(args, attrs, ctx):
+    (grad,) = args
+    leading = len(ctx.arg_shapes[0]) + 1 + ctx.whole_sequences - len(attrs["shape"])
+    axes = "0" if leading == 1 else repr(tuple(range(leading)))
+    return f"{_wrap(grad, ATOM)}.sum(axis={axes})", ATOM
+
+
+def _helper(function: str, *keywords: str):
+    def lower(args, attrs, ctx):
+        texts = [text for text, _ in args]
+        for key in keywords:
+            in_loop = ctx.step_variable and not ctx.whole_sequences
+            value = ctx.step_variable if key == "index" and in_loop else attrs[key]
+            texts.append(f"{key}={value}")
+        return f"{function}({', '.join(texts)})", ATOM
+    return lower
+
+
 LOWERINGS = {
     "const": _const,
     "zeros": _zeros,
@@ -82,6 +118,37 @@ LOWERINGS = {
     "log": _call("np.log"),
     "softmax": _call("softmax"),
     "concat": _concat,
+    "mse": _call("mse"),
+    "cross_entropy": _call("cross_entropy"),
+    # gradients
+    "zeros_shaped": _zeros_shaped,
+    "matvec_t": _matvec_t,
+    "outer_sum": _outer_sum,
+    "sum_batch": _sum_batch,
+    "slice_features": lambda args, attrs, ctx: (
+        f"{_wrap(args[0], ATOM)}[..., {attrs['start']}:{attrs['stop']}]", ATOM),
+    "scatter_step": _helper("scatter_step", "index", "steps"),
+    "sum_steps": lambda args, attrs, ctx: (f"{_wrap(args[0], ATOM)}.sum(axis=1)", ATOM),
+    "relu_grad": lambda args, attrs, ctx: (
+        f"{_wrap(args[0], PRODUCT)} * ({args[1][0]} > 0)", PRODUCT),
+    "softmax_grad": _call("softmax_grad"),
+    "cut_chunk": _helper("cut_chunk", "index", "chunk", "shift", "steps"),
+    "mse_grad": _call("mse_grad"),
+    "cross_entropy_grad": _call("cross_entropy_grad"),
+}
+
+# module-level helpers the lowerings call: the ops' own reference evaluations, by name
+HELPERS = {
+    "sigmoid": ("sigmoid",),
+    "softmax": ("softmax",),
+    "mse": ("mse",),
+    "mse_grad": ("mse_grad",),
+    "cross_entropy": ("log_softmax", "cross_entropy"),
+    "cross_entropy_grad": ("softmax", "cross_entropy_grad"),
+    "softmax_grad": ("softmax_grad",),
+    "scatter_step": ("scatter_step",),
+    "cut_chunk": ("cut_chunk",),
+    "outer_sum": ("outer_sum",),
 }
 
 # ops that are variables of the module rather than expressions

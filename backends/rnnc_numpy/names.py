@@ -9,7 +9,9 @@ import re
 # names the generated module itself defines or uses
 MODULE_NAMES = {"np", "DTYPE", "STEPS", "PARAMS", "INPUTS", "params", "inputs", "batch", "t",
                 "sigmoid", "softmax", "forward", "init_params", "initialize", "name_seed",
-                "check_input", "outputs"}
+                "check_input", "outputs", "log_softmax", "mse", "mse_grad", "cross_entropy",
+                "cross_entropy_grad", "softmax_grad", "scatter_step", "cut_chunk", "outer_sum",
+                "loss_and_grads", "train_step", "TARGETS"}
 
 
 def sanitize(text: str) -> str:

@@ -1,0 +1,224 @@
+"""One function of the generated module: a graph's program as straight-line NumPy code
+and ``for t`` loops.
+
+Every recurrence becomes a loop over one step of the cell, with the spec's equations as
+comments above the lines they became. A block with no recurrence (a dense layer on a
+sequence) runs on all steps at once. Single-use subexpressions are inlined, so a line reads
+like its equation. A backward loop reads what its forward loop saved at every step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rnncompiler.graph import Graph
+from rnncompiler.schedule import Loop, Program
+
+from .lowering import ATOM, LEAVES, LOWERINGS
+from .names import Names
+
+
+@dataclass
+class Context:
+    """What a lowering needs to know about where it is."""
+
+    step_variable: str | None = None  # "t" inside a loop
+    whole_sequences: bool = False
+    arg_shapes: tuple = ()
+
+
+class FunctionWriter:
+    def __init__(self, graph: Graph, program: Program, indent: int = 1):
+        self.graph = graph
+        self.program = program
+        self.names = Names()
+        self.var: dict[int, str] = {}  # node -> variable holding its value
+        self.saved: dict[tuple, str] = {}  # (block, place, "after" | "in") -> buffer
+        self.lines: list[str] = []
+        self.indent = indent
+        self.loops = [item for item in program.items if isinstance(item, Loop)]
+        self.loop_of = {node: (loop, place) for loop in self.loops
+                        for place, node in loop.template.items()}
+        self.context = Context()
+        self.carried_starts: dict[int, int] = {}  # node -> how many loop states start from it
+        self.invariants = set()  # nodes some loop reads at every step
+        for loop in self.loops:
+            for start in loop.carried.values():
+                self.carried_starts[start] = self.carried_starts.get(start, 0) + 1
+            self.invariants |= {arg.ref for args in loop.args.values() for arg in args
+                                if arg.kind in ("invariant", "slice")}
+
+    def emit(self, text: str = "") -> None:
+        self.lines.append(("    " * self.indent + text) if text else "")
+
+    def body(self, check_inputs: bool = True) -> list[str]:
+        """The statements of the function: read inputs and params, compute, return."""
+        graph = self.graph
+        for name, node in graph.inputs.items():
+            self.var[node] = self.names.take(name)
+            self.emit(f'{self.var[node]} = check_input(inputs, "{name}")')
+        self.emit(f"batch = {self.var[next(iter(graph.inputs.values()))]}.shape[0]")
+        for name, node in graph.params.items():
+            self.var[node] = self.names.take(name)
+            self.emit(f'{self.var[node]} = params["{name}"]')
+        for item in self.program.items:
+            if isinstance(item, Loop):
+                self.emit_loop(item)
+            elif (graph[item]["op"] not in LEAVES and item not in self.var
+                  and self.materialized(item)):
+                self.emit_assignment(item, self.outside_name(item))
+        return self.lines
+
+    # --- values outside loops ---------------------------------------------------------
+    def materialized(self, node: int) -> bool:
+        """Whether an outside node gets a variable, rather than being inlined where used."""
+        graph = self.graph
+        if graph[node]["op"] == "const":
+            return False
+        users = graph.users(node)
+        in_loops = [u for u in users if graph[u]["step"] is not None]
+        is_output = node in graph.outputs.values()
+        if self.carried_starts.get(node, 0) == 1 and len(users) == len(in_loops) \
+                and node not in self.invariants:
+            return is_output  # a loop's state starts from it: written where the loop starts
+        return len(users) != 1 or is_output or bool(in_loops) or "comment" in graph[node]
+
+    def output_name(self, node: int) -> str | None:
+        return next((name for name, out in self.graph.outputs.items() if out == node), None)
+
+    def outside_name(self, node: int) -> str:
+        data = self.graph[node]
+        if "comment" in data:  # a layer's value
+            return self.output_name(node) or data["layer"]
+        return self.output_name(node) or data["place"] or data["layer"] or data["op"]
+
+    def emit_assignment(self, node: int, name: str) -> None:
+        text = self.expr(node)[0]
+        if "comment" in self.graph[node]:
+            self.emit(f"# layer {self.graph[node]['layer']}: {self.graph[node]['comment']}")
+        self.var[node] = self.names.take(name)
+        self.emit(f"{self.var[node]} = {text}")
+
+    def expr(self, node: int):
+        if node in self.var:
+            return self.var[node], ATOM
+        data = self.graph[node]
+        args = self.graph.args(node)
+        return self.lower(node, [self.expr(arg) for arg in args], args)
+
+    def lower(self, node: int, texts: list, args: list):
+        data = self.graph[node]
+        self.context.arg_shapes = tuple(self.graph[arg]["shape"] for arg in args)
+        return LOWERINGS[data["op"]](texts, data["attrs"], self.context)
+
+    # --- loops --------------------------------------------------------------------------
+    def emit_loop(self, loop: Loop) -> None:
+        graph, block = self.graph, loop.block
+        whole = loop.is_map and not loop.finals and not loop.saved_in and not any(
+            graph[arg.ref]["batched"] for place, args in loop.args.items() for arg in args
+            if arg.kind == "invariant" and graph[loop.template[place]]["op"] != "take_step"
+        ) and not any(arg.kind in ("stepwise", "stepwise_in")
+                      for args in loop.args.values() for arg in args)
+        self.emit()
+        self.emit(f"# {self.describe(loop, whole)}")
+        prefix = block.gradient_of or block.name
+        place_var = {place: self.names.take(f"{prefix}_{place}")
+                     for place in sorted(loop.carried.keys() | loop.finals | loop.saved)}
+        buffers = {stack: self.names.take(self.output_name(stack) or block.name)
+                   for stack in loop.collected}
+        if whole:
+            for stack, place in loop.collected.items():
+                place_var.setdefault(place, buffers[stack])
+        for place, start in loop.carried.items():
+            self.emit(f"{place_var[place]} = {self.expr(start)[0]}")
+        if not whole:
+            self.allocate(loop, buffers, place_var)
+            steps = f"reversed(range({block.steps}))" if block.backward else f"range({block.steps})"
+            self.emit(f"for t in {steps}:")
+            self.indent += 1
+            for place in sorted(loop.saved_in):
+                self.emit(f"{self.saved[(block.name, place, 'in')]}[:, t] = {place_var[place]}")
+        else:
+            for place in loop.saved:
+                self.saved[(block.name, place, "after")] = place_var[place]
+        self.names.open_scope()
+        self.context = Context("t", whole_sequences=whole)
+        self.emit_body(loop, place_var)
+        if not whole:
+            stores = [(buffer, loop.collected[stack]) for stack, buffer in buffers.items()]
+            stores += [(self.saved[(block.name, place, "after")], place)
+                       for place in sorted(loop.saved)]
+            for buffer, place in stores:
+                self.emit(f"{buffer}[:, t] = {self.loop_value(loop, place, place_var)}")
+            self.indent -= 1
+        self.names.close_scope()
+        self.context = Context()
+        for place in loop.finals:
+            self.var[loop.iterations[-1][place]] = place_var[place]
+        for stack, buffer in buffers.items():
+            self.var[stack] = buffer if not whole else place_var[loop.collected[stack]]
+
+    def allocate(self, loop: Loop, buffers: dict, place_var: dict) -> None:
+        """Arrays that a loop fills one step at a time: collected sequences, saved values."""
+        block = loop.block
+        wanted = [(buffer, loop.collected[stack]) for stack, buffer in buffers.items()]
+        for kind, places in (("after", loop.saved), ("in", loop.saved_in)):
+            for place in sorted(places):
+                name = self.names.take(f"saved_{block.name}_{place}" + ("_in" if kind == "in"
+                                                                        else ""))
+                self.saved[(block.name, place, kind)] = name
+                wanted.append((name, place))
+        for buffer, place in wanted:
+            shape = (block.steps, *self.graph[loop.template[place]]["shape"])
+            self.emit(f"{buffer} = np.empty((batch, {', '.join(map(str, shape))}), "
+                      "dtype=DTYPE)")
+
+    def describe(self, loop: Loop, whole: bool) -> str:
+        block = loop.block
+        if block.gradient_of:
+            what = f"cell {block.cell}" if block.cell else "every step"
+            return (f"gradients of layer {block.gradient_of} ({what}), back through "
+                    f"{block.steps} steps")
+        if block.cell is None:
+            return f"layer {block.layer}: at every step" + ("" if whole else ", one at a time")
+        direction = "backward" if block.backward else "forward"
+        return f"layer {block.name}: {block.cell} cell, {direction} over {block.steps} steps"
+
+    def emit_body(self, loop: Loop, place_var: dict) -> None:
+        for place in sorted(loop.keep_previous):
+            previous = self.names.take(f"{place}_prev")
+            self.emit(f"{previous} = {place_var[place]}")
+            place_var[("previous", place)] = previous
+        self.body_var: dict = {}
+        for place in loop.body:
+            data = self.graph[loop.template[place]]
+            text = self.template_expr(loop, place, place_var)[0]
+            if "comment" in data:
+                self.emit(f"# {data['comment']}")
+            name = place_var.get(place) or self.names.take(place)
+            self.body_var[place] = name
+            self.emit(f"{name} = {text}")
+
+    def loop_value(self, loop: Loop, place: str, place_var: dict) -> str:
+        return self.body_var.get(place) or place_var.get(place) or \
+            self.template_expr(loop, place, place_var)[0]
+
+    def template_expr(self, loop: Loop, place: str, place_var: dict):
+        """The expression of ``place`` in the loop body, arguments resolved."""
+        node = loop.template[place]
+        texts = []
+        for arg in loop.args[place]:
+            if arg.kind == "invariant":
+                texts.append(self.expr(arg.ref))
+            elif arg.kind == "slice":
+                texts.append((f"{self.expr(arg.ref)[0]}[:, t]", ATOM))
+            elif arg.kind in ("stepwise", "stepwise_in"):
+                kind = "after" if arg.kind == "stepwise" else "in"
+                texts.append((f"{self.saved[(*arg.ref, kind)]}[:, t]", ATOM))
+            elif arg.kind == "carried":
+                texts.append((place_var.get(("previous", arg.ref), place_var[arg.ref]), ATOM))
+            elif arg.ref in self.body_var:
+                texts.append((self.body_var[arg.ref], ATOM))
+            else:
+                texts.append(self.template_expr(loop, arg.ref, place_var))
+        return self.lower(node, texts, self.graph.args(node))
