@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from .arrays import check_inputs, check_params
@@ -10,11 +12,22 @@ from .backend import Artifact, EmitOptions, check_supported, get_backend
 from .spec import Spec
 from .unroll import unroll
 
+_compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # spec -> {key: artifact}
+
 
 def compile_spec(spec: Spec, backend: str = "numpy", steps: int | None = None,
                  train: bool = False) -> Artifact:
     """Unroll ``spec`` over ``steps`` (default ``unroll.steps``) and lower it with
-    ``backend``; with ``train``, the artifact also computes the loss and its gradients."""
+    ``backend``; with ``train``, the artifact also computes the loss and its gradients.
+    The artifact is kept with the spec, so compiling the same thing again is free."""
+    cache = _compiled.setdefault(spec, {})
+    key = (backend, steps if steps is not None else spec.unroll.steps, train)
+    if key not in cache:
+        cache[key] = _compile(spec, backend, key[1], train)
+    return cache[key]
+
+
+def _compile(spec: Spec, backend: str, steps: int | None, train: bool) -> Artifact:
     chosen = get_backend(backend)
     graph = unroll(spec, steps)
     check_supported(chosen, graph)

@@ -26,6 +26,7 @@ from collections import defaultdict
 import networkx as nx
 
 from . import ops
+from .errors import SpecError
 from .graph import Block, Graph
 from .schedule import analyse_loops
 from .spec import Spec, UnrollSpec
@@ -48,7 +49,6 @@ def training_graph(spec: Spec, steps: int | None = None) -> Graph:
 def add_loss(graph: Graph, spec: Spec) -> int:
     """The loss node (SPEC.md §6); its target becomes a graph input."""
     if spec.loss is None:
-        from .errors import SpecError  # noqa: PLC0415
         raise SpecError("this spec has no `loss:`; gradients need one", spec.source.loc(()))
     output = graph.outputs[spec.loss.output] if spec.loss.output in graph.outputs else None
     if output is None:

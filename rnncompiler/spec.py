@@ -47,7 +47,7 @@ class UnrollSpec:
     k: int | None = None
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity: compiled artifacts are kept per spec
 class Spec:
     """A validated spec. ``source`` keeps every value's location for later errors."""
 

@@ -102,7 +102,6 @@ class FunctionWriter:
     def expr(self, node: int):
         if node in self.var:
             return self.var[node], ATOM
-        data = self.graph[node]
         args = self.graph.args(node)
         return self.lower(node, [self.expr(arg) for arg in args], args)
 
