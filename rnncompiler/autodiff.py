@@ -359,8 +359,10 @@ class _Backward:
             running = self.zeros_like(target)
         short = data["attrs"]["name"].rsplit(".", 1)[-1] if data["op"] == "param" \
             else f"{data['place'] or data['op']}{self.suffix(lane)}"
-        self.accumulators[key] = self.graph.add(
-            "add", [running, value], place=f"d{short}" + (f"+{count}" if count else ""), **where)
+        if count:  # the running sum's last term at this step keeps the plain name
+            self.graph[running]["place"] = f"d{short}+{count}"
+        self.accumulators[key] = self.graph.add("add", [running, value], place=f"d{short}",
+                                                **where)
         if data["op"] != "param":
             self.lanes_seen[target].add(lane)
 

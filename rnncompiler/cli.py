@@ -12,10 +12,11 @@ import os
 import sys
 
 from . import __version__
-from .api import compile_spec
+from .api import compile_spec, loss_and_grads
 from .arrays import check_inputs, check_params, load_npz, save_npz, save_text
 from .backend import available_backends
 from .errors import RnncError
+from .gradcheck import gradcheck
 from .params import init_params, param_infos
 from .spec import Spec, load_spec
 
@@ -58,6 +59,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--output", required=True, metavar="OUT.npz")
     _backend_and_steps(run)
 
+    grad = commands.add_parser("grad", help="write the loss and its gradients",
+                               description="Compute the loss of SPEC on the inputs and targets "
+                                           "in XY and its gradient for every parameter "
+                                           "(BPTT as unroll.bptt says); write `loss` and "
+                                           "`grad.<layer>.<param>`.")
+    grad.add_argument("spec", metavar="SPEC")
+    grad.add_argument("--params", required=True, metavar="P.npz")
+    grad.add_argument("--inputs", required=True, metavar="XY.npz")
+    grad.add_argument("-o", "--output", required=True, metavar="G.npz")
+    _backend_and_steps(grad)
+
+    check_grads = commands.add_parser(
+        "gradcheck", help="check gradients against finite differences",
+        description="Compare the derived gradients with float64 central differences on "
+                    "random parameters and data; print the worst relative error per "
+                    "parameter; exit 1 above the tolerance. Checks full BPTT.")
+    check_grads.add_argument("spec", metavar="SPEC")
+    check_grads.add_argument("--steps", type=_steps, metavar="T", help="unroll over T steps")
+    check_grads.add_argument("--tolerance", type=float, default=1e-5, metavar="TOL",
+                             help="the worst relative error allowed (default 1e-5)")
+    check_grads.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
     compile_ = commands.add_parser("compile", help="emit code for a backend",
                                    description="Emit SPEC for a backend: with numpy, one "
                                                "standalone Python module that needs only numpy.")
@@ -66,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--params", metavar="P.npz",
                           help="check these parameters against the spec (ONNX: embed them)")
     compile_.add_argument("--train", action="store_true",
-                          help="also emit the loss and its gradients")
+                          help="also emit loss_and_grads and train_step")
     _backend_and_steps(compile_, default=None)
     return parser
 
@@ -120,13 +143,45 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_grad(args) -> int:
+    spec = load_spec(args.spec)
+    data, steps = check_inputs(spec, load_npz(args.inputs, "inputs and targets"), args.steps,
+                               args.inputs, with_targets=True)
+    params = check_params(spec, load_npz(args.params, "parameters"), args.params)
+    loss, grads = loss_and_grads(spec, params, data, steps=steps, backend=args.backend)
+    save_npz(args.output, {"loss": loss, **grads})
+    print(f"wrote {args.output}: loss {float(loss):.6g} and {len(grads)} gradients")
+    return 0
+
+
+def cmd_gradcheck(args) -> int:
+    spec = load_spec(args.spec)
+    if spec.loss is None:
+        raise RnncError("the spec has no `loss:` to differentiate", spec.source.loc(()))
+    results = gradcheck(spec, args.steps, seed=args.seed)
+    width = max(len(r.name) for r in results)
+    print(f"{'parameter':<{width}}  directions  worst relative error")
+    for result in results:
+        flag = "" if result.worst <= args.tolerance else "  <- above tolerance"
+        print(f"{result.name:<{width}}  {result.checked:>10}  {result.worst:.2e}{flag}")
+    failed = [r.name for r in results if r.worst > args.tolerance]
+    if spec.unroll.bptt != "full":
+        print(f"(checked with full BPTT; the spec truncates with {spec.unroll.bptt})")
+    if failed:
+        print(f"error: {len(failed)} parameter(s) above tolerance {args.tolerance:g}",
+              file=sys.stderr)
+        return 1
+    print(f"ok: every gradient within {args.tolerance:g}")
+    return 0
+
+
 def cmd_compile(args) -> int:
     spec = load_spec(args.spec)
-    if args.train:
-        raise RnncError("--train needs gradients, which this version cannot derive yet")
     if args.params:
         check_params(spec, load_npz(args.params, "parameters"), args.params)
-    artifact = compile_spec(spec, args.backend, args.steps)
+    if args.train and spec.loss is None:
+        raise RnncError("--train needs a `loss:` in the spec", spec.source.loc(()))
+    artifact = compile_spec(spec, args.backend, args.steps, train=args.train)
     if hasattr(artifact, "source"):
         save_text(args.output, artifact.source)
     else:
@@ -169,7 +224,8 @@ def _product(shape) -> int:
     return result
 
 
-COMMANDS = {"check": cmd_check, "init": cmd_init, "run": cmd_run, "compile": cmd_compile}
+COMMANDS = {"check": cmd_check, "init": cmd_init, "run": cmd_run, "grad": cmd_grad,
+            "gradcheck": cmd_gradcheck, "compile": cmd_compile}
 
 if __name__ == "__main__":
     sys.exit(main())
