@@ -52,7 +52,12 @@ def test_unknown_backend_and_missing_features_are_errors(tmp_path, capsys):
     target = tmp_path / "net.py"
     assert main(["compile", SENTIMENT, "--backend", "nmupy", "-o", str(target)]) == 1
     assert "unknown backend 'nmupy' (did you mean 'numpy'?)" in capsys.readouterr().err
-    assert main(["compile", SENTIMENT, "--backend", "numpy", "--train", "-o", str(target)]) == 1
+    no_loss = tmp_path / "no_loss.yaml"
+    no_loss.write_text("\n".join(line for line in open(SENTIMENT).read().splitlines()
+                                  if not line.startswith("loss:")))
+    assert main(["compile", str(no_loss), "--backend", "numpy", "--train", "-o",
+                 str(target)]) == 1
+    assert "--train needs a `loss:`" in capsys.readouterr().err
     assert not target.exists()
 
 
@@ -69,3 +74,51 @@ def test_every_command_has_help():
         result = subprocess.run([sys.executable, "-m", "rnncompiler.cli", command, "--help"],
                                 capture_output=True, text=True)
         assert result.returncode == 0 and "usage: rnnc " + command in result.stdout
+
+
+def test_grad_writes_loss_and_every_gradient(tmp_path):
+    stacked = str(ROOT / "specs" / "stacked.yaml")
+    params, grads = tmp_path / "p.npz", tmp_path / "g.npz"
+    main(["init", stacked, "-o", str(params)])
+    assert main(["grad", stacked, "--params", str(params), "--inputs",
+                 str(ROOT / "specs" / "data" / "stacked.npz"), "-o", str(grads)]) == 0
+    written = dict(np.load(grads))
+    assert written["loss"].shape == ()
+    assert set(written) == {"loss"} | {f"grad.{k}" for k in np.load(params).files}
+    for key in np.load(params).files:
+        assert written[f"grad.{key}"].shape == np.load(params)[key].shape
+
+
+def test_grad_needs_the_targets(tmp_path, capsys, rng):
+    params, inputs, grads = tmp_path / "p.npz", tmp_path / "x.npz", tmp_path / "g.npz"
+    main(["init", SENTIMENT, "-o", str(params)])
+    np.savez(inputs, x=rng.standard_normal((2, 3, 1)))
+    assert main(["grad", SENTIMENT, "--params", str(params), "--inputs", str(inputs),
+                 "-o", str(grads)]) == 1
+    assert "missing array 'y'" in capsys.readouterr().err
+    assert not grads.exists()
+
+
+def test_gradcheck_passes_and_reports_every_parameter(capsys):
+    assert main(["gradcheck", str(ROOT / "specs" / "peephole.yaml"), "--steps", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "RNN.p_o" in out and "ok: every gradient within 1e-05" in out
+
+
+def test_gradcheck_fails_above_tolerance(capsys):
+    assert main(["gradcheck", SENTIMENT, "--tolerance", "1e-30"]) == 1
+    assert "above tolerance" in capsys.readouterr().err
+
+
+def test_compiled_training_module_trains(tmp_path):
+    module = tmp_path / "sentiment_train.py"
+    assert main(["compile", SENTIMENT, "--backend", "numpy", "--train", "-o", str(module)]) == 0
+    namespace: dict = {}
+    exec(compile(module.read_text(), str(module), "exec"), namespace)
+    data = dict(np.load(ROOT / "specs" / "data" / "sentiment.npz"))
+    params = namespace["init_params"](0)
+    losses = []
+    for _ in range(20):
+        loss, params = namespace["train_step"](params, data, 0.05)
+        losses.append(float(loss))
+    assert losses[-1] < 0.5 * losses[0]
