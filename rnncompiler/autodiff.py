@@ -113,8 +113,10 @@ class _Backward:
         self.at = {node: (loop, place, i) for loop in self.loops.values()
                    for i, iteration in enumerate(loop.iterations)
                    for place, node in iteration.items()}
-        params = set(graph.params.values())
-        self.requires = set(params).union(*(nx.descendants(graph.nx, p) for p in params))
+        self.requires = set(graph.params.values())  # nodes that depend on a parameter
+        for node in graph.topological_order():
+            if any(arg in self.requires for arg in graph.args(node)):
+                self.requires.add(node)
         relevant = self.requires & (nx.ancestors(graph.nx, loss) | {loss})
         self.place_requires = {self.place_key(n) for n in self.requires if n in self.at}
         places = {self.place_key(n) for n in relevant if n in self.at}

@@ -11,6 +11,7 @@ positions. A parameter is ONE node, with an edge to every step that uses it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import networkx as nx
 
@@ -28,10 +29,15 @@ class Block:
     cell: str | None = None
     gradient_of: str | None = None  # for a backward loop: the block it differentiates
 
-    @property
+    @cached_property
     def order(self) -> list[int]:
         """Steps in the order they run (input positions)."""
         return list(range(self.steps - 1, -1, -1) if self.backward else range(self.steps))
+
+    @cached_property
+    def index(self) -> dict[int, int]:
+        """Step -> the iteration that runs it."""
+        return {t: i for i, t in enumerate(self.order)}
 
 
 class Graph:
@@ -65,7 +71,8 @@ class Graph:
         node = self._next_id
         self._next_id += 1
         self.nx.add_node(node, op=op, attrs=attrs, shape=shape, batched=batched,
-                         dtype=self.dtype, step=step, layer=layer, block=block, place=place)
+                         dtype=self.dtype, step=step, layer=layer, block=block, place=place,
+                         args=tuple(args))
         for position, arg in enumerate(args):
             self.nx.add_edge(arg, node, key=position)
         return node
@@ -98,8 +105,8 @@ class Graph:
         return self.nx.number_of_nodes()
 
     def args(self, node: int) -> list[int]:
-        edges = sorted(self.nx.in_edges(node, keys=True), key=lambda edge: edge[2])
-        return [source for source, _, _ in edges]
+        """The node's arguments, in order (the edges carry the same, keyed by position)."""
+        return list(self.nx.nodes[node]["args"])
 
     def users(self, node: int) -> list[int]:
         return sorted({target for _, target in self.nx.out_edges(node)})
@@ -113,8 +120,8 @@ class Graph:
         for node in self.nx.nodes:
             data = self.nx.nodes[node]
             args = self.args(node)
-            keys = sorted(k for _, _, k in self.nx.in_edges(node, keys=True))
-            assert keys == list(range(len(args))), f"node {node}: argument positions {keys}"
+            edges = sorted(self.nx.in_edges(node, keys=True), key=lambda edge: edge[2])
+            assert [source for source, _, _ in edges] == args, f"node {node}: edges != args"
             shapes = [self.nx.nodes[a]["shape"] for a in args]
             expected = tuple(ops.get(data["op"]).shape(shapes, data["attrs"]))
             assert expected == data["shape"], f"node {node}: shape {data['shape']} != {expected}"

@@ -186,8 +186,8 @@ def _classify_stepwise(graph: Graph, loop: Loop, refs: list, where: dict) -> Arg
             return Arg("stepwise", (other.block.name, source))
     for other in {where[ref][0].block.name: where[ref][0] for ref in refs if ref in where}.values():
         for source, start in other.carried.items():
-            entering = [start if other.block.order.index(t) == 0
-                        else other.iterations[other.block.order.index(t) - 1][source]
+            index = other.block.index
+            entering = [start if index[t] == 0 else other.iterations[index[t] - 1][source]
                         for t in steps]
             if refs == entering:
                 other.saved_in.add(source)
@@ -199,7 +199,8 @@ def _link_outside_use(graph: Graph, user: int, arg: int, in_loop: dict, program:
     loop, place = in_loop[arg]
     order = loop.block.order
     if user is not None and graph[user]["op"] == "stack_steps":
-        wanted = [loop.iterations[order.index(t)].get(place) for t in range(loop.block.steps)]
+        wanted = [loop.iterations[loop.block.index[t]].get(place)
+                  for t in range(loop.block.steps)]
         if graph.args(user) == wanted:
             loop.collected[user] = place
             return
