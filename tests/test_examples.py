@@ -41,6 +41,32 @@ def test_example_runs_through_the_cli(path, tmp_path, capsys):
         assert written[name].dtype == np.float32
 
 
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_example_grad_through_the_cli(path, tmp_path):
+    """`rnnc grad` on every example: its loss equals the loss computed here from `rnnc run`'s
+    outputs, and every parameter gets a finite gradient of its shape."""
+    params, out, grads = tmp_path / "p.npz", tmp_path / "o.npz", tmp_path / "g.npz"
+    data_file = ROOT / "specs" / "data" / f"{path.stem}.npz"
+    assert main(["init", str(path), "-o", str(params), "--seed", "1"]) == 0
+    assert main(["run", str(path), "--params", str(params), "--inputs", str(data_file),
+                 "-o", str(out)]) == 0
+    assert main(["grad", str(path), "--params", str(params), "--inputs", str(data_file),
+                 "-o", str(grads)]) == 0
+    spec = rc.load_spec(path)
+    data, written, gradients = dict(np.load(data_file)), dict(np.load(out)), dict(np.load(grads))
+    if spec.loss.output not in written:
+        return  # the loss is on a layer that is not an output
+    prediction, target = written[spec.loss.output], data[spec.loss.target]
+    if spec.loss.type == "mse":
+        expected = np.mean((prediction - target) ** 2)
+    else:
+        expected = np.mean(-(target * np.log(prediction)).sum(axis=-1))
+    np.testing.assert_allclose(gradients["loss"], expected, rtol=1e-5)
+    for key, value in np.load(params).items():
+        assert gradients[f"grad.{key}"].shape == value.shape
+        assert np.all(np.isfinite(gradients[f"grad.{key}"]))
+
+
 @pytest.mark.parametrize("name", ["sentiment", "tagger_bilstm", "translate", "peephole"])
 def test_generated_module_is_standalone(name, tmp_path):
     module = tmp_path / f"{name}_net.py"
