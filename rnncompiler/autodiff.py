@@ -53,7 +53,14 @@ def add_loss(graph: Graph, spec: Spec) -> int:
     output = graph.outputs[spec.loss.output] if spec.loss.output in graph.outputs else None
     if output is None:
         output = graph.layer_values[spec.loss.output]
-    target = graph.add_input(spec.loss.target, graph[output]["shape"])
+    wanted = spec.targets[spec.loss.target]
+    shape = graph[output]["shape"]
+    if wanted.sequence and shape[0] != (wanted.steps or graph.steps):
+        raise SpecError(f"target '{spec.loss.target}' has {wanted.steps or graph.steps} steps "
+                        f"but layer {spec.loss.output} gives {shape[0]}; set `steps: "
+                        f"{shape[0]}` on target {spec.loss.target}",
+                        spec.source.loc(("targets", spec.loss.target), key=True))
+    target = graph.add_input(spec.loss.target, shape)
     if spec.loss.type == "mse":
         return graph.add("mse", [output, target], layer=spec.loss.output)
     return graph.add("cross_entropy", [_logits(graph, output), target], layer=spec.loss.output)

@@ -50,6 +50,7 @@ class Graph:
         self.outputs: dict[str, int] = {}
         self.layer_values: dict[str, int] = {}  # layer name -> the node of its value
         self.blocks: dict[str, Block] = {}
+        self.steps: int | None = None  # T, the length of sequences that follow it
         self._next_id = 0
         self._consts: dict[float, int] = {}
 

@@ -7,18 +7,18 @@ A cell's equations are parsed (never evaluated) and shape-checked with symbolic 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
 from . import equations as eq
 from . import shapes
-from .errors import Location
+from .errors import Location, did_you_mean
 from .spec_checks import check_choice, check_identifier, check_int, check_mapping, describe
 from .yaml_source import Source, load_source
 
 INITIALIZERS = ("glorot_uniform", "orthogonal", "zeros", "ones", "normal", "uniform")
-SHAPE_SYMBOLS = ("units", "input")
 CELL_KEYS = ("state", "output", "params", "equations")
 RESERVED = ("x", "t") + tuple(eq.FUNCTIONS)
 
@@ -31,7 +31,29 @@ class ParamSpec:
 
     def concrete_shape(self, units: int, input_size: int) -> tuple[int, ...]:
         sizes = {"units": units, "input": input_size}
-        return tuple(sizes.get(d, d) for d in self.shape)
+        return tuple(parse_size(d).substitute(sizes).value for d in self.shape)
+
+    def symbolic_shape(self) -> tuple:
+        return tuple(parse_size(d) for d in self.shape)
+
+
+_TERM = re.compile(r"\s*(?:(\d+)\s*\*\s*)?(units|input|\d+)\s*\Z")
+
+
+def parse_size(size) -> shapes.Dim:
+    """3, "units", "input" or a sum of them such as "units + input" or "2*units"."""
+    if isinstance(size, int):
+        return shapes.Dim.of(size)
+    total = shapes.Dim.of(0)
+    for term in str(size).split("+"):
+        match = _TERM.match(term)
+        if match is None:
+            raise ValueError(f"bad size {size!r}")
+        factor, symbol = match.groups()
+        unit = shapes.Dim.of(int(symbol) if symbol.isdigit() else symbol)
+        for _ in range(int(factor or 1)):
+            total = total + unit
+    return total
 
 
 @dataclass
@@ -86,7 +108,7 @@ def read_cell(source: Source, path, name: str, value, *, builtin: bool) -> CellS
     equations = eq.parse_equations(lines, params=params, states=states)
     shapes.infer_shapes(
         equations,
-        param_shapes={p.name: tuple(shapes.Dim.of(d) for d in p.shape) for p in params.values()},
+        param_shapes={p.name: p.symbolic_shape() for p in params.values()},
         state_shape=(shapes.Dim.of("units"),),
         input_shape=(shapes.Dim.of("input"),),
     )
@@ -137,7 +159,13 @@ def _read_shape(source: Source, path, value) -> tuple:
                                  f"[units, input] or [units]; got {describe(value)}")
     for i, dim in enumerate(value):
         if isinstance(dim, str):
-            check_choice(source, path + (i,), dim, SHAPE_SYMBOLS)
+            try:
+                parse_size(dim)
+            except ValueError:
+                hint = did_you_mean(dim, ("units", "input"))
+                raise source.error(path + (i,), f"a size is an integer, 'units', 'input' or a "
+                                                f"sum like 'units + input'; got {describe(dim)}"
+                                                f"{hint}") from None
         else:
             check_int(source, path + (i,), dim)
     return tuple(value)

@@ -264,6 +264,8 @@ def read_loss(source: Source, value, spec):
     layer = spec.layer(output)
     wanted = spec.targets[target]
     have = ValueType(wanted.sequence, wanted.features, wanted.steps)
+    if None in (have.steps, layer.output.steps):  # one follows T: compared once T is known
+        have = ValueType(have.sequence, have.features, layer.output.steps)
     if layer.output != have:
         raise source.error(path + ("target",), f"target '{target}' is {have.describe()} but "
                                                f"layer {output} gives {layer.output.describe()}")

@@ -39,6 +39,7 @@ class _Unroller:
         self.spec = spec
         self.steps = steps
         self.graph = Graph(spec.name, spec.dtype)
+        self.graph.steps = steps
         self.values: dict[str, int] = {}  # input or layer name -> node
         self.finals: dict[str, int] = {}  # '<layer>.<state>' -> node
         self.batch_ref: int | None = None

@@ -6,7 +6,8 @@ test_bptt_torch.TORCH_LAYOUT) and detaches recurrent states:
 - `{window: k}`: grad = sum over t of dE_t/dparams, each from a forward pass in which
   the state entering step t-k+1 is detached (forward layers; for a backward layer, the
   state entering step t+k-1 from t+k). E_t is the loss's share from step t; for a loss
-  on a `last` output only E_{T-1} exists.
+  on a `last` output only one error exists, made at the last step its layer processes:
+  T-1 for a forward layer, 0 for a backward one (its state after step 0).
 - `{chunk: k}`: one pass; no gradient crosses between positions j*k-1 and j*k in any
   recurrence (forward: the state entering step j*k is detached; backward: the state
   entering step j*k-1 from j*k).
@@ -14,7 +15,7 @@ test_bptt_torch.TORCH_LAYOUT) and detaches recurrent states:
 
 import numpy as np
 import pytest
-from test_bptt_torch import TORCH_LAYOUT, torch_reference, to_torch
+from test_bptt_torch import TORCH_LAYOUT, to_torch, torch_reference
 from test_gradcheck import STEPS, TAGS, check_grads_structure, make_case, rnn, with_head
 
 import rnncompiler as rc
@@ -30,8 +31,6 @@ NETS = {  # name -> layers without the head; all forward-direction unless named
                              rnn("L2", cell, "L1", ret="sequence", units=3)],
     "stacked_many_to_one": lambda cell: [rnn("L1", cell, ret="sequence"),
                                          rnn("L2", cell, "L1", units=3)],
-}
-CHUNK_ONLY_NETS = {  # a `last` output of a backward layer (see test docstring)
     "backward_many_to_one": lambda cell: [rnn("R", cell, direction="backward")],
 }
 
@@ -44,12 +43,24 @@ def cut_window(k, t):
 
 
 def cut_chunk(k):
-    return lambda reverse, s: (s + 1) % k == 0 and s + 1 < STEPS if reverse else \
-        s % k == 0 and s > 0
+    """Cut between positions j*k-1 and j*k (j >= 1), whichever way the layer runs."""
+    def cut(reverse, s):
+        boundary = s + 1 if reverse else s  # the position the state comes from / enters
+        return boundary % k == 0 and 0 < boundary < STEPS
+    return cut
 
 
 def no_cut(reverse, s):
     return False
+
+
+def error_step(layers):
+    """Where the error on a vector output is made: the last step its rnn layer processes."""
+    by_name = {layer["name"]: layer for layer in layers}
+    layer = layers[-1]
+    while layer["type"] != "rnn":
+        layer = by_name[layer["input"]]
+    return 0 if layer["direction"] == "backward" else STEPS - 1
 
 
 def run_layer(layer, leaves, x, cut):
@@ -111,7 +122,7 @@ def truncated_reference(layers, loss, params, data, bptt):
         k = bptt["window"]
         is_seq = forward(no_cut).ndim == 1
         passes = [(cut_window(k, t), lambda e, t=t: e[t] if is_seq else e)
-                  for t in (range(STEPS) if is_seq else [STEPS - 1])]
+                  for t in (range(STEPS) if is_seq else [error_step(layers)])]
     total = None
     for cut, share in passes:
         e = forward(cut)
@@ -137,10 +148,10 @@ def assert_truncation_matches(net, cell, bptt, loss="mse"):
 
 # ---------------------------------------------------------------- self-checks of the reference
 
-@pytest.mark.parametrize("net", sorted({**NETS, **CHUNK_ONLY_NETS}))
+@pytest.mark.parametrize("net", sorted(NETS))
 @pytest.mark.parametrize("cell", ["simple", "lstm"])
 def test_reference_without_cuts_is_torch_full_gradient(cell, net):
-    layers = with_head({**NETS, **CHUNK_ONLY_NETS}[net](cell))
+    layers = with_head(NETS[net](cell))
     _, params, data = make_case(layers, seed=11)
     loss, full = torch_reference(layers, "mse", params, data)
     for bptt in ("full", {"window": STEPS}, {"window": STEPS + 2},
@@ -150,8 +161,7 @@ def test_reference_without_cuts_is_torch_full_gradient(cell, net):
         for key in full:
             np.testing.assert_allclose(got[key], full[key], rtol=1e-10, atol=1e-13,
                                        err_msg=f"{key} {bptt}")
-    windows = [{"window": 1}, {"window": 2}] if net in NETS else []
-    for bptt in [*windows, {"chunk": 1}, {"chunk": 2}]:
+    for bptt in ({"window": 1}, {"window": 2}, {"chunk": 1}, {"chunk": 2}):
         _, cut = truncated_reference(layers, "mse", params, data, bptt)
         # the head is not recurrent: truncation leaves its gradient alone ...
         np.testing.assert_allclose(cut["grad.out.W"], full["grad.out.W"], rtol=1e-10)
@@ -170,10 +180,16 @@ def test_window_matches_detached_reference(cell, net, k):
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, STEPS, STEPS + 1])
-@pytest.mark.parametrize("net", sorted({**NETS, **CHUNK_ONLY_NETS}))
+@pytest.mark.parametrize("net", sorted(NETS))
 @pytest.mark.parametrize("cell", ["simple", "lstm"])
 def test_chunk_matches_detached_reference(cell, net, k):
-    assert_truncation_matches({**NETS, **CHUNK_ONLY_NETS}[net], cell, {"chunk": k})
+    assert_truncation_matches(NETS[net], cell, {"chunk": k})
+
+
+@pytest.mark.parametrize("bptt", [{"window": 2}, {"chunk": 2}], ids=["window", "chunk"])
+@pytest.mark.parametrize("net", ["many_to_many", "many_to_one"])
+def test_truncation_with_cross_entropy(net, bptt):
+    assert_truncation_matches(NETS[net], "lstm", bptt, loss="cross_entropy")
 
 
 @pytest.mark.parametrize("mode", ["window", "chunk"])
@@ -197,7 +213,7 @@ def test_window_one_simple_cell_keeps_one_step():
     params, data, got = assert_truncation_matches(NETS["many_to_many"], "simple", {"window": 1})
     # the same sum written out in NumPy from the forward states
     h = np.zeros((data["x"].shape[0], params["R.W_hh"].shape[0]))
-    states, pre = [h], []
+    states = [h]
     for t in range(STEPS):
         h = np.tanh(data["x"][:, t] @ params["R.W_xh"].T + h @ params["R.W_hh"].T
                     + params["R.b_h"])
