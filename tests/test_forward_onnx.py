@@ -7,6 +7,7 @@ values of scale ~0.5 so that every bias is nonzero.
 
 import numpy as np
 import pytest
+from conftest import PEEPHOLE_CELL
 from oracles.onnx_rnn import onnx_rnn_forward
 from test_oracles import CELLS, DIRECTIONS, num_dirs, numpy_rnn_forward, param_shapes, state_names
 
@@ -140,36 +141,6 @@ def test_builtin_cell_matches_onnx(cell, direction, ret, with_initial, bias):
 
 # ---------------------------------------------------------------- custom peephole LSTM
 
-PEEPHOLE_CELL = """\
-cells:
-  peephole_lstm:
-    state: [h, c]
-    output: h
-    params:
-      W_xi: [units, input]
-      W_xf: [units, input]
-      W_xc: [units, input]
-      W_xo: [units, input]
-      W_hi: [units, units]
-      W_hf: [units, units]
-      W_hc: [units, units]
-      W_ho: [units, units]
-      b_i: [units]
-      b_f: [units]
-      b_c: [units]
-      b_o: [units]
-      p_i: {shape: [units], init: zeros}
-      p_f: {shape: [units], init: zeros}
-      p_o: {shape: [units], init: zeros}
-    equations: |
-      # SPEC section 3: peepholes see c[t-1] in i and f, c[t] in o
-      i = sigmoid(W_xi @ x[t] + W_hi @ h[t-1] + p_i * c[t-1] + b_i)
-      f = sigmoid(W_xf @ x[t] + W_hf @ h[t-1] + p_f * c[t-1] + b_f)
-      g = tanh(W_xc @ x[t] + W_hc @ h[t-1] + b_c)
-      c[t] = f * c[t-1] + i * g
-      o = sigmoid(W_xo @ x[t] + W_ho @ h[t-1] + p_o * c[t] + b_o)
-      h[t] = o * tanh(c[t])
-"""
 
 
 @pytest.mark.parametrize("with_initial", [False, True], ids=["zeros", "initial"])

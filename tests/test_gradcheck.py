@@ -11,6 +11,7 @@ test_truncation.py import (it needs no torch).
 
 import numpy as np
 import pytest
+from conftest import PEEPHOLE_CELL
 
 import rnncompiler as rc
 
@@ -165,34 +166,6 @@ def test_cross_entropy(cell, direction, ret):
 
 # ---------------------------------------------------------------- custom cells
 
-PEEPHOLE_CELL = """\
-cells:
-  peephole_lstm:
-    state: [h, c]
-    params:
-      W_xi: [units, input]
-      W_xf: [units, input]
-      W_xc: [units, input]
-      W_xo: [units, input]
-      W_hi: [units, units]
-      W_hf: [units, units]
-      W_hc: [units, units]
-      W_ho: [units, units]
-      b_i: [units]
-      b_f: [units]
-      b_c: [units]
-      b_o: [units]
-      p_i: {shape: [units], init: zeros}
-      p_f: {shape: [units], init: zeros}
-      p_o: {shape: [units], init: zeros}
-    equations: |
-      i = sigmoid(W_xi @ x[t] + W_hi @ h[t-1] + p_i * c[t-1] + b_i)
-      f = sigmoid(W_xf @ x[t] + W_hf @ h[t-1] + p_f * c[t-1] + b_f)
-      g = tanh(W_xc @ x[t] + W_hc @ h[t-1] + b_c)
-      c[t] = f * c[t-1] + i * g
-      o = sigmoid(W_xo @ x[t] + W_ho @ h[t-1] + p_o * c[t] + b_o)
-      h[t] = o * tanh(c[t])
-"""
 
 # relu, exp, log (of a positive quantity), softmax, concat (sized by int-shaped params),
 # division by a positive quantity, unary minus, numbers, a second state read at t-1 and t
