@@ -9,6 +9,7 @@ import numpy as np
 from .arrays import check_inputs, check_params
 from .autodiff import training_graph
 from .backend import Artifact, EmitOptions, check_supported, get_backend
+from .params import init_params
 from .spec import Spec
 from .unroll import unroll
 
@@ -16,22 +17,28 @@ _compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # spec -> {k
 
 
 def compile_spec(spec: Spec, backend: str = "numpy", steps: int | None = None,
-                 train: bool = False) -> Artifact:
+                 train: bool = False, *, onnx_mode: str | None = None,
+                 device: str | None = None, params: dict | None = None) -> Artifact:
     """Unroll ``spec`` over ``steps`` (default ``unroll.steps``) and lower it with
     ``backend``; with ``train``, the artifact also computes the loss and its gradients.
-    The artifact is kept with the spec, so compiling the same thing again is free."""
+    ``onnx_mode`` and ``device`` are for the ONNX backend; ``params`` are the values a
+    saved artifact embeds (default: fresh ones). The artifact is kept with the spec, so
+    compiling the same thing again is free."""
     cache = _compiled.setdefault(spec, {})
-    key = (backend, steps if steps is not None else spec.unroll.steps, train)
+    key = (backend, steps if steps is not None else spec.unroll.steps, train, onnx_mode, device)
     if key not in cache:
-        cache[key] = _compile(spec, backend, key[1], train)
-    return cache[key]
+        cache[key] = _compile(spec, backend, key[1], train, onnx_mode, device)
+    artifact = cache[key]
+    if hasattr(artifact, "params"):
+        artifact.params = params if params is not None else init_params(spec)
+    return artifact
 
 
-def _compile(spec: Spec, backend: str, steps: int | None, train: bool) -> Artifact:
+def _compile(spec: Spec, backend: str, steps: int | None, train: bool, onnx_mode, device):
     chosen = get_backend(backend)
     graph = unroll(spec, steps)
     check_supported(chosen, graph)
-    options = EmitOptions(spec_file=spec.file, steps=steps)
+    options = EmitOptions(spec_file=spec.file, steps=steps, onnx_mode=onnx_mode, device=device)
     if not train:
         return chosen.emit(graph, options)
     training = training_graph(spec, steps)
@@ -40,21 +47,22 @@ def _compile(spec: Spec, backend: str, steps: int | None, train: bool) -> Artifa
 
 
 def run(spec: Spec, params: dict, inputs: dict, *, steps: int | None = None,
-        backend: str = "numpy") -> dict[str, np.ndarray]:
+        backend: str = "numpy", **options) -> dict[str, np.ndarray]:
     """Every output of ``spec`` on ``inputs``, keyed as ``rnnc run`` writes them.
 
     T is ``steps``, else ``unroll.steps``, else the length of the input sequences.
     """
     inputs, steps = check_inputs(spec, inputs, steps)
     params = check_params(spec, params)
-    return compile_spec(spec, backend, steps).run(params, inputs)
+    return compile_spec(spec, backend, steps, **options).run(params, inputs)
 
 
 def loss_and_grads(spec: Spec, params: dict, data: dict, *, steps: int | None = None,
-                   backend: str = "numpy") -> tuple[np.ndarray, dict[str, np.ndarray]]:
+                   backend: str = "numpy", **options) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The loss on ``data`` (inputs and targets) and its gradient for every parameter,
     keyed ``grad.<param>``, with the truncation of ``unroll.bptt``."""
     data, steps = check_inputs(spec, data, steps, with_targets=True)
     params = check_params(spec, params)
-    loss, grads = compile_spec(spec, backend, steps, train=True).loss_and_grads(params, data)
+    artifact = compile_spec(spec, backend, steps, train=True, **options)
+    loss, grads = artifact.loss_and_grads(params, data)
     return np.asarray(loss), grads

@@ -61,6 +61,8 @@ def add_loss(graph: Graph, spec: Spec) -> int:
                         f"{shape[0]}` on target {spec.loss.target}",
                         spec.source.loc(("targets", spec.loss.target), key=True))
     target = graph.add_input(spec.loss.target, shape)
+    if wanted.sequence and wanted.steps is None:
+        graph.follows_steps.add(spec.loss.target)
     if spec.loss.type == "mse":
         return graph.add("mse", [output, target], layer=spec.loss.output)
     return graph.add("cross_entropy", [_logits(graph, output), target], layer=spec.loss.output)

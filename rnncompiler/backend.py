@@ -25,6 +25,9 @@ class EmitOptions:
 
     spec_file: str | None = None
     steps: int | None = None
+    params: dict | None = None  # values to embed (ONNX initializers)
+    onnx_mode: str | None = None  # unrolled | scan | native
+    device: str | None = None  # cpu | cuda
 
 
 @runtime_checkable

@@ -51,6 +51,7 @@ class Graph:
         self.layer_values: dict[str, int] = {}  # layer name -> the node of its value
         self.blocks: dict[str, Block] = {}
         self.steps: int | None = None  # T, the length of sequences that follow it
+        self.follows_steps: set[str] = set()  # inputs whose length is T
         self._next_id = 0
         self._consts: dict[float, int] = {}
 

@@ -50,6 +50,8 @@ class _Unroller:
             shape = (self.length(array.steps), array.features) if array.sequence \
                 else (array.features,)
             self.values[name] = graph.add_input(name, shape)
+            if array.sequence and array.steps is None:
+                graph.follows_steps.add(name)
         self.batch_ref = next(iter(graph.inputs.values()))
         for info in param_infos(self.spec):
             graph.add_param(info.key, info.shape, info.init, info.layer)

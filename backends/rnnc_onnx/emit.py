@@ -1,0 +1,249 @@
+"""Graph -> ONNX ModelProto, in one of three modes:
+
+- ``unrolled``: one ONNX node (or a few) per graph node, every step written out;
+- ``scan``: every loop of the schedule as one ``Scan`` whose body is one step of the
+  cell; the sequence length is a run-time dimension;
+- ``native``: recurrent layers of built-in cells as ONNX ``RNN``/``LSTM``/``GRU``
+  operators (``native.py``), everything else as in ``scan``.
+
+The batch dimension is symbolic. Parameters are initializers.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from rnncompiler import __version__
+from rnncompiler.errors import RnncError
+from rnncompiler.graph import Graph
+from rnncompiler.schedule import Loop, schedule
+
+from .builder import OPSET, OnnxBuilder
+from .lowering import LEAVES, LOWERINGS, Context
+
+MODES = ("unrolled", "scan", "native")
+
+
+def build_model(graph: Graph, params: dict, mode: str = "scan", doc: str = "") -> onnx.ModelProto:
+    """A checked ONNX model computing ``graph``'s outputs, with ``params`` as initializers."""
+    if mode not in MODES:
+        raise RnncError(f"unknown ONNX mode '{mode}'; choose unrolled, scan or native")
+    emitter = _Emitter(graph, params, mode)
+    onnx_graph = emitter.build(doc)
+    model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="rnncompiler", producer_version=__version__,
+                              doc_string=doc)
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+class _Emitter:
+    def __init__(self, graph: Graph, params: dict, mode: str):
+        self.graph = graph
+        self.params = params
+        self.mode = mode
+        self.b = OnnxBuilder(graph.dtype)
+        self.values: dict[int, str] = {}  # graph node -> tensor name
+        self.saved: dict[tuple, str] = {}  # (block, place, "after" | "in") -> sequence tensor
+        self.dynamic = mode != "unrolled" and graph.steps is not None and bool(
+            graph.follows_steps)
+        self.context = Context(fixed_steps=graph.steps)
+
+    # --- the model ------------------------------------------------------------------------
+    def build(self, doc: str) -> onnx.GraphProto:
+        graph, b = self.graph, self.b
+        inputs = []
+        for name, node in graph.inputs.items():
+            self.values[node] = name
+            inputs.append(b.value_info(name, self.dims(name, node)))
+        if self.dynamic:
+            reference = next(n for n in graph.inputs if n in graph.follows_steps)
+            self.context.steps_tensor = b.op(
+                "Slice", [b.op("Shape", [reference]), b.ints([1]), b.ints([2])], hint="T")
+        for name, node in graph.params.items():
+            self.values[node] = b.initializer(name, self.params[name])
+        if self.mode == "unrolled":
+            for node in graph.topological_order():
+                self.value(node)
+        else:
+            self.emit_program()
+        outputs = []
+        for name, node in graph.outputs.items():
+            b.op("Identity", [self.value(node)], name=name)
+            outputs.append(b.value_info(name, self.dims(name, node)))
+        return b.graph(graph.name, inputs, outputs, doc)
+
+    def dims(self, name: str, node: int) -> list:
+        data = self.graph[node]
+        shape = list(data["shape"])
+        if len(shape) == 2 and data["batched"] and self.dynamic and (
+                name in self.graph.follows_steps or shape[0] == self.graph.steps):
+            shape[0] = "T"
+        return (["batch"] if data["batched"] else []) + shape
+
+    def value(self, node: int) -> str:
+        if node not in self.values:
+            data = self.graph[node]
+            if data["op"] == "const":
+                self.values[node] = self.b.constant(data["attrs"]["value"])
+            else:
+                self.lower(node)
+        return self.values[node]
+
+    def lower(self, node: int, builder: OnnxBuilder | None = None, args=None,
+              context: Context | None = None) -> str:
+        graph = self.graph
+        data = graph[node]
+        arg_nodes = graph.args(node)
+        names = args if args is not None else [self.value(a) for a in arg_nodes]
+        context = context or self.context
+        context.arg_shapes = tuple(graph[a]["shape"] for a in arg_nodes)
+        context.arg_batched = tuple(graph[a]["batched"] for a in arg_nodes)
+        result = LOWERINGS[data["op"]](builder or self.b, names, data["attrs"], context)
+        if args is None:
+            self.values[node] = result
+        return result
+
+    # --- scan and native ------------------------------------------------------------------
+    def emit_program(self) -> None:
+        program = schedule(self.graph)
+        native = None
+        if self.mode == "native":
+            from .native import NativeLayers  # noqa: PLC0415
+            native = NativeLayers(self, program)
+        for item in program.items:
+            if not isinstance(item, Loop):
+                if self.graph[item]["op"] not in LEAVES:
+                    self.value(item)
+            elif native is not None and native.takes(item):
+                native.emit(item)
+            else:
+                self.emit_loop(item)
+
+    def emit_loop(self, loop: Loop) -> None:
+        """One loop of the schedule as a ``Scan`` (or, for a step-by-step map whose steps
+        are independent, the same ops on whole sequences)."""
+        graph = self.graph
+        whole = loop.is_map and not loop.finals and not loop.saved_in and not loop.saved \
+            and all(arg.kind in ("local", "invariant") for args in loop.args.values()
+                    for arg in args)
+        if whole:
+            return self.emit_whole(loop)
+        body = self.b.child(f"{loop.block.name}/")
+        body_values: dict[str, str] = {}  # place -> tensor in the body
+        state_in = {q: body.fresh(f"{q}_in") for q in sorted(loop.carried)}
+        sequences: dict[str, str] = {}  # outer sequence tensor -> its element in the body
+        context = Context(fixed_steps=graph.steps, steps_tensor=self.context.steps_tensor)
+        needs_index = any(graph[n]["op"] == "cut_chunk" for n in loop.template.values())
+        index_outer = None
+        if needs_index:
+            context.step_index = body.fresh("t")
+            length = self.context.steps(self.b, loop.block.steps)
+            index_outer = self.b.op("Range", [self.b.ints(0), self.b.op("Squeeze", [length]),
+                                              self.b.ints(1)], hint="steps")
+
+        def element(outer: str) -> str:
+            if outer not in sequences:
+                sequences[outer] = body.fresh("step")
+            return sequences[outer]
+
+        for place in nx.topological_sort(self.body_order(loop)):
+            node = loop.template[place]
+            data = graph[node]
+            args = []
+            for arg in loop.args[place]:
+                if arg.kind == "local":
+                    args.append(body_values[arg.ref])
+                elif arg.kind == "carried":
+                    args.append(state_in[arg.ref])
+                elif arg.kind == "invariant":
+                    args.append(self.value(arg.ref))
+                elif arg.kind == "slice":
+                    args.append(element(self.value(arg.ref)))
+                else:
+                    kind = "after" if arg.kind == "stepwise" else "in"
+                    args.append(element(self.saved[(*arg.ref, kind)]))
+            if data["op"] == "take_step" and loop.args[place][0].kind == "invariant":
+                body_values[place] = body.op("Identity", [element(args[0])])
+            else:
+                body_values[place] = self.lower(node, body, args, context)
+        self.finish_scan(loop, body, body_values, state_in, sequences, index_outer, context)
+
+    def body_order(self, loop: Loop) -> nx.DiGraph:
+        deps = nx.DiGraph()
+        deps.add_nodes_from(loop.template)
+        for place, args in loop.args.items():
+            deps.add_edges_from((a.ref, place) for a in args if a.kind == "local")
+        return deps
+
+    def finish_scan(self, loop, body, body_values, state_in, sequences, index_outer,
+                    context) -> None:
+        b = self.b
+        carried = sorted(loop.carried)
+        per_step = [("collected", stack, place) for stack, place in loop.collected.items()]
+        per_step += [("after", None, place) for place in sorted(loop.saved)]
+        per_step += [("in", None, place) for place in sorted(loop.saved_in)]
+        finals = sorted(loop.finals - set(carried))
+        per_step += [("final", None, place) for place in finals]
+        body_outputs, outer_outputs = [], []
+        for place in carried:
+            out = body.op("Identity", [body_values[place]], hint=f"{place}_out")
+            body_outputs.append(self.body_info(body, out, loop.template[place]))
+        for kind, _, place in per_step:
+            source = state_in[place] if kind == "in" else body_values[place]
+            out = body.op("Identity", [source], hint=f"{place}_{kind}")
+            body_outputs.append(self.body_info(body, out, loop.template[place]))
+        body_inputs = [self.body_info(body, state_in[q], loop.template[q]) for q in carried]
+        scan_inputs = list(sequences)
+        body_inputs += [body.value_info(sequences[s], ["batch", None]) for s in scan_inputs]
+        axes = [1] * len(scan_inputs)
+        if index_outer is not None:
+            scan_inputs.append(index_outer)
+            body_inputs.append(body.value_info(context.step_index, [], TensorProto.INT64))
+            axes.append(0)
+        direction = 1 if loop.block.backward else 0
+        attrs = {"num_scan_inputs": len(scan_inputs)}
+        if scan_inputs:  # ONNX attributes may not be empty lists
+            attrs.update(scan_input_directions=[direction] * len(scan_inputs),
+                         scan_input_axes=axes)
+        if per_step:
+            attrs.update(scan_output_directions=[direction] * len(per_step),
+                         scan_output_axes=[1] * len(per_step))
+        outputs = b.op(
+            "Scan", [self.value(loop.carried[q]) for q in carried] + scan_inputs,
+            outputs=len(carried) + len(per_step), hint=loop.block.name,
+            body=body.graph(f"{loop.block.name}_step", body_inputs, body_outputs), **attrs)
+        outputs = [outputs] if isinstance(outputs, str) else outputs
+        for place, name in zip(carried, outputs):
+            self.values[loop.iterations[-1][place]] = name
+        for (kind, stack, place), name in zip(per_step, outputs[len(carried):]):
+            if kind == "collected":
+                self.values[stack] = name
+            elif kind == "final":
+                last = b.ints(-1 if not loop.block.backward else 0)
+                self.values[loop.iterations[-1][place]] = b.op("Gather", [name, last], axis=1)
+            else:
+                self.saved[(loop.block.name, place, kind)] = name
+
+    def body_info(self, body: OnnxBuilder, name: str, node: int):
+        data = self.graph[node]
+        dims = (["batch"] if data["batched"] else []) + list(data["shape"])
+        return body.value_info(name, dims)
+
+    def emit_whole(self, loop: Loop) -> None:
+        """A map over the steps: the body's ops on whole [batch, T, n] sequences."""
+        values: dict[str, str] = {}
+        for place in nx.topological_sort(self.body_order(loop)):
+            node = loop.template[place]
+            args = [values[a.ref] if a.kind == "local" else self.value(a.ref)
+                    for a in loop.args[place]]
+            if self.graph[node]["op"] == "take_step":
+                values[place] = args[0]
+            else:
+                values[place] = self.lower(node, self.b, args)
+        for stack, place in loop.collected.items():
+            self.values[stack] = values[place]

@@ -1,0 +1,41 @@
+"""Running ONNX models on onnxruntime, on the CPU or a CUDA GPU."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+
+from rnncompiler.errors import RnncError
+
+DEVICES = ("cpu", "cuda")
+
+
+def providers(device: str) -> list[str]:
+    """The execution providers for ``device``; a clear error when CUDA cannot be had."""
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device != "cuda":
+        raise RnncError(f"unknown device '{device}'; choose cpu or cuda")
+    available = ort.get_available_providers()
+    if "CUDAExecutionProvider" not in available:
+        raise RnncError("--device cuda needs onnxruntime-gpu with a CUDA GPU; this onnxruntime "
+                        f"offers {', '.join(available)} (pip install onnxruntime-gpu)")
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def session(model_bytes: bytes, device: str = "cpu") -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    chosen = providers(device)
+    created = ort.InferenceSession(model_bytes, options, providers=chosen)
+    if device == "cuda" and "CUDAExecutionProvider" not in created.get_providers():
+        raise RnncError("--device cuda: onnxruntime could not start its CUDA provider "
+                        "(is a GPU visible, with the CUDA and cuDNN libraries it needs?)")
+    return created
+
+
+def run(created: ort.InferenceSession, inputs: dict) -> dict[str, np.ndarray]:
+    names = [i.name for i in created.get_inputs()]
+    feeds = {name: inputs[name] for name in names}
+    outputs = created.run(None, feeds)
+    return {o.name: value for o, value in zip(created.get_outputs(), outputs)}
