@@ -1,0 +1,125 @@
+"""``native`` mode: recurrent layers of built-in cells as ONNX's own RNN / LSTM / GRU.
+
+The conventions (SPEC.md §4 names on the left, ONNX's gate order on the right):
+
+| cell | ONNX op | gates of W, R | B = [Wb, Rb] |
+|---|---|---|---|
+| simple | RNN | W_xh / W_hh | [b_h, 0] |
+| lstm | LSTM | i, o, f, c | [b_i, b_o, b_f, b_c, 0, 0, 0, 0] |
+| gru | GRU, linear_before_reset=1 | z, r, n | [b_z, b_r, b_xn, 0, 0, b_hn] |
+| gru_reset_before | GRU, linear_before_reset=0 | z, r, n | [b_z, b_r, b_n, 0, 0, 0] |
+
+Both directions of a bidirectional layer become one op (``direction="bidirectional"``).
+ONNX wants [T, batch, n]; the model transposes in and out of its batch-first layout.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnncompiler.errors import RnncError
+from rnncompiler.schedule import Loop, Program
+
+GATES = {  # cell -> (ONNX op, gate suffixes in ONNX order, biases in ONNX order)
+    "simple": ("RNN", ["h"], lambda b, z: [b["b_h"], z]),
+    "lstm": ("LSTM", ["i", "o", "f", "c"],
+             lambda b, z: [b["b_i"], b["b_o"], b["b_f"], b["b_c"], z, z, z, z]),
+    "gru": ("GRU", ["z", "r", "n"], lambda b, z: [b["b_z"], b["b_r"], b["b_xn"], z, z, b["b_hn"]]),
+    "gru_reset_before": ("GRU", ["z", "r", "n"],
+                         lambda b, z: [b["b_z"], b["b_r"], b["b_n"], z, z, z]),
+}
+
+
+class NativeLayers:
+    def __init__(self, emitter, program: Program):
+        self.emitter = emitter
+        self.loops = [item for item in program.items if isinstance(item, Loop)]
+        self.done: set[str] = set()
+
+    def takes(self, loop: Loop) -> bool:
+        block = loop.block
+        if block.cell is None or block.gradient_of:
+            return False  # a dense layer at every step, or a gradient: not a cell
+        if block.cell not in GATES:
+            raise RnncError(f"--onnx-mode native maps the built-in cells only; layer "
+                            f"{block.layer} uses the custom cell '{block.cell}' "
+                            "(use --onnx-mode scan)")
+        return True
+
+    def emit(self, loop: Loop) -> None:
+        if loop.block.name in self.done:
+            return
+        parts = [other for other in self.loops if other.block.layer == loop.block.layer
+                 and other.block.cell == loop.block.cell and not other.block.gradient_of]
+        self.done |= {part.block.name for part in parts}
+        e, b = self.emitter, self.emitter.b
+        op_type, gates, biases = GATES[loop.block.cell]
+        units = self.units(loop)
+        weights = [self.pack(part, gates, biases, units) for part in parts]
+        names = {}
+        for index, key in enumerate(("W", "R", "B")):
+            stacked = np.stack([w[index] for w in weights])
+            names[key] = b.initializer(f"{loop.block.layer}.onnx_{key}", stacked)
+        sequence = b.op("Transpose", [self.sequence(loop)], perm=[1, 0, 2])
+        inputs = [sequence, names["W"], names["R"], names["B"], ""]
+        states = ["h", "c"] if op_type == "LSTM" else ["h"]
+        for state in states:
+            starts = [b.op("Unsqueeze", [e.value(part.carried[state]), b.ints([0])])
+                      for part in parts]
+            inputs.append(starts[0] if len(starts) == 1 else b.op("Concat", starts, axis=0))
+        direction = "bidirectional" if len(parts) == 2 else (
+            "reverse" if loop.block.backward else "forward")
+        attrs = {"hidden_size": units, "direction": direction}
+        if loop.block.cell == "gru":
+            attrs["linear_before_reset"] = 1
+        outputs = b.op(op_type, inputs, outputs=1 + len(states), hint=loop.block.layer, **attrs)
+        self.bind(parts, outputs, states)
+
+    def units(self, loop: Loop) -> int:
+        state = next(iter(loop.carried))
+        return self.emitter.graph[loop.template[state]]["shape"][-1]
+
+    def sequence(self, loop: Loop) -> str:
+        """The layer's input as a batch-first sequence (a vector fed at every step is tiled)."""
+        e, b = self.emitter, self.emitter.b
+        x = loop.template["x"] if "x" in loop.template else None
+        if x is not None and e.graph[x]["op"] == "take_step":
+            return e.value(loop.args["x"][0].ref)
+        vector = self.vector_input(loop)
+        tiled = b.op("Unsqueeze", [e.value(vector), b.ints([1])])
+        repeats = b.op("Concat", [b.ints([1]), e.context.steps(b, loop.block.steps),
+                                  b.ints([1])], axis=0)
+        return b.op("Tile", [tiled, repeats])
+
+    def vector_input(self, loop: Loop) -> int:
+        graph = self.emitter.graph
+        for place, args in loop.args.items():
+            node = loop.template[place]
+            if graph[node]["op"] == "matvec" and args[1].kind == "invariant" \
+                    and graph[args[1].ref]["batched"]:
+                return args[1].ref
+        raise RnncError(f"layer {loop.block.layer}: cannot find its input for native mode")
+
+    def pack(self, loop: Loop, gates, biases, units: int):
+        """W [G*H, I], R [G*H, H], B [2*G*H] from the SPEC's parameters of one direction."""
+        params, prefix = self.emitter.params, f"{loop.block.name}."
+        mine = {key[len(prefix):]: value for key, value in params.items()
+                if key.startswith(prefix)}
+        x_names = ["W_xh"] if gates == ["h"] else [f"W_x{g}" for g in gates]
+        h_names = ["W_hh"] if gates == ["h"] else [f"W_h{g}" for g in gates]
+        zero = np.zeros(units)
+        return (np.concatenate([mine[n] for n in x_names]),
+                np.concatenate([mine[n] for n in h_names]),
+                np.concatenate(biases(mine, zero)))
+
+    def bind(self, parts, outputs, states) -> None:
+        """Y [T, D, batch, H] and the final states back to the graph's nodes."""
+        e, b = self.emitter, self.emitter.b
+        y, finals = outputs[0], dict(zip(states, outputs[1:]))
+        for d, part in enumerate(parts):
+            for stack, place in part.collected.items():
+                one = b.op("Gather", [y, b.ints(d)], axis=1)
+                e.values[stack] = b.op("Transpose", [one], perm=[1, 0, 2])
+            for state in states:
+                last = part.iterations[-1][state]
+                e.values[last] = b.op("Gather", [finals[state], b.ints(d)], axis=0)
