@@ -18,25 +18,28 @@ _compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # spec -> {k
 
 def compile_spec(spec: Spec, backend: str = "numpy", steps: int | None = None,
                  train: bool = False, *, onnx_mode: str | None = None,
-                 device: str | None = None, params: dict | None = None) -> Artifact:
+                 device: str | None = None, params: dict | None = None,
+                 state_io: bool = False) -> Artifact:
     """Unroll ``spec`` over ``steps`` (default ``unroll.steps``) and lower it with
     ``backend``; with ``train``, the artifact also computes the loss and its gradients.
     ``onnx_mode`` and ``device`` are for the ONNX backend; ``params`` are the values a
     saved artifact embeds (default: fresh ones). The artifact is kept with the spec, so
     compiling the same thing again is free."""
     cache = _compiled.setdefault(spec, {})
-    key = (backend, steps if steps is not None else spec.unroll.steps, train, onnx_mode, device)
+    key = (backend, steps if steps is not None else spec.unroll.steps, train, onnx_mode, device,
+           state_io)
     if key not in cache:
-        cache[key] = _compile(spec, backend, key[1], train, onnx_mode, device)
+        cache[key] = _compile(spec, backend, *key[1:])
     artifact = cache[key]
     if hasattr(artifact, "params"):
         artifact.params = params if params is not None else init_params(spec)
     return artifact
 
 
-def _compile(spec: Spec, backend: str, steps: int | None, train: bool, onnx_mode, device):
+def _compile(spec: Spec, backend: str, steps: int | None, train: bool, onnx_mode, device,
+             state_io: bool):
     chosen = get_backend(backend)
-    graph = unroll(spec, steps)
+    graph = unroll(spec, steps, state_io)
     check_supported(chosen, graph)
     options = EmitOptions(spec_file=spec.file, steps=steps, onnx_mode=onnx_mode, device=device)
     if not train:
@@ -52,7 +55,7 @@ def run(spec: Spec, params: dict, inputs: dict, *, steps: int | None = None,
 
     T is ``steps``, else ``unroll.steps``, else the length of the input sequences.
     """
-    inputs, steps = check_inputs(spec, inputs, steps)
+    inputs, steps = check_inputs(spec, inputs, steps, state_io=options.get("state_io", False))
     params = check_params(spec, params)
     return compile_spec(spec, backend, steps, **options).run(params, inputs)
 

@@ -16,6 +16,7 @@ import numpy as np
 from .errors import ArrayError, Location, did_you_mean
 from .params import param_infos
 from .spec import Spec
+from .unroll import state_inputs
 
 
 def load_npz(path, what: str = "arrays") -> dict[str, np.ndarray]:
@@ -96,14 +97,16 @@ def check_params(spec: Spec, params: dict, file: str | None = None) -> dict:
 
 
 def check_inputs(spec: Spec, arrays: dict, steps: int | None = None, file: str | None = None,
-                 *, with_targets: bool = False):
+                 *, with_targets: bool = False, state_io: bool = False):
     """(inputs cast to the spec's dtype, T). T is ``steps``, else ``unroll.steps``, else the
-    length of the sequences that follow T; every sequence must agree with it."""
+    length of the sequences that follow T; every sequence must agree with it. With
+    ``state_io``, initial states ``<layer>.<state>0`` may be given; missing ones are zeros."""
     where = Location(file) if file else None
     wanted = dict(spec.inputs)
     if with_targets:
         wanted.update(spec.targets)
-    known = list(spec.inputs) + list(spec.targets)
+    states = state_inputs(spec) if state_io else {}
+    known = list(spec.inputs) + list(spec.targets) + list(states)
     for key in arrays:
         if key not in known:
             raise ArrayError(f"unknown array '{key}'{did_you_mean(key, known)}; the spec's "
@@ -131,5 +134,14 @@ def check_inputs(spec: Spec, arrays: dict, steps: int | None = None, file: str |
                 source = "its `steps`" if array_spec.steps is not None else "T"
                 raise ArrayError(f"array '{name}' has {array.shape[1]} steps but {source} is "
                                  f"{length}", where)
+        checked[name] = array
+    for name, units in states.items():
+        if name not in arrays:
+            checked[name] = np.zeros((batch, units), dtype=spec.dtype)
+            continue
+        array = _as_float(arrays[name], name, spec.dtype, where)
+        if array.shape != (batch, units):
+            raise ArrayError(f"initial state '{name}' has shape {list(array.shape)}, expected "
+                             f"[{batch}, {units}]", where)
         checked[name] = array
     return checked, steps

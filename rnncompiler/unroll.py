@@ -29,9 +29,28 @@ def resolve_steps(spec: Spec, steps: int | None) -> int:
     return steps
 
 
-def unroll(spec: Spec, steps: int | None = None) -> Graph:
-    """The forward graph of ``spec`` unrolled over T steps (``steps`` or ``unroll.steps``)."""
-    return _Unroller(spec, steps if steps is not None else spec.unroll.steps).build()
+def unroll(spec: Spec, steps: int | None = None, state_io: bool = False) -> Graph:
+    """The forward graph of ``spec`` unrolled over T steps (``steps`` or ``unroll.steps``).
+    With ``state_io``, the states that would start from zeros start from inputs named
+    ``<layer>.<state>0`` instead (streaming: feed back the final states of the last call)."""
+    unroller = _Unroller(spec, steps if steps is not None else spec.unroll.steps)
+    unroller.state_io = state_io
+    return unroller.build()
+
+
+def state_inputs(spec: Spec) -> dict[str, int]:
+    """The inputs ``--state-io`` adds: ``<layer>.<state>0`` -> units, for every state that
+    the spec starts from zeros."""
+    names = {}
+    for layer in spec.layers:
+        if layer.type != "rnn":
+            continue
+        for direction in layer.directions:
+            for state in spec.cells[layer.cell].states:
+                key = f"{direction}.{state}" if direction else state
+                if key not in layer.initial_state:
+                    names[f"{layer.name}.{key}0"] = layer.units
+    return names
 
 
 class _Unroller:
@@ -43,6 +62,7 @@ class _Unroller:
         self.values: dict[str, int] = {}  # input or layer name -> node
         self.finals: dict[str, int] = {}  # '<layer>.<state>' -> node
         self.batch_ref: int | None = None
+        self.state_io = False
 
     def build(self) -> Graph:
         graph = self.graph
@@ -107,6 +127,8 @@ class _Unroller:
     def initial_state(self, layer: LayerSpec, direction: str, state: str) -> int:
         key = f"{direction}.{state}" if direction else state
         source = layer.initial_state.get(key)
+        if source is None and self.state_io:
+            return self.graph.add_input(f"{layer.name}.{key}0", (layer.units,))
         if source is None:
             return self.graph.add("zeros", [self.batch_ref], layer=layer.name, size=layer.units)
         if source in self.values:
