@@ -6,6 +6,7 @@ renamed into place at the end, so a failing command never leaves a partial file.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import zipfile
@@ -37,26 +38,24 @@ def load_npz(path, what: str = "arrays") -> dict[str, np.ndarray]:
 
 def save_npz(path, arrays: dict) -> None:
     """Write ``arrays`` to ``path`` atomically (a temporary file, then a rename)."""
+    stream = io.BytesIO()
+    np.savez(stream, **arrays)
+    save_bytes(path, stream.getvalue())
+
+
+def save_text(path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    save_bytes(path, text.encode("utf-8"))
+
+
+def save_bytes(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **arrays)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def save_text(path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
+            stream.write(data)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

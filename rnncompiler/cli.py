@@ -12,8 +12,8 @@ import os
 import sys
 
 from . import __version__
-from .api import compile_spec, loss_and_grads
-from .arrays import check_inputs, check_params, load_npz, save_npz, save_text
+from .api import compile_spec
+from .arrays import check_inputs, check_params, load_npz, save_bytes, save_npz, save_text
 from .backend import available_backends
 from .errors import RnncError
 from .gradcheck import gradcheck
@@ -100,6 +100,21 @@ def _backend_and_steps(parser, default: str | None = "numpy") -> None:
                         help=f"backend ({names})" + (f"; default {default}" if default else ""))
     parser.add_argument("--steps", type=_steps, metavar="T",
                         help="unroll over T steps (default: unroll.steps, else the inputs')")
+    parser.add_argument("--onnx-mode", choices=("unrolled", "scan", "native"), default=None,
+                        help="ONNX: every step written out, a Scan loop (default; any T at "
+                             "run time) or ONNX's own RNN/LSTM/GRU operators")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                        help="ONNX: run on onnxruntime's CPU (default) or CUDA provider")
+    parser.add_argument("--state-io", action="store_true",
+                        help="states that start from zeros start from inputs "
+                             "<layer>.<state>0 instead (streaming)")
+
+
+def _options(args) -> dict:
+    """The backend options of a command, as compile_spec takes them."""
+    if args.backend != "onnx" and (args.onnx_mode or args.device):
+        raise RnncError("--onnx-mode and --device are for --backend onnx")
+    return {"onnx_mode": args.onnx_mode, "device": args.device, "state_io": args.state_io}
 
 
 def main(argv=None) -> int:
@@ -134,9 +149,11 @@ def cmd_init(args) -> int:
 
 def cmd_run(args) -> int:
     spec = load_spec(args.spec)
-    inputs, steps = check_inputs(spec, load_npz(args.inputs, "inputs"), args.steps, args.inputs)
+    options = _options(args)
+    inputs, steps = check_inputs(spec, load_npz(args.inputs, "inputs"), args.steps, args.inputs,
+                                 state_io=args.state_io)
     params = check_params(spec, load_npz(args.params, "parameters"), args.params)
-    outputs = compile_spec(spec, args.backend, steps).run(params, inputs)
+    outputs = compile_spec(spec, args.backend, steps, **options).run(params, inputs)
     save_npz(args.output, outputs)
     shapes = ", ".join(f"{name} {list(value.shape)}" for name, value in outputs.items())
     print(f"wrote {args.output}: {shapes}")
@@ -145,10 +162,12 @@ def cmd_run(args) -> int:
 
 def cmd_grad(args) -> int:
     spec = load_spec(args.spec)
+    options = _options(args)
     data, steps = check_inputs(spec, load_npz(args.inputs, "inputs and targets"), args.steps,
-                               args.inputs, with_targets=True)
+                               args.inputs, with_targets=True, state_io=args.state_io)
     params = check_params(spec, load_npz(args.params, "parameters"), args.params)
-    loss, grads = loss_and_grads(spec, params, data, steps=steps, backend=args.backend)
+    artifact = compile_spec(spec, args.backend, steps, train=True, **options)
+    loss, grads = artifact.loss_and_grads(params, data)
     save_npz(args.output, {"loss": loss, **grads})
     print(f"wrote {args.output}: loss {float(loss):.6g} and {len(grads)} gradients")
     return 0
@@ -177,15 +196,18 @@ def cmd_gradcheck(args) -> int:
 
 def cmd_compile(args) -> int:
     spec = load_spec(args.spec)
+    params = None
     if args.params:
-        check_params(spec, load_npz(args.params, "parameters"), args.params)
+        params = check_params(spec, load_npz(args.params, "parameters"), args.params)
     if args.train and spec.loss is None:
         raise RnncError("--train needs a `loss:` in the spec", spec.source.loc(()))
-    artifact = compile_spec(spec, args.backend, args.steps, train=args.train)
+    artifact = compile_spec(spec, args.backend, args.steps, train=args.train, params=params,
+                            **_options(args))
     if hasattr(artifact, "source"):
         save_text(args.output, artifact.source)
     else:
-        artifact.save(args.output)
+        save_bytes(args.output, artifact.serialize(train=args.train))
+    print(f"wrote {args.output}")
     return 0
 
 
