@@ -138,13 +138,7 @@ class _Emitter:
         state_in = {q: body.fresh(f"{q}_in") for q in sorted(loop.carried)}
         sequences: dict[str, str] = {}  # outer sequence tensor -> its element in the body
         context = Context(fixed_steps=graph.steps, steps_tensor=self.context.steps_tensor)
-        needs_index = any(graph[n]["op"] == "cut_chunk" for n in loop.template.values())
-        index_outer = None
-        if needs_index:
-            context.step_index = body.fresh("t")
-            length = self.context.steps(self.b, loop.block.steps)
-            index_outer = self.b.op("Range", [self.b.ints(0), self.b.op("Squeeze", [length]),
-                                              self.b.ints(1)], hint="steps")
+        context.step_index = body.fresh("t")  # the step, where a body needs it
 
         def element(outer: str) -> str:
             if outer not in sequences:
@@ -171,6 +165,12 @@ class _Emitter:
                 body_values[place] = body.op("Identity", [element(args[0])])
             else:
                 body_values[place] = self.lower(node, body, args, context)
+        index_outer = None
+        if not sequences or any(graph[n]["op"] == "cut_chunk" for n in loop.template.values()):
+            # a Scan needs one sequence to run over: the steps themselves, when nothing else
+            length = self.context.steps(self.b, loop.block.steps)
+            index_outer = self.b.op("Range", [self.b.ints(0), self.b.op("Squeeze", [length]),
+                                              self.b.ints(1)], hint="steps")
         self.finish_scan(loop, body, body_values, state_in, sequences, index_outer, context)
 
     def body_order(self, loop: Loop) -> nx.DiGraph:

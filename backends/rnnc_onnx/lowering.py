@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from onnx import TensorProto
+from onnx import TensorProto, numpy_helper
 
 from .builder import OnnxBuilder
 
@@ -45,7 +45,6 @@ def _zeros(b, x, attrs, ctx):
 
 
 def _zero(b):
-    from onnx import numpy_helper  # noqa: PLC0415
     return numpy_helper.from_array(np.zeros(1, b.np_dtype))
 
 

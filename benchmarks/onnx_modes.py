@@ -1,0 +1,179 @@
+"""The ONNX backend's three modes against each other, for one recurrent layer (batch 16,
+input 32, hidden 128, returning its whole sequence, float32): an LSTM for T = 10, 100,
+1000 and a GRU for T = 100, each in ``unrolled``, ``scan`` and ``native`` mode.
+
+For each (cell, T, mode):
+
+- compile s: ``compile_spec(spec, "onnx", ...)`` plus ``model(params)`` (spec to checked
+  ModelProto, ``onnx.checker`` full check included; imports done beforehand);
+- model KiB: the serialized model; graph KiB: the same less the initializers' bytes
+  (what the mode itself writes: the weights are the same in every mode, except that native
+  mode also carries them packed in ONNX's gate layout, see init KiB);
+- session ms: creating an onnxruntime CPU InferenceSession from the bytes (median of 3);
+- run ms: one forward call on [16, T, 32] inputs (median of 5, after one warm-up), and
+  its ratio to native (onnxruntime's own LSTM / GRU operator) at the same cell and T;
+- max err: the largest |difference| of the layer's output from the NumPy backend's.
+
+Every measurement runs in its own subprocess, the modes alternating, with onnxruntime on 2
+intra-op threads (1 inter-op): idle threads of one measurement would distort the next on
+a small machine. A subprocess that runs past ``--timeout`` seconds is reported as a
+timeout (unrolled at T = 1000 spends tens of seconds compiling).
+
+    python benchmarks/onnx_modes.py [--steps 10 100 1000] [--json out.json]
+
+What to look at: run ratio (native is the floor; scan pays a per-step Scan-body dispatch,
+unrolled pays graph size instead), how compile time, session time and graph size grow
+with T in unrolled mode (linearly) but not in scan and native mode (constant).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+BATCH, INPUT, UNITS = 16, 32, 128
+THREADS = 2
+MODES = ("unrolled", "scan", "native")
+
+SPEC = """
+rnnc: 1
+name: {cell}_onnx_modes
+inputs: {{x: {{features: {input}}}}}
+layers:
+  - {{name: RNN, type: rnn, cell: {cell}, units: {units}, input: x, return: sequence}}
+"""
+
+
+def session(model_bytes: bytes):
+    """As ``rnnc_onnx.runtime.session(bytes, "cpu")``, with the thread counts fixed."""
+    import onnxruntime as ort  # noqa: PLC0415
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = THREADS
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+
+
+def measure(mode: str, steps: int, cell: str, repeats: int = 5, sessions: int = 3) -> dict:
+    """One (mode, T, cell) measurement, in this process."""
+    import onnx  # noqa: F401, PLC0415  (imports outside the timed compile)
+    from rnnc_onnx import runtime  # noqa: PLC0415
+
+    import rnncompiler as rc  # noqa: PLC0415
+
+    rc.backend.get_backend("onnx")
+    spec = rc.load_spec_text(SPEC.format(cell=cell, input=INPUT, units=UNITS),
+                             filename=f"{cell}_onnx_modes.yaml")
+    params = rc.init_params(spec, seed=0)
+    x = np.random.default_rng(0).standard_normal((BATCH, steps, INPUT)).astype(np.float32)
+
+    start = time.perf_counter()
+    module = rc.compile_spec(spec, "onnx", steps=steps, onnx_mode=mode, params=params)
+    model = module.model(params)
+    compile_s = time.perf_counter() - start
+
+    data = module.serialize()
+    init_bytes = sum(init.ByteSize() for init in model.graph.initializer)
+    nodes = len(model.graph.node)
+
+    session_times = []
+    for _ in range(sessions):
+        start = time.perf_counter()
+        created = session(data)
+        session_times.append(time.perf_counter() - start)
+
+    runtime.run(created, {"x": x})  # warm up
+    run_times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        outputs = runtime.run(created, {"x": x})
+        run_times.append(time.perf_counter() - start)
+
+    expected = rc.run(spec, params, {"x": x}, steps=steps)["RNN"]
+    error = float(np.max(np.abs(outputs["RNN"] - expected)))
+    return {"cell": cell, "steps": steps, "mode": mode, "status": "ok",
+            "compile_s": compile_s, "model_bytes": len(data), "init_bytes": init_bytes,
+            "graph_bytes": len(data) - init_bytes, "nodes": nodes,
+            "session_s": statistics.median(session_times), "session_all_s": session_times,
+            "run_s": statistics.median(run_times), "run_all_s": run_times,
+            "run_us_per_step": 1e6 * statistics.median(run_times) / steps,
+            "max_err": error}
+
+
+def measure_in_subprocess(mode: str, steps: int, cell: str, timeout: float) -> dict:
+    row = {"cell": cell, "steps": steps, "mode": mode}
+    command = [sys.executable, __file__, "--one", mode, str(steps), cell]
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {**row, "status": f"timeout after {timeout:g} s"}
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+        return {**row, "status": f"error: {last}"}
+    return {**json.loads(lines[-1]), "wall_s": time.perf_counter() - start}
+
+
+def fmt(row: dict, native: dict | None) -> str:
+    head = f"{row['cell']:<6}{row['steps']:>6}  {row['mode']:<10}"
+    if row["status"] != "ok":
+        return f"{head}{row['status']}"
+    ratio = (f"{row['run_s'] / native['run_s']:>8.2f}"
+             if native and native.get("status") == "ok" else f"{'-':>8}")
+    return (f"{head}{row['compile_s']:>11.2f}{row['nodes']:>8}{row['model_bytes'] / 1024:>11.1f}"
+            f"{row['graph_bytes'] / 1024:>11.1f}{row['init_bytes'] / 1024:>10.1f}"
+            f"{1e3 * row['session_s']:>12.1f}{1e3 * row['run_s']:>10.2f}{ratio}"
+            f"{row['run_us_per_step']:>9.1f}{row['max_err']:>10.1e}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, nargs="+", default=[10, 100, 1000],
+                        help="sequence lengths for the LSTM")
+    parser.add_argument("--gru-steps", type=int, nargs="*", default=[100],
+                        help="sequence lengths for the GRU (none: skip it)")
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument("--timeout", type=float, default=300.0,
+                        help="seconds allowed to each measurement's subprocess")
+    parser.add_argument("--json", help="also write the rows to this file")
+    parser.add_argument("--one", nargs=3, metavar=("MODE", "T", "CELL"),
+                        help=argparse.SUPPRESS)  # one measurement, as JSON on stdout
+    args = parser.parse_args()
+    if args.one:
+        mode, steps, cell = args.one
+        print(json.dumps(measure(mode, int(steps), cell)))
+        return
+
+    cases = [("lstm", t) for t in args.steps] + [("gru", t) for t in args.gru_steps]
+    header = (f"{'cell':<6}{'T':>6}  {'mode':<10}{'compile s':>11}{'nodes':>8}"
+              f"{'model KiB':>11}{'graph KiB':>11}{'init KiB':>10}{'session ms':>12}"
+              f"{'run ms':>10}{'/native':>8}{'us/step':>9}{'max err':>10}")
+    print(f"onnx modes: batch {BATCH}, input {INPUT}, hidden {UNITS}, float32, "
+          f"{THREADS} intra-op threads; session median of 3, run median of 5")
+    print(header)
+    rows = []
+    for cell, steps in cases:
+        done = {mode: measure_in_subprocess(mode, steps, cell, args.timeout)
+                for mode in args.modes}  # the modes alternate, each in its own process
+        for mode in args.modes:
+            row = done[mode]
+            native = done.get("native")
+            if row["status"] == "ok" and native and native["status"] == "ok":
+                row["run_vs_native"] = row["run_s"] / native["run_s"]
+            rows.append(row)
+            print(fmt(row, native), flush=True)
+    if args.json:
+        with open(args.json, "w") as stream:
+            json.dump(rows, stream, indent=2)
+
+
+if __name__ == "__main__":
+    main()
