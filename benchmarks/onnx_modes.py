@@ -14,12 +14,15 @@ For each (cell, T, mode):
   its ratio to native (onnxruntime's own LSTM / GRU operator) at the same cell and T;
 - max err: the largest |difference| of the layer's output from the NumPy backend's.
 
-Every measurement runs in its own subprocess, the modes alternating, with onnxruntime on 2
-intra-op threads (1 inter-op): idle threads of one measurement would distort the next on
-a small machine. A subprocess that runs past ``--timeout`` seconds is reported as a
-timeout (unrolled at T = 1000 spends tens of seconds compiling).
+Every measurement runs in its own subprocess, with onnxruntime on 2 intra-op threads
+(1 inter-op): idle threads of one measurement would distort the next on a small machine.
+Each (cell, T, mode) is measured in ``--rounds`` fresh subprocesses (default 3), the modes
+alternating; the table gives the medians over rounds, and ``spread`` is the slowest
+round's run time over the fastest's (on a 2-core VM one process can be 2x slower than the
+next one running the same model). A subprocess that runs past ``--timeout`` seconds
+(default 300) is reported as a timeout.
 
-    python benchmarks/onnx_modes.py [--steps 10 100 1000] [--json out.json]
+    python benchmarks/onnx_modes.py [--steps 10 100 1000] [--rounds 3] [--json out.json]
 
 What to look at: run ratio (native is the floor; scan pays a per-step Scan-body dispatch,
 unrolled pays graph size instead), how compile time, session time and graph size grow
@@ -122,16 +125,36 @@ def measure_in_subprocess(mode: str, steps: int, cell: str, timeout: float) -> d
     return {**json.loads(lines[-1]), "wall_s": time.perf_counter() - start}
 
 
+def combine(rounds: list[dict]) -> dict:
+    """One row from a (cell, T, mode)'s rounds: medians of the rounds' medians."""
+    ok = [r for r in rounds if r["status"] == "ok"]
+    first = rounds[0]
+    row = {"cell": first["cell"], "steps": first["steps"], "mode": first["mode"]}
+    if not ok:
+        return {**row, "status": first["status"], "rounds": rounds}
+    row.update({key: ok[0][key] for key in ("model_bytes", "init_bytes", "graph_bytes",
+                                            "nodes")})
+    for key in ("compile_s", "session_s", "run_s", "max_err"):
+        row[key] = statistics.median(r[key] for r in ok)
+    row["run_us_per_step"] = 1e6 * row["run_s"] / row["steps"]
+    row["run_spread"] = max(r["run_s"] for r in ok) / min(r["run_s"] for r in ok)
+    failed = len(rounds) - len(ok)
+    row["status"] = "ok" if not failed else f"ok ({failed} of {len(rounds)} rounds failed)"
+    row["rounds"] = rounds
+    return row
+
+
 def fmt(row: dict, native: dict | None) -> str:
     head = f"{row['cell']:<6}{row['steps']:>6}  {row['mode']:<10}"
-    if row["status"] != "ok":
+    if "run_s" not in row:
         return f"{head}{row['status']}"
     ratio = (f"{row['run_s'] / native['run_s']:>8.2f}"
-             if native and native.get("status") == "ok" else f"{'-':>8}")
-    return (f"{head}{row['compile_s']:>11.2f}{row['nodes']:>8}{row['model_bytes'] / 1024:>11.1f}"
-            f"{row['graph_bytes'] / 1024:>11.1f}{row['init_bytes'] / 1024:>10.1f}"
-            f"{1e3 * row['session_s']:>12.1f}{1e3 * row['run_s']:>10.2f}{ratio}"
-            f"{row['run_us_per_step']:>9.1f}{row['max_err']:>10.1e}")
+             if native and "run_s" in native else f"{'-':>8}")
+    note = "" if row["status"] == "ok" else f"  {row['status']}"
+    return (f"{head}{row['compile_s']:>10.2f}{row['nodes']:>7}{row['model_bytes'] / 1024:>10.1f}"
+            f"{row['graph_bytes'] / 1024:>10.1f}{row['init_bytes'] / 1024:>9.1f}"
+            f"{1e3 * row['session_s']:>11.1f}{1e3 * row['run_s']:>9.2f}{ratio}"
+            f"{row['run_us_per_step']:>9.1f}{row['run_spread']:>8.2f}{row['max_err']:>9.1e}{note}")
 
 
 def main() -> None:
@@ -141,6 +164,8 @@ def main() -> None:
     parser.add_argument("--gru-steps", type=int, nargs="*", default=[100],
                         help="sequence lengths for the GRU (none: skip it)")
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="fresh subprocesses per (cell, T, mode), the modes alternating")
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="seconds allowed to each measurement's subprocess")
     parser.add_argument("--json", help="also write the rows to this file")
@@ -153,27 +178,30 @@ def main() -> None:
         return
 
     cases = [("lstm", t) for t in args.steps] + [("gru", t) for t in args.gru_steps]
-    header = (f"{'cell':<6}{'T':>6}  {'mode':<10}{'compile s':>11}{'nodes':>8}"
-              f"{'model KiB':>11}{'graph KiB':>11}{'init KiB':>10}{'session ms':>12}"
-              f"{'run ms':>10}{'/native':>8}{'us/step':>9}{'max err':>10}")
-    print(f"onnx modes: batch {BATCH}, input {INPUT}, hidden {UNITS}, float32, "
-          f"{THREADS} intra-op threads; session median of 3, run median of 5")
+    header = (f"{'cell':<6}{'T':>6}  {'mode':<10}{'compile s':>10}{'nodes':>7}"
+              f"{'model KiB':>10}{'graph KiB':>10}{'init KiB':>9}{'session ms':>11}"
+              f"{'run ms':>9}{'/native':>8}{'us/step':>9}{'spread':>8}{'max err':>9}")
+    print(f"onnx modes: batch {BATCH}, input {INPUT}, hidden {UNITS}, float32, onnxruntime CPU "
+          f"on {THREADS} intra-op threads; medians over {args.rounds} round(s) of a session "
+          "median of 3 and a run median of 5")
     print(header)
     rows = []
     for cell, steps in cases:
-        done = {mode: measure_in_subprocess(mode, steps, cell, args.timeout)
-                for mode in args.modes}  # the modes alternate, each in its own process
+        rounds: dict[str, list] = {mode: [] for mode in args.modes}
+        for _ in range(args.rounds):
+            for mode in args.modes:  # the modes alternate, each in its own process
+                rounds[mode].append(measure_in_subprocess(mode, steps, cell, args.timeout))
+        done = {mode: combine(rounds[mode]) for mode in args.modes}
+        native = done.get("native")
         for mode in args.modes:
             row = done[mode]
-            native = done.get("native")
-            if row["status"] == "ok" and native and native["status"] == "ok":
+            if "run_s" in row and native and "run_s" in native:
                 row["run_vs_native"] = row["run_s"] / native["run_s"]
             rows.append(row)
             print(fmt(row, native), flush=True)
     if args.json:
         with open(args.json, "w") as stream:
             json.dump(rows, stream, indent=2)
-
 
 if __name__ == "__main__":
     main()

@@ -10,17 +10,20 @@ from rnncompiler.errors import RnncError
 DEVICES = ("cpu", "cuda")
 
 
-def providers(device: str) -> list[str]:
+def providers(device: str) -> list:
     """The execution providers for ``device``; a clear error when CUDA cannot be had."""
     if device == "cpu":
         return ["CPUExecutionProvider"]
     if device != "cuda":
         raise RnncError(f"unknown device '{device}'; choose cpu or cuda")
     available = ort.get_available_providers()
+    if "CUDAExecutionProvider" in available and hasattr(ort, "preload_dlls"):
+        ort.preload_dlls()  # CUDA and cuDNN from the nvidia-* wheels, where they are
     if "CUDAExecutionProvider" not in available:
         raise RnncError("--device cuda needs onnxruntime-gpu with a CUDA GPU; this onnxruntime "
                         f"offers {', '.join(available)} (pip install onnxruntime-gpu)")
-    return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    # full float32 matrix products (no TF32), so that the GPU computes what the CPU does
+    return [("CUDAExecutionProvider", {"use_tf32": "0"}), "CPUExecutionProvider"]
 
 
 def session(model_bytes: bytes, device: str = "cpu") -> ort.InferenceSession:
