@@ -18,9 +18,10 @@ Every measurement runs in its own subprocess, with onnxruntime on 2 intra-op thr
 (1 inter-op): idle threads of one measurement would distort the next on a small machine.
 Each (cell, T, mode) is measured in ``--rounds`` fresh subprocesses (default 3), the modes
 alternating; the table gives the medians over rounds, and ``spread`` is the slowest
-round's run time over the fastest's (on a 2-core VM one process can be 2x slower than the
-next one running the same model). A subprocess that runs past ``--timeout`` seconds
-(default 300) is reported as a timeout.
+round's run time over the fastest's. ``others`` is the largest share of the machine's CPUs
+that other processes took during a round (from /proc/stat): run it on an idle machine, as
+on 2 cores another busy process easily doubles the run times. A subprocess that runs past
+``--timeout`` seconds (default 300) is reported as a timeout.
 
     python benchmarks/onnx_modes.py [--steps 10 100 1000] [--rounds 3] [--json out.json]
 
@@ -33,6 +34,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -55,7 +58,7 @@ layers:
 
 def session(model_bytes: bytes):
     """As ``rnnc_onnx.runtime.session(bytes, "cpu")``, with the thread counts fixed."""
-    import onnxruntime as ort  # noqa: PLC0415
+    import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
@@ -66,10 +69,10 @@ def session(model_bytes: bytes):
 
 def measure(mode: str, steps: int, cell: str, repeats: int = 5, sessions: int = 3) -> dict:
     """One (mode, T, cell) measurement, in this process."""
-    import onnx  # noqa: F401, PLC0415  (imports outside the timed compile)
-    from rnnc_onnx import runtime  # noqa: PLC0415
+    import onnx  # noqa: F401  (imports outside the timed compile)
+    from rnnc_onnx import runtime
 
-    import rnncompiler as rc  # noqa: PLC0415
+    import rnncompiler as rc
 
     rc.backend.get_backend("onnx")
     spec = rc.load_spec_text(SPEC.format(cell=cell, input=INPUT, units=UNITS),
@@ -110,19 +113,43 @@ def measure(mode: str, steps: int, cell: str, repeats: int = 5, sessions: int = 
             "max_err": error}
 
 
+def busy_cpu_s() -> float | None:
+    """CPU seconds the whole machine has spent busy (Linux), to tell others' load."""
+    try:
+        with open("/proc/stat") as stream:
+            fields = [int(v) for v in stream.readline().split()[1:]]
+    except OSError:
+        return None
+    busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measure_in_subprocess(mode: str, steps: int, cell: str, timeout: float) -> dict:
+    """One measurement in a fresh process; ``others`` is the share of the machine's CPUs
+    that other processes used meanwhile (0 on an idle machine)."""
     row = {"cell": cell, "steps": steps, "mode": mode}
     command = [sys.executable, __file__, "--one", mode, str(steps), cell]
+    busy, mine = busy_cpu_s(), children_cpu_s()
     start = time.perf_counter()
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {**row, "status": f"timeout after {timeout:g} s"}
+    wall = time.perf_counter() - start
+    others = None
+    if busy is not None:
+        others = max(0.0, (busy_cpu_s() - busy) - (children_cpu_s() - mine)) / (
+            wall * (os.cpu_count() or 1))
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
         return {**row, "status": f"error: {last}"}
-    return {**json.loads(lines[-1]), "wall_s": time.perf_counter() - start}
+    return {**json.loads(lines[-1]), "wall_s": wall, "others": others}
 
 
 def combine(rounds: list[dict]) -> dict:
@@ -138,6 +165,8 @@ def combine(rounds: list[dict]) -> dict:
         row[key] = statistics.median(r[key] for r in ok)
     row["run_us_per_step"] = 1e6 * row["run_s"] / row["steps"]
     row["run_spread"] = max(r["run_s"] for r in ok) / min(r["run_s"] for r in ok)
+    loads = [r["others"] for r in ok if r.get("others") is not None]
+    row["others_max"] = max(loads) if loads else None
     failed = len(rounds) - len(ok)
     row["status"] = "ok" if not failed else f"ok ({failed} of {len(rounds)} rounds failed)"
     row["rounds"] = rounds
@@ -151,10 +180,12 @@ def fmt(row: dict, native: dict | None) -> str:
     ratio = (f"{row['run_s'] / native['run_s']:>8.2f}"
              if native and "run_s" in native else f"{'-':>8}")
     note = "" if row["status"] == "ok" else f"  {row['status']}"
+    others = "-" if row.get("others_max") is None else f"{100 * row['others_max']:.0f}%"
     return (f"{head}{row['compile_s']:>10.2f}{row['nodes']:>7}{row['model_bytes'] / 1024:>10.1f}"
             f"{row['graph_bytes'] / 1024:>10.1f}{row['init_bytes'] / 1024:>9.1f}"
             f"{1e3 * row['session_s']:>11.1f}{1e3 * row['run_s']:>9.2f}{ratio}"
-            f"{row['run_us_per_step']:>9.1f}{row['run_spread']:>8.2f}{row['max_err']:>9.1e}{note}")
+            f"{row['run_us_per_step']:>9.1f}{row['run_spread']:>8.2f}{others:>8}"
+            f"{row['max_err']:>9.1e}{note}")
 
 
 def main() -> None:
@@ -180,7 +211,7 @@ def main() -> None:
     cases = [("lstm", t) for t in args.steps] + [("gru", t) for t in args.gru_steps]
     header = (f"{'cell':<6}{'T':>6}  {'mode':<10}{'compile s':>10}{'nodes':>7}"
               f"{'model KiB':>10}{'graph KiB':>10}{'init KiB':>9}{'session ms':>11}"
-              f"{'run ms':>9}{'/native':>8}{'us/step':>9}{'spread':>8}{'max err':>9}")
+              f"{'run ms':>9}{'/native':>8}{'us/step':>9}{'spread':>8}{'others':>8}{'max err':>9}")
     print(f"onnx modes: batch {BATCH}, input {INPUT}, hidden {UNITS}, float32, onnxruntime CPU "
           f"on {THREADS} intra-op threads; medians over {args.rounds} round(s) of a session "
           "median of 3 and a run median of 5")
@@ -199,6 +230,10 @@ def main() -> None:
                 row["run_vs_native"] = row["run_s"] / native["run_s"]
             rows.append(row)
             print(fmt(row, native), flush=True)
+    loaded = [r for r in rows if (r.get("others_max") or 0) > 0.1]
+    if loaded:
+        print(f"warning: other processes used over 10% of the CPUs during {len(loaded)} "
+              "measurement(s) (column others); their times are not to be trusted")
     if args.json:
         with open(args.json, "w") as stream:
             json.dump(rows, stream, indent=2)

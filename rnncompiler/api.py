@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import weakref
 
 import numpy as np
@@ -31,7 +32,8 @@ def compile_spec(spec: Spec, backend: str = "numpy", steps: int | None = None,
     if key not in cache:
         cache[key] = _compile(spec, backend, *key[1:])
     artifact = cache[key]
-    if hasattr(artifact, "params"):
+    if hasattr(artifact, "params"):  # the values it embeds: this caller's own copy
+        artifact = copy.copy(artifact)
         artifact.params = params if params is not None else init_params(spec)
     return artifact
 

@@ -198,7 +198,8 @@ class _Backward:
         name = f"{block.name}.grad"
         if name not in self.graph.blocks:
             self.graph.blocks[name] = Block(name, block.layer, block.steps, not block.backward,
-                                            block.cell, gradient_of=block.name)
+                                            block.cell, gradient_of=block.name,
+                                            follows_steps=block.follows_steps)
         return {"step": block.order[i], "layer": block.layer, "block": name}
 
     def zeros_like(self, node: int, **where) -> int:
@@ -284,7 +285,8 @@ class _Backward:
                 total = self.graph.add("cut_chunk", [total], place=f"{name}.cut", **where,
                                        index=where["step"], chunk=self.k,
                                        shift=1 if loop.block.backward else 0,
-                                       steps=loop.block.steps)
+                                       steps=loop.block.steps,
+                                       dynamic=loop.block.follows_steps)
             self.carry_sums[key] = total
         return self.carry_sums[key]
 
@@ -345,6 +347,7 @@ class _Backward:
         block, place = self.place_key(node)
         whole = self.graph.add("scatter_step", [value], index=self.graph[node]["step"],
                                steps=self.loops[block].block.steps,
+                               dynamic=self.loops[block].block.follows_steps,
                                layer=self.graph[node]["layer"], place=f"d{block}_{place}_last")
         self.add_full(block, place, lane, whole)
 
@@ -403,7 +406,11 @@ class _Backward:
                             for t in range(len(pieces))]
                 parts.append(graph.add("sum_steps", [graph.add("stack_steps", per_step)]))
             if args[0] in self.requires and parts:
-                self.add_contribution(args[0], lane, self.sum_nodes(parts, {}, "drepeat"))
+                total = self.sum_nodes(parts, {}, "drepeat")
+                if args[0] in self.at:  # repeats a loop's last value
+                    self.route_final(args[0], total, lane)
+                else:
+                    self.add_contribution(args[0], lane, total)
         elif op == "concat":
             start = 0
             for arg in args:

@@ -28,6 +28,7 @@ class Block:
     backward: bool = False
     cell: str | None = None
     gradient_of: str | None = None  # for a backward loop: the block it differentiates
+    follows_steps: bool = False  # its length is T, which a model may leave to run time
 
     @cached_property
     def order(self) -> list[int]:
@@ -51,7 +52,7 @@ class Graph:
         self.layer_values: dict[str, int] = {}  # layer name -> the node of its value
         self.blocks: dict[str, Block] = {}
         self.steps: int | None = None  # T, the length of sequences that follow it
-        self.follows_steps: set[str] = set()  # inputs whose length is T
+        self.follows_steps: set[str] = set()  # inputs, targets and layers whose length is T
         self._next_id = 0
         self._consts: dict[float, int] = {}
 

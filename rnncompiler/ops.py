@@ -249,7 +249,8 @@ def _matvec_vjp(b, g, y, args, attrs):
 
 
 def _take_step_vjp(b, g, y, args, attrs):
-    return [b.add("scatter_step", [g], index=attrs["index"], steps=b.shape(args[0])[0])]
+    return [b.add("scatter_step", [g], index=attrs["index"], steps=b.shape(args[0])[0],
+                  dynamic=False)]
 
 
 def _stack_steps_vjp(b, g, y, args, attrs):
@@ -318,12 +319,15 @@ register("sum_batch", 1, lambda s, a: a["shape"], _sum_batch, unbatched=True,
          doc="sum over the batch (and steps) down to `shape`")
 register("slice_features", 1, lambda s, a: s[0][:-1] + (a["stop"] - a["start"],),
          lambda g, *, start, stop: g[..., start:stop])
-register("scatter_step", 1, lambda s, a: (a["steps"],) + s[0], scatter_step,
+register("scatter_step", 1, lambda s, a: (a["steps"],) + s[0],
+         lambda g, *, index, steps, dynamic: scatter_step(g, index=index, steps=steps),
          doc="a sequence of zeros but at step `index`")
 register("sum_steps", 1, lambda s, a: s[0][1:], lambda g: g.sum(axis=1))
 register("relu_grad", 2, _same_shape, lambda g, y: g * (y > 0))
 register("softmax_grad", 2, _same_shape, softmax_grad)
-register("cut_chunk", 1, _first, cut_chunk,
+register("cut_chunk", 1, _first,
+         lambda g, *, index, chunk, shift, steps, dynamic: cut_chunk(
+             g, index=index, chunk=chunk, shift=shift, steps=steps),
          doc="zero where the gradient would cross a chunk boundary (truncated BPTT)")
 register("mse_grad", 3, lambda s, a: s[1], mse_grad)
 register("cross_entropy_grad", 3, lambda s, a: s[1], cross_entropy_grad)

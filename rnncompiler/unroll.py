@@ -78,6 +78,8 @@ class _Unroller:
         for layer in self.spec.layers:
             self.values[layer.name] = getattr(self, f"build_{layer.type}")(layer)
             graph.layer_values[layer.name] = self.values[layer.name]
+            if layer.output.sequence and layer.output.steps is None:
+                graph.follows_steps.add(layer.name)
         for name in self.spec.outputs:
             graph.outputs[name] = self.values[name]
         graph.outputs.update(self.finals)
@@ -97,7 +99,8 @@ class _Unroller:
         for direction in layer.directions:
             block = f"{layer.name}.{direction}" if direction else layer.name
             backward = direction == "bwd" or layer.direction == "backward"
-            self.graph.blocks[block] = Block(block, layer.name, steps, backward, cell.name)
+            self.graph.blocks[block] = Block(block, layer.name, steps, backward, cell.name,
+                                             follows_steps=layer.output.steps is None)
             results.append(self.build_recurrence(layer, cell, block, direction, source))
         if len(results) == 1:
             return results[0]
@@ -142,7 +145,8 @@ class _Unroller:
         if not layer.output.sequence:
             return self.dense_step(layer, source, weight, bias, {"layer": layer.name})
         steps = self.length(layer.output.steps)
-        graph.blocks[layer.name] = Block(layer.name, layer.name, steps)
+        graph.blocks[layer.name] = Block(layer.name, layer.name, steps,
+                                         follows_steps=layer.output.steps is None)
         outputs = []
         for t in range(steps):
             where = {"step": t, "layer": layer.name, "block": layer.name}

@@ -19,22 +19,23 @@ from .lowering import LEAVES, LOWERINGS
 
 
 class OnnxModel:
-    """An inference model, and with training also a training model, for given parameters;
-    running with other parameters rebuilds the model with those as initializers. A model
-    asked for native mode trains with a scan model (ONNX's RNN operators have no gradient)."""
+    """An inference model and, with training, a training model. Saved models hold the
+    parameters as initializers; the models this object runs take them as inputs, so one
+    onnxruntime session serves any parameter values. A native model trains with a scan
+    model (ONNX's RNN operators have no gradient)."""
 
     def __init__(self, graph: Graph, training: Graph | None, options: EmitOptions):
         self.graph = graph
         self.training = training
         self.mode = options.onnx_mode or "scan"
         self.device = options.device or "cpu"
-        self.params = options.params
+        self.params = options.params  # the values a saved model embeds
         self._models: dict = {}
         self._sessions: dict = {}
 
     def model(self, params: dict | None = None, train: bool = False):
-        """The ModelProto (the training graph if ``train``) with ``params`` as initializers
-        (default: the parameters given when compiling)."""
+        """The ModelProto (the training graph if ``train``) with ``params`` (default: the
+        parameters given when compiling) as its initializers."""
         params = params if params is not None else self.params
         key = (id(params), train)
         if key not in self._models:
@@ -46,12 +47,13 @@ class OnnxModel:
             self._models[key] = (params, build_model(graph, params, mode, doc))
         return self._models[key][1]
 
-    def session(self, params: dict | None, train: bool = False):
-        model = self.model(params, train)
-        if self._sessions.get(train, (None,))[0] is not model:
-            self._sessions[train] = (model, runtime.session(model.SerializeToString(),
-                                                            self.device))
-        return self._sessions[train][1]
+    def session(self, train: bool = False):
+        if train not in self._sessions:
+            graph = self.training if train else self.graph
+            mode = "scan" if train and self.mode == "native" else self.mode
+            model = build_model(graph, None, mode, f"{graph.name}: parameters as inputs")
+            self._sessions[train] = runtime.session(model.SerializeToString(), self.device)
+        return self._sessions[train]
 
     def serialize(self, train: bool = False) -> bytes:
         """The model (the training graph if ``train``) as ONNX bytes."""
@@ -61,10 +63,10 @@ class OnnxModel:
         Path(path).write_bytes(self.serialize(train))
 
     def run(self, params: dict, inputs: dict) -> dict[str, np.ndarray]:
-        return runtime.run(self.session(params), inputs)
+        return runtime.run(self.session(), {**params, **inputs})
 
     def loss_and_grads(self, params: dict, inputs: dict):
-        outputs = runtime.run(self.session(params, train=True), inputs)
+        outputs = runtime.run(self.session(train=True), {**params, **inputs})
         loss = outputs.pop("loss")
         return loss, outputs
 

@@ -12,7 +12,6 @@ The batch dimension is symbolic. Parameters are initializers.
 from __future__ import annotations
 
 import networkx as nx
-import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
@@ -27,10 +26,16 @@ from .lowering import LEAVES, LOWERINGS, Context
 MODES = ("unrolled", "scan", "native")
 
 
-def build_model(graph: Graph, params: dict, mode: str = "scan", doc: str = "") -> onnx.ModelProto:
-    """A checked ONNX model computing ``graph``'s outputs, with ``params`` as initializers."""
+def build_model(graph: Graph, params: dict | None, mode: str = "scan",
+                doc: str = "") -> onnx.ModelProto:
+    """A checked ONNX model computing ``graph``'s outputs, with ``params`` as initializers;
+    with ``params`` None, the parameters are graph inputs instead (fed at every run)."""
     if mode not in MODES:
         raise RnncError(f"unknown ONNX mode '{mode}'; choose unrolled, scan or native")
+    if mode == "native" and graph.dtype != "float32" and any(
+            block.cell for block in graph.blocks.values()):
+        raise RnncError("--onnx-mode native needs dtype float32: onnxruntime's RNN, LSTM "
+                        "and GRU operators have no float64 (use --onnx-mode scan)")
     emitter = _Emitter(graph, params, mode)
     onnx_graph = emitter.build(doc)
     model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", OPSET)],
@@ -39,6 +44,18 @@ def build_model(graph: Graph, params: dict, mode: str = "scan", doc: str = "") -
     model.ir_version = 8
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def _rename(nodes, names: dict) -> None:
+    """Rename tensors in ``nodes`` and in the loop bodies they hold."""
+    for node in nodes:
+        node.input[:] = [names.get(name, name) for name in node.input]
+        node.output[:] = [names.get(name, name) for name in node.output]
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.GRAPH:
+                _rename(attribute.g.node, names)
+                for value in attribute.g.output:
+                    value.name = names.get(value.name, value.name)
 
 
 class _Emitter:
@@ -51,7 +68,8 @@ class _Emitter:
         self.saved: dict[tuple, str] = {}  # (block, place, "after" | "in") -> sequence tensor
         self.dynamic = mode != "unrolled" and graph.steps is not None and bool(
             graph.follows_steps)
-        self.context = Context(fixed_steps=graph.steps)
+        self.context = Context(transposed=self.transposed)
+        self.transposes: dict[str, str] = {}
 
     # --- the model ------------------------------------------------------------------------
     def build(self, doc: str) -> onnx.GraphProto:
@@ -65,23 +83,45 @@ class _Emitter:
             self.context.steps_tensor = b.op(
                 "Slice", [b.op("Shape", [reference]), b.ints([1]), b.ints([2])], hint="T")
         for name, node in graph.params.items():
-            self.values[node] = b.initializer(name, self.params[name])
+            if self.params is None:
+                inputs.append(b.value_info(name, graph[node]["shape"]))
+                self.values[node] = name
+            else:
+                self.values[node] = b.initializer(name, self.params[name])
         if self.mode == "unrolled":
             for node in graph.topological_order():
                 self.value(node)
         else:
             self.emit_program()
         outputs = []
+        produced = {out for n in b.nodes for out in n.output}
+        renamed: dict[str, str] = {}
         for name, node in graph.outputs.items():
-            b.op("Identity", [self.value(node)], name=name)
+            source = self.value(node)
+            if source in produced and source not in renamed:
+                # the node writes the output under its name: an Identity to an output whose
+                # source other nodes also read trips onnxruntime's identity elimination
+                renamed[source] = name
+            else:
+                b.op("Identity", [renamed.get(source, source)], name=name)
             outputs.append(b.value_info(name, self.dims(name, node)))
+        _rename(b.nodes, renamed)
         return b.graph(graph.name, inputs, outputs, doc)
+
+    def transposed(self, name: str) -> str | None:
+        """Wᵀ of a parameter, computed once at the top of the model (loop bodies read it)."""
+        if name not in self.graph.params:
+            return None
+        if name not in self.transposes:
+            self.transposes[name] = self.b.op("Transpose", [name], perm=[1, 0],
+                                              hint=f"{name}.T")
+        return self.transposes[name]
 
     def dims(self, name: str, node: int) -> list:
         data = self.graph[node]
         shape = list(data["shape"])
-        if len(shape) == 2 and data["batched"] and self.dynamic and (
-                name in self.graph.follows_steps or shape[0] == self.graph.steps):
+        if len(shape) == 2 and data["batched"] and self.dynamic \
+                and name in self.graph.follows_steps:
             shape[0] = "T"
         return (["batch"] if data["batched"] else []) + shape
 
@@ -113,7 +153,7 @@ class _Emitter:
         program = schedule(self.graph)
         native = None
         if self.mode == "native":
-            from .native import NativeLayers  # noqa: PLC0415
+            from .native import NativeLayers
             native = NativeLayers(self, program)
         for item in program.items:
             if not isinstance(item, Loop):
@@ -137,7 +177,7 @@ class _Emitter:
         body_values: dict[str, str] = {}  # place -> tensor in the body
         state_in = {q: body.fresh(f"{q}_in") for q in sorted(loop.carried)}
         sequences: dict[str, str] = {}  # outer sequence tensor -> its element in the body
-        context = Context(fixed_steps=graph.steps, steps_tensor=self.context.steps_tensor)
+        context = Context(steps_tensor=self.context.steps_tensor, transposed=self.transposed)
         context.step_index = body.fresh("t")  # the step, where a body needs it
 
         def element(outer: str) -> str:
@@ -168,7 +208,7 @@ class _Emitter:
         index_outer = None
         if not sequences or any(graph[n]["op"] == "cut_chunk" for n in loop.template.values()):
             # a Scan needs one sequence to run over: the steps themselves, when nothing else
-            length = self.context.steps(self.b, loop.block.steps)
+            length = self.context.steps(self.b, loop.block.steps, loop.block.follows_steps)
             index_outer = self.b.op("Range", [self.b.ints(0), self.b.op("Squeeze", [length]),
                                               self.b.ints(1)], hint="steps")
         self.finish_scan(loop, body, body_values, state_in, sequences, index_outer, context)
@@ -189,7 +229,7 @@ class _Emitter:
         per_step += [("in", None, place) for place in sorted(loop.saved_in)]
         finals = sorted(loop.finals - set(carried))
         per_step += [("final", None, place) for place in finals]
-        body_outputs, outer_outputs = [], []
+        body_outputs = []
         for place in carried:
             out = body.op("Identity", [body_values[place]], hint=f"{place}_out")
             body_outputs.append(self.body_info(body, out, loop.template[place]))

@@ -21,11 +21,11 @@ class Context:
     arg_batched: tuple = ()
     step_index: str | None = None  # inside a Scan body: the scalar int64 step
     steps_tensor: str | None = None  # a scan model: T at run time, int64 [1]
-    fixed_steps: int | None = None  # the T the graph was unrolled for
+    transposed: object = None  # parameter name -> its transpose, made once (or None)
 
-    def steps(self, b: OnnxBuilder, steps: int) -> str:
-        """``steps`` as an int64 [1] tensor: T at run time where the graph's T is meant."""
-        if self.steps_tensor is not None and steps == self.fixed_steps:
+    def steps(self, b: OnnxBuilder, steps: int, dynamic: bool) -> str:
+        """A length as an int64 [1] tensor: T at run time where the length follows T."""
+        if self.steps_tensor is not None and dynamic:
             return self.steps_tensor
         return b.ints([steps])
 
@@ -64,13 +64,14 @@ def _stack(b, x, attrs, ctx):
 
 def _repeat(b, x, attrs, ctx):
     expanded = b.op("Unsqueeze", [x[0], b.ints([1])])
-    repeats = b.op("Concat", [b.ints([1]), ctx.steps(b, attrs["steps"]), b.ints([1])], axis=0)
+    repeats = b.op("Concat", [b.ints([1]), b.ints([attrs["steps"]]), b.ints([1])], axis=0)
     return b.op("Tile", [expanded, repeats])
 
 
 def _matvec(b, x, attrs, ctx):
     weight, vector = x
-    return b.op("MatMul", [vector, b.op("Transpose", [weight], perm=[1, 0])])
+    transposed = ctx.transposed(weight) if ctx.transposed else None
+    return b.op("MatMul", [vector, transposed or b.op("Transpose", [weight], perm=[1, 0])])
 
 
 def _matvec_t(b, x, attrs, ctx):
@@ -79,7 +80,7 @@ def _matvec_t(b, x, attrs, ctx):
 
 
 def _outer_sum(b, x, attrs, ctx):
-    grad, vector = x
+    # Σ over examples (and steps) of g vᵀ: both as rows, then one product
     rows = [b.op("Reshape", [v, b.ints([-1, shape[-1]])])
             for v, shape in zip(x, ctx.arg_shapes)]
     return b.op("MatMul", [b.op("Transpose", [rows[0]], perm=[1, 0]), rows[1]])
@@ -98,7 +99,7 @@ def _slice(b, x, attrs, ctx):
 
 def _scatter_step(b, x, attrs, ctx):
     """Zeros of [batch, steps, n] but ``x`` at step ``index``: a Pad of one step."""
-    steps = ctx.steps(b, attrs["steps"])
+    steps = ctx.steps(b, attrs["steps"], attrs["dynamic"])
     one = b.ints([1])
     if attrs["index"] == attrs["steps"] - 1:
         before, after = b.op("Sub", [steps, one]), b.ints([0])
@@ -116,7 +117,7 @@ def _cut_chunk(b, x, attrs, ctx):
         cut = 0 < boundary < attrs["steps"] and boundary % attrs["chunk"] == 0
         return b.op("Mul", [x[0], b.constant(0.0)]) if cut else b.op("Identity", x)
     boundary = b.op("Add", [ctx.step_index, b.ints(attrs["shift"])])
-    steps = b.op("Squeeze", [ctx.steps(b, attrs["steps"])])
+    steps = b.op("Squeeze", [ctx.steps(b, attrs["steps"], attrs["dynamic"])])
     inside = b.op("And", [b.op("Greater", [boundary, b.ints(0)]),
                           b.op("Less", [boundary, steps])])
     on_edge = b.op("Equal", [b.op("Mod", [boundary, b.ints(attrs["chunk"])]), b.ints(0)])

@@ -55,11 +55,12 @@ class NativeLayers:
         e, b = self.emitter, self.emitter.b
         op_type, gates, biases = GATES[loop.block.cell]
         units = self.units(loop)
-        weights = [self.pack(part, gates, biases, units) for part in parts]
+        packed = [self.pack(part, gates, biases, units) for part in parts]
         names = {}
         for index, key in enumerate(("W", "R", "B")):
-            stacked = np.stack([w[index] for w in weights])
-            names[key] = b.initializer(f"{loop.block.layer}.onnx_{key}", stacked)
+            per_direction = [b.op("Unsqueeze", [p[index], b.ints([0])]) for p in packed]
+            names[key] = per_direction[0] if len(packed) == 1 else \
+                b.op("Concat", per_direction, axis=0, hint=f"{loop.block.layer}.{key}")
         sequence = b.op("Transpose", [self.sequence(loop)], perm=[1, 0, 2])
         inputs = [sequence, names["W"], names["R"], names["B"], ""]
         states = ["h", "c"] if op_type == "LSTM" else ["h"]
@@ -87,7 +88,8 @@ class NativeLayers:
             return e.value(loop.args["x"][0].ref)
         vector = self.vector_input(loop)
         tiled = b.op("Unsqueeze", [e.value(vector), b.ints([1])])
-        repeats = b.op("Concat", [b.ints([1]), e.context.steps(b, loop.block.steps),
+        repeats = b.op("Concat", [b.ints([1]), e.context.steps(b, loop.block.steps,
+                                                                 loop.block.follows_steps),
                                   b.ints([1])], axis=0)
         return b.op("Tile", [tiled, repeats])
 
@@ -101,23 +103,28 @@ class NativeLayers:
         raise RnncError(f"layer {loop.block.layer}: cannot find its input for native mode")
 
     def pack(self, loop: Loop, gates, biases, units: int):
-        """W [G*H, I], R [G*H, H], B [2*G*H] from the SPEC's parameters of one direction."""
-        params, prefix = self.emitter.params, f"{loop.block.name}."
-        mine = {key[len(prefix):]: value for key, value in params.items()
-                if key.startswith(prefix)}
+        """W [G*H, I], R [G*H, H], B [2*G*H] of one direction, concatenated in the model
+        from the SPEC's parameters (which stay the model's inputs)."""
+        b, prefix = self.emitter.b, f"{loop.block.name}."
         x_names = ["W_xh"] if gates == ["h"] else [f"W_x{g}" for g in gates]
         h_names = ["W_hh"] if gates == ["h"] else [f"W_h{g}" for g in gates]
-        zero = np.zeros(units)
-        return (np.concatenate([mine[n] for n in x_names]),
-                np.concatenate([mine[n] for n in h_names]),
-                np.concatenate(biases(mine, zero)))
+        mine = {name: prefix + name for name in self.cell_params(loop)}
+        zero = b.constant(np.zeros(units))
+        return (b.op("Concat", [mine[n] for n in x_names], axis=0),
+                b.op("Concat", [mine[n] for n in h_names], axis=0),
+                b.op("Concat", biases(mine, zero), axis=0))
+
+    def cell_params(self, loop: Loop) -> list[str]:
+        prefix = f"{loop.block.name}."
+        return [key[len(prefix):] for key in self.emitter.graph.params
+                if key.startswith(prefix) and "." not in key[len(prefix):]]
 
     def bind(self, parts, outputs, states) -> None:
         """Y [T, D, batch, H] and the final states back to the graph's nodes."""
         e, b = self.emitter, self.emitter.b
         y, finals = outputs[0], dict(zip(states, outputs[1:]))
         for d, part in enumerate(parts):
-            for stack, place in part.collected.items():
+            for stack in part.collected:
                 one = b.op("Gather", [y, b.ints(d)], axis=1)
                 e.values[stack] = b.op("Transpose", [one], perm=[1, 0, 2])
             for state in states:

@@ -38,7 +38,6 @@ def session(model_bytes: bytes, device: str = "cpu") -> ort.InferenceSession:
 
 
 def run(created: ort.InferenceSession, inputs: dict) -> dict[str, np.ndarray]:
-    names = [i.name for i in created.get_inputs()]
-    feeds = {name: inputs[name] for name in names}
+    feeds = {i.name: inputs[i.name] for i in created.get_inputs()}
     outputs = created.run(None, feeds)
     return {o.name: value for o, value in zip(created.get_outputs(), outputs)}
