@@ -11,6 +11,7 @@ from .arrays import check_inputs, check_params
 from .autodiff import training_graph
 from .backend import Artifact, EmitOptions, check_supported, get_backend
 from .params import init_params
+from .passes.pipeline import optimize
 from .spec import Spec
 from .unroll import unroll
 
@@ -20,7 +21,7 @@ _compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # spec -> {k
 def compile_spec(spec: Spec, backend: str = "numpy", steps: int | None = None,
                  train: bool = False, *, onnx_mode: str | None = None,
                  device: str | None = None, params: dict | None = None,
-                 state_io: bool = False) -> Artifact:
+                 state_io: bool = False, level: int = 2) -> Artifact:
     """Unroll ``spec`` over ``steps`` (default ``unroll.steps``) and lower it with
     ``backend``; with ``train``, the artifact also computes the loss and its gradients.
     ``onnx_mode`` and ``device`` are for the ONNX backend; ``params`` are the values a
@@ -28,7 +29,7 @@ def compile_spec(spec: Spec, backend: str = "numpy", steps: int | None = None,
     compiling the same thing again is free."""
     cache = _compiled.setdefault(spec, {})
     key = (backend, steps if steps is not None else spec.unroll.steps, train, onnx_mode, device,
-           state_io)
+           state_io, level)
     if key not in cache:
         cache[key] = _compile(spec, backend, *key[1:])
     artifact = cache[key]
@@ -39,14 +40,18 @@ def compile_spec(spec: Spec, backend: str = "numpy", steps: int | None = None,
 
 
 def _compile(spec: Spec, backend: str, steps: int | None, train: bool, onnx_mode, device,
-             state_io: bool):
+             state_io: bool, level: int):
     chosen = get_backend(backend)
     graph = unroll(spec, steps, state_io)
-    check_supported(chosen, graph)
     options = EmitOptions(spec_file=spec.file, steps=steps, onnx_mode=onnx_mode, device=device)
+    # a backend may take the forward graph less rewritten (ONNX native maps layers as written)
+    choose = getattr(chosen, "forward_level", None)
+    optimize(graph, choose(options, level) if choose else level)
+    check_supported(chosen, graph)
     if not train:
         return chosen.emit(graph, options)
     training = training_graph(spec, steps)
+    optimize(training, level)
     check_supported(chosen, training)
     return chosen.emit(graph, options, training=training)
 

@@ -100,6 +100,33 @@ class Graph:
             self._consts[value] = self.add("const", value=value, batched=False)
         return self._consts[value]
 
+    # --- rewriting (for passes) ---------------------------------------------------------
+    def replace_uses(self, old: int, new: int) -> None:
+        """Every use of ``old`` (as an argument or an output) becomes a use of ``new``."""
+        for user in self.users(old):
+            args = [new if a == old else a for a in self.nx.nodes[user]["args"]]
+            self.set_args(user, args)
+        for name, node in self.outputs.items():
+            if node == old:
+                self.outputs[name] = new
+        for name, node in self.layer_values.items():
+            if node == old:
+                self.layer_values[name] = new
+
+    def set_args(self, node: int, args) -> None:
+        for source, _, key in list(self.nx.in_edges(node, keys=True)):
+            self.nx.remove_edge(source, node, key=key)
+        for position, arg in enumerate(args):
+            self.nx.add_edge(arg, node, key=position)
+        self.nx.nodes[node]["args"] = tuple(args)
+
+    def remove(self, node: int) -> None:
+        self.nx.remove_node(node)
+        for table in (self.inputs, self.params):
+            for name in [n for n, v in table.items() if v == node]:
+                del table[name]
+        self._consts = {v: n for v, n in self._consts.items() if n != node}
+
     # --- reading ----------------------------------------------------------------------
     def __getitem__(self, node: int) -> dict:
         return self.nx.nodes[node]

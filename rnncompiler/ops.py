@@ -146,6 +146,14 @@ def cut_chunk(g, *, index, chunk, shift, steps):
     return g * 0 if 0 < boundary < steps and boundary % chunk == 0 else g
 
 
+def shift_steps(seq, first, *, backward=False):
+    """[first, seq[0], ..., seq[T-2]] (or, running backward, [seq[1], ..., seq[T-1], first])."""
+    first = first[:, None]
+    if backward:
+        return np.concatenate([seq[:, 1:], first], axis=1)
+    return np.concatenate([first, seq[:, :-1]], axis=1)
+
+
 def mse(pred, target):
     return np.mean((pred - target) ** 2)
 
@@ -331,6 +339,14 @@ register("cut_chunk", 1, _first,
          doc="zero where the gradient would cross a chunk boundary (truncated BPTT)")
 register("mse_grad", 3, lambda s, a: s[1], mse_grad)
 register("cross_entropy_grad", 3, lambda s, a: s[1], cross_entropy_grad)
+
+# made by optimisation passes (after differentiation: no VJP)
+register("stack_rows", None, lambda s, a: (sum(x[0] for x in s), s[0][1]),
+         lambda *ws: np.concatenate(ws, axis=0), unbatched=True,
+         doc="matrices stacked row-wise: several products with one operand become one")
+register("shift_steps", 2, _first, lambda seq, first, *, backward: shift_steps(
+    seq, first, backward=backward),
+         doc="the sequence one step later: what a carried value held entering each step")
 
 ACTIVATIONS = {"tanh": "tanh", "sigmoid": "sigmoid", "relu": "relu", "softmax": "softmax"}
 BINARY = {"+": "add", "-": "sub", "*": "mul", "/": "div", "@": "matvec"}

@@ -135,6 +135,11 @@ LOWERINGS = {
     "cut_chunk": _helper("cut_chunk", "index", "chunk", "shift", "steps"),
     "mse_grad": _call("mse_grad"),
     "cross_entropy_grad": _call("cross_entropy_grad"),
+    # made by optimisation passes
+    "stack_rows": lambda args, attrs, ctx: (
+        f"np.concatenate([{', '.join(text for text, _ in args)}], axis=0)", ATOM),
+    "shift_steps": lambda args, attrs, ctx: (
+        f"shift_steps({args[0][0]}, {args[1][0]}, backward={attrs['backward']})", ATOM),
 }
 
 # module-level helpers the lowerings call: the ops' own reference evaluations, by name
@@ -149,6 +154,7 @@ HELPERS = {
     "scatter_step": ("scatter_step",),
     "cut_chunk": ("cut_chunk",),
     "outer_sum": ("outer_sum",),
+    "shift_steps": ("shift_steps",),
 }
 
 # ops that are variables of the module rather than expressions

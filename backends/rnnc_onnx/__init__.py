@@ -76,6 +76,11 @@ class OnnxBackend:
     ops = frozenset(LOWERINGS) | frozenset(LEAVES)
     modes = MODES
 
+    def forward_level(self, options: EmitOptions, level: int) -> int:
+        """Native mode maps recurrent layers as the spec wrote them: no rewriting of their
+        products first (the operators do their own)."""
+        return min(level, 1) if options.onnx_mode == "native" else level
+
     def emit(self, graph: Graph, options: EmitOptions | None = None,
              training: Graph | None = None) -> OnnxModel:
         return OnnxModel(graph, training, options or EmitOptions())

@@ -170,6 +170,16 @@ def _softmax_grad(b, x, attrs, ctx):
     return b.op("Mul", [y, b.op("Sub", [g, inner])])
 
 
+def _shift_steps(b, x, attrs, ctx):
+    sequence, first = x
+    first = b.op("Unsqueeze", [first, b.ints([1])])
+    if attrs["backward"]:
+        rest = b.op("Slice", [sequence, b.ints([1]), b.ints([2**62]), b.ints([1])])
+        return b.op("Concat", [rest, first], axis=1)
+    rest = b.op("Slice", [sequence, b.ints([0]), b.ints([-1]), b.ints([1])])
+    return b.op("Concat", [first, rest], axis=1)
+
+
 LOWERINGS = {
     "zeros": _zeros,
     "zeros_shaped": _zeros_shaped,
@@ -203,6 +213,8 @@ LOWERINGS = {
     "cut_chunk": _cut_chunk,
     "mse_grad": _mse_grad,
     "cross_entropy_grad": _cross_entropy_grad,
+    "stack_rows": lambda b, x, attrs, ctx: b.op("Concat", x, axis=0),
+    "shift_steps": _shift_steps,
 }
 
 LEAVES = ("input", "param", "const")

@@ -1,0 +1,112 @@
+"""Fuse gate products: the products of one vector with several weights at the same step
+(an LSTM's ``W_xi @ x``, ``W_xf @ x``, ``W_xc @ x``, ``W_xo @ x``) become one product with
+the weights stacked row-wise — the seed's ``tanh(W [h; x])`` — whose slices replace them.
+
+Safe when the weights are the same at every step (parameters): the stacked weight is
+built once, before any loop. Backward loops get the transposed form: a sum of products
+``W_kᵀ @ g_k`` becomes one ``[W_1; ...; W_n]ᵀ @ [g_1, ..., g_n]``.
+"""
+
+from __future__ import annotations
+
+from ..graph import Graph
+
+
+def _invariant_matrix(graph: Graph, node: int) -> bool:
+    data = graph[node]
+    return not data["batched"] and data["step"] is None and len(data["shape"]) == 2
+
+
+def fuse_gate_products(graph: Graph) -> bool:
+    groups: dict[tuple, list[int]] = {}
+    for node, data in graph.nx.nodes(data=True):
+        if data["op"] == "matvec" and data["step"] is not None:
+            weight, vector = graph.args(node)
+            if _invariant_matrix(graph, weight):
+                groups.setdefault((data["block"], data["step"], vector), []).append(node)
+    stacked: dict[tuple, int] = {}
+    changed = False
+    for (block, step, vector), members in groups.items():
+        if len(members) < 2:
+            continue
+        members.sort()
+        weights = tuple(graph.args(m)[0] for m in members)
+        if weights not in stacked:
+            stacked[weights] = graph.add("stack_rows", list(weights),
+                                         layer=graph[members[0]]["layer"])
+        where = {k: graph[members[0]][k] for k in ("step", "layer", "block")}
+        fused = graph.add("matvec", [stacked[weights], vector],
+                          place=f"gates@{graph[members[0]]['place']}", **where)
+        start = 0
+        for member in members:
+            size = graph[member]["shape"][-1]
+            part = graph.add("slice_features", [fused], start=start, stop=start + size,
+                             place=graph[member]["place"], **where)
+            graph.replace_uses(member, part)
+            graph.remove(member)
+            start += size
+        changed = True
+    return fuse_transposed_products(graph) or changed
+
+
+def fuse_transposed_products(graph: Graph) -> bool:
+    """Σ_k W_kᵀ g_k at one step (the gradient a step sends back through its gates)."""
+    changed = False
+    stacked: dict[tuple, int] = {}
+    for node in list(graph.nx.nodes):
+        if node not in graph.nx or graph[node]["op"] != "add" or graph[node]["step"] is None:
+            continue
+        if any(graph[u]["op"] == "add" and graph[u]["step"] == graph[node]["step"]
+               and graph[u]["block"] == graph[node]["block"] and len(graph.users(node)) == 1
+               for u in graph.users(node)):
+            continue  # not the top of a chain
+        terms = _sum_terms(graph, node)
+        here = (graph[node]["block"], graph[node]["step"])
+        products = [t for t in terms if graph[t]["op"] == "matvec_t"
+                    and (graph[t]["block"], graph[t]["step"]) == here
+                    and _invariant_matrix(graph, graph.args(t)[0]) and len(graph.users(t)) == 1]
+        if len(products) < 2 or len(products) != len(terms):
+            continue
+        columns = {graph[graph.args(t)[0]]["shape"][1] for t in products}
+        if len(columns) != 1:
+            continue
+        where = {k: graph[node][k] for k in ("step", "layer", "block")}
+        weights = tuple(graph.args(t)[0] for t in products)
+        if weights not in stacked:
+            stacked[weights] = graph.add("stack_rows", list(weights), layer=graph[node]["layer"])
+        weight = stacked[weights]
+        grads = graph.add("concat", [graph.args(t)[1] for t in products],
+                          place=f"{graph[node]['place']}.gates", **where)
+        fused = graph.add("matvec_t", [weight, grads], place=f"{graph[node]['place']}.fused",
+                          **where)
+        graph.replace_uses(node, fused)
+        for dead in [node, *_inner_adds(graph, node), *products]:
+            graph.remove(dead)
+        changed = True
+    return changed
+
+
+def _inner_adds(graph: Graph, node: int) -> list[int]:
+    inner = []
+    for arg in graph.args(node):
+        data = graph[arg]
+        if data["op"] == "add" and data["step"] == graph[node]["step"] \
+                and data["block"] == graph[node]["block"] and len(graph.users(arg)) == 1:
+            inner += [arg, *_inner_adds(graph, arg)]
+    return inner
+
+
+def _sum_terms(graph: Graph, node: int) -> list[int]:
+    """The terms of a chain of single-use adds at one step."""
+    data = graph[node]
+    if data["op"] != "add":
+        return [node]
+    terms = []
+    for arg in graph.args(node):
+        inner = graph[arg]
+        if inner["op"] == "add" and inner["step"] == data["step"] \
+                and inner["block"] == data["block"] and len(graph.users(arg)) == 1:
+            terms += _sum_terms(graph, arg)
+        else:
+            terms.append(arg)
+    return terms
