@@ -18,6 +18,7 @@ BATCHABLE = ("outer_sum", "sum_batch")
 
 def batch_weight_gradients(graph: Graph) -> bool:
     loops = analyse_loops(graph)
+    stacks: dict = {}  # (loop, place, kind) -> the stacked sequence, made once
     changed = False
     for loop in loops.values():
         if not loop.block.gradient_of:
@@ -31,7 +32,7 @@ def batch_weight_gradients(graph: Graph) -> bool:
             terms = _chain_terms(graph, loop, place)
             if terms is None:
                 continue
-            batched = [_batched_term(graph, loops, loop, term) for term in terms]
+            batched = [_batched_term(graph, loops, loop, term, stacks) for term in terms]
             if any(b is None for b in batched):
                 continue
             total = batched[0]
@@ -59,11 +60,17 @@ def _chain_terms(graph: Graph, loop, place: str) -> list[str] | None:
         node = previous
 
 
-def _batched_term(graph: Graph, loops: dict, loop, term_place: str) -> int | None:
+def _batched_term(graph: Graph, loops: dict, loop, term_place: str,
+                  stacks: dict) -> int | None:
     """The term summed over all steps at once, as a node after the loops."""
     node = loop.template[term_place]
     op, attrs = graph[node]["op"], dict(graph[node]["attrs"])
-    factors = [_stacked(graph, loops, loop, arg) for arg in loop.args[term_place]]
+    factors = []
+    for arg in loop.args[term_place]:
+        key = (loop.block.name, arg)
+        if key not in stacks:
+            stacks[key] = _stacked(graph, loops, loop, arg)
+        factors.append(stacks[key])
     if any(f is None for f in factors):
         return None
     return graph.add(op, factors, layer=loop.block.layer, **attrs)
