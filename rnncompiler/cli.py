@@ -108,13 +108,17 @@ def _backend_and_steps(parser, default: str | None = "numpy") -> None:
     parser.add_argument("--state-io", action="store_true",
                         help="states that start from zeros start from inputs "
                              "<layer>.<state>0 instead (streaming)")
+    parser.add_argument("-O", dest="level", type=int, choices=(0, 1, 2), default=2,
+                        metavar="LEVEL", help="optimisation: 0 none, 1 dead code, 2 also fused, "
+                                              "hoisted and batched products (default 2)")
 
 
 def _options(args) -> dict:
     """The backend options of a command, as compile_spec takes them."""
     if args.backend != "onnx" and (args.onnx_mode or args.device):
         raise RnncError("--onnx-mode and --device are for --backend onnx")
-    return {"onnx_mode": args.onnx_mode, "device": args.device, "state_io": args.state_io}
+    return {"onnx_mode": args.onnx_mode, "device": args.device, "state_io": args.state_io,
+            "level": args.level}
 
 
 def main(argv=None) -> int:
