@@ -26,7 +26,7 @@ def fuse_gate_products(graph: Graph) -> bool:
                 groups.setdefault((data["block"], data["step"], vector), []).append(node)
     stacked: dict[tuple, int] = {}
     changed = False
-    for (block, step, vector), members in groups.items():
+    for (_block, _step, vector), members in groups.items():
         if len(members) < 2:
             continue
         members.sort()
