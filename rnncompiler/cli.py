@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from . import __version__
 from .api import compile_spec
@@ -80,6 +81,27 @@ def build_parser() -> argparse.ArgumentParser:
     check_grads.add_argument("--tolerance", type=float, default=1e-5, metavar="TOL",
                              help="the worst relative error allowed (default 1e-5)")
     check_grads.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+    inspect = commands.add_parser(
+        "inspect", help="see the unrolled graph",
+        description="Show the unrolled graph: a summary (text), the graph as data (json: "
+                    "networkx node-link; graphml) or a picture laid out by time (dot, svg, "
+                    "png; every parameter drawn once). --grad-flow plots ‖dL/dh_t‖ per step.")
+    inspect.add_argument("spec", metavar="SPEC")
+    inspect.add_argument("--steps", type=_steps, metavar="T", help="unroll over T steps")
+    inspect.add_argument("--format", choices=FORMATS, default=None,
+                         help="text (default), json, graphml, dot, svg or png (from -o's suffix "
+                              "when not given)")
+    inspect.add_argument("--grad", action="store_true", help="the training graph (BPTT)")
+    inspect.add_argument("-O", dest="level", type=int, choices=(0, 1, 2), default=None,
+                         metavar="LEVEL", help="show the graph after the passes of LEVEL and "
+                                               "what each changed (default: as written)")
+    inspect.add_argument("--grad-flow", action="store_true",
+                         help="plot ‖dL/dh_t‖ for every step and layer (needs --params and "
+                              "--inputs; writes -o as PNG/SVG and a .csv beside it)")
+    inspect.add_argument("--params", metavar="P.npz")
+    inspect.add_argument("--inputs", metavar="XY.npz")
+    inspect.add_argument("-o", "--output", metavar="FILE")
 
     compile_ = commands.add_parser("compile", help="emit code for a backend",
                                    description="Emit SPEC for a backend: with numpy, one "
@@ -198,6 +220,93 @@ def cmd_gradcheck(args) -> int:
     return 0
 
 
+FORMATS = ("text", "json", "graphml", "dot", "svg", "png")
+
+
+def cmd_inspect(args) -> int:
+    from .autodiff import training_graph
+    from .inspection import summarize, to_dot, to_graphml, to_json
+    from .passes.pipeline import optimize
+    from .unroll import unroll
+
+    spec = load_spec(args.spec)
+    if args.grad_flow:
+        return _grad_flow(spec, args)
+    fmt = args.format or (Path(args.output).suffix.lstrip(".") if args.output else "text")
+    if fmt not in FORMATS:
+        raise RnncError(f"cannot tell the format from '{args.output}'; give --format")
+    if (args.grad or args.grad_flow) and spec.loss is None:
+        raise RnncError("--grad needs a `loss:` in the spec", spec.source.loc(()))
+    graph = training_graph(spec, args.steps) if args.grad else unroll(spec, args.steps)
+    if graph.steps is None and graph.follows_steps:
+        raise RnncError("give --steps T (the spec has no unroll.steps)")
+    report = optimize(graph, args.level) if args.level is not None else None
+    title = f"{spec.name}: {'training' if args.grad else 'forward'} graph, T = {graph.steps}" \
+        + (f", -O{args.level}" if args.level is not None else "")
+    if fmt in ("svg", "png"):
+        draw = _plotting("draw", "draw")
+        if not args.output:
+            raise RnncError(f"--format {fmt} needs -o FILE")
+        _write_with(args.output, lambda path: draw(graph, path, title), fmt)
+        print(f"wrote {args.output}")
+        return 0
+    text = {"text": lambda: summarize(graph, title, report), "json": lambda: to_json(graph),
+            "graphml": lambda: to_graphml(graph), "dot": lambda: to_dot(graph)}[fmt]()
+    if args.output:
+        save_text(args.output, text)
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _grad_flow(spec, args) -> int:
+    import copy
+
+    from .autodiff import training_graph
+    from .inspection.grad_flow import gradient_norms, to_csv
+    from .spec import UnrollSpec
+
+    plot = _plotting("grad_flow", "plot")
+    if not (args.params and args.inputs and args.output):
+        raise RnncError("--grad-flow needs --params, --inputs and -o FILE.png")
+    if spec.loss is None:
+        raise RnncError("--grad-flow needs a `loss:` in the spec", spec.source.loc(()))
+    data, steps = check_inputs(spec, load_npz(args.inputs, "inputs and targets"), args.steps,
+                               args.inputs, with_targets=True)
+    params = check_params(spec, load_npz(args.params, "parameters"), args.params)
+    full = copy.copy(spec)
+    full.unroll = UnrollSpec(spec.unroll.steps)  # the gradient as it is, untruncated
+    norms = gradient_norms(training_graph(full, steps), spec.cells, params, data)
+    fmt = Path(args.output).suffix.lstrip(".") or "png"
+    _write_with(args.output, lambda path: plot(norms, path, f"{spec.name}: ‖dL/dh_t‖"), fmt)
+    csv = str(Path(args.output).with_suffix(".csv"))
+    save_text(csv, to_csv(norms))
+    print(f"wrote {args.output} and {csv}")
+    return 0
+
+
+def _plotting(module: str, name: str):
+    """A drawing function; pictures need matplotlib, an optional dependency."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise RnncError("pictures need matplotlib: pip install 'rnncompiler[plots]'") from None
+    from importlib import import_module
+    return getattr(import_module(f"rnncompiler.inspection.{module}"), name)
+
+
+def _write_with(path: str, write, fmt: str) -> None:
+    """Let ``write`` make a file, then move it into place (no partial file on failure)."""
+    import tempfile
+
+    folder = Path(path).parent
+    with tempfile.TemporaryDirectory(dir=folder if str(folder) else ".") as temporary:
+        made = Path(temporary) / f"picture.{fmt}"
+        write(str(made))
+        save_bytes(path, made.read_bytes())
+
+
 def cmd_compile(args) -> int:
     spec = load_spec(args.spec)
     params = None
@@ -251,7 +360,7 @@ def _product(shape) -> int:
 
 
 COMMANDS = {"check": cmd_check, "init": cmd_init, "run": cmd_run, "grad": cmd_grad,
-            "gradcheck": cmd_gradcheck, "compile": cmd_compile}
+            "gradcheck": cmd_gradcheck, "inspect": cmd_inspect, "compile": cmd_compile}
 
 if __name__ == "__main__":
     sys.exit(main())

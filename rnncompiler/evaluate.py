@@ -14,6 +14,12 @@ from .graph import Graph
 
 def evaluate(graph: Graph, params: dict, inputs: dict) -> dict[str, np.ndarray]:
     """Every graph output, by name, for the given parameter and input arrays."""
+    values = evaluate_all(graph, params, inputs)
+    return {name: values[node] for name, node in graph.outputs.items()}
+
+
+def evaluate_all(graph: Graph, params: dict, inputs: dict) -> dict[int, np.ndarray]:
+    """The value of every node (for looking inside, e.g. at per-step gradients)."""
     dtype = np.dtype(graph.dtype)
     values: dict[int, np.ndarray] = {}
     for node in graph.topological_order():
@@ -25,7 +31,9 @@ def evaluate(graph: Graph, params: dict, inputs: dict) -> dict[str, np.ndarray]:
             values[node] = np.asarray(params[attrs["name"]], dtype=dtype)
         elif op == "const":
             values[node] = attrs["value"]
+        elif op == "zeros_shaped":
+            values[node] = np.zeros(attrs["shape"], dtype=dtype)
         else:
             args = [values[arg] for arg in graph.args(node)]
             values[node] = ops.get(op).evaluate(*args, **attrs)
-    return {name: values[node] for name, node in graph.outputs.items()}
+    return values
