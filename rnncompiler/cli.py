@@ -37,20 +37,27 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compile recurrent networks written as YAML specs.")
     parser.add_argument("--version", action="version", version=f"rnnc {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--allow-large", action="store_true",
+                        help="lift the limits on sizes, steps and parameter count")
 
-    check = commands.add_parser("check", help="validate a spec and print a summary",
+    commands.add_parser("schema", help="print the JSON Schema of the spec format",
+                        description="Print the JSON Schema of the spec format, for editors "
+                                    "(yaml-language-server: $schema=...).")
+    check = commands.add_parser("check", parents=[common],
+                                help="validate a spec and print a summary",
                                 description="Validate SPEC and print what it builds.")
     check.add_argument("spec", metavar="SPEC")
     check.add_argument("--steps", type=_steps, metavar="T", help="unroll over T steps")
 
-    init = commands.add_parser("init", help="write initial parameters",
+    init = commands.add_parser("init", parents=[common], help="write initial parameters",
                                description="Write fresh parameters for SPEC to an .npz file, "
                                            "keyed '<layer>.<param>'.")
     init.add_argument("spec", metavar="SPEC")
     init.add_argument("-o", "--output", required=True, metavar="PARAMS.npz")
     init.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
-    run = commands.add_parser("run", help="run the network on inputs",
+    run = commands.add_parser("run", parents=[common], help="run the network on inputs",
                               description="Run SPEC on the arrays in INPUTS and write every "
                                           "output under its layer name, and every rnn layer's "
                                           "final states as '<layer>.<state>'.")
@@ -60,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--output", required=True, metavar="OUT.npz")
     _backend_and_steps(run)
 
-    grad = commands.add_parser("grad", help="write the loss and its gradients",
+    grad = commands.add_parser("grad", parents=[common],
+                               help="write the loss and its gradients",
                                description="Compute the loss of SPEC on the inputs and targets "
                                            "in XY and its gradient for every parameter "
                                            "(BPTT as unroll.bptt says); write `loss` and "
@@ -72,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     _backend_and_steps(grad)
 
     check_grads = commands.add_parser(
-        "gradcheck", help="check gradients against finite differences",
+        "gradcheck", parents=[common], help="check gradients against finite differences",
         description="Compare the derived gradients with float64 central differences on "
                     "random parameters and data; print the worst relative error per "
                     "parameter; exit 1 above the tolerance. Checks full BPTT.")
@@ -83,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     check_grads.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
     inspect = commands.add_parser(
-        "inspect", help="see the unrolled graph",
+        "inspect", parents=[common], help="see the unrolled graph",
         description="Show the unrolled graph: a summary (text), the graph as data (json: "
                     "networkx node-link; graphml) or a picture laid out by time (dot, svg, "
                     "png; every parameter drawn once). --grad-flow plots ‖dL/dh_t‖ per step.")
@@ -103,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--inputs", metavar="XY.npz")
     inspect.add_argument("-o", "--output", metavar="FILE")
 
-    compile_ = commands.add_parser("compile", help="emit code for a backend",
+    compile_ = commands.add_parser("compile", parents=[common],
+                                   help="emit code for a backend",
                                    description="Emit SPEC for a backend: with numpy, one "
                                                "standalone Python module that needs only numpy.")
     compile_.add_argument("spec", metavar="SPEC")
@@ -158,14 +167,21 @@ def main(argv=None) -> int:
         return 0
 
 
+def cmd_schema(args) -> int:
+    from .schema import schema_text  # noqa: PLC0415
+
+    sys.stdout.write(schema_text())
+    return 0
+
+
 def cmd_check(args) -> int:
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, limits=not args.allow_large)
     print(summary(spec, args.steps))
     return 0
 
 
 def cmd_init(args) -> int:
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, limits=not args.allow_large)
     params = init_params(spec, args.seed)
     save_npz(args.output, params)
     count = sum(value.size for value in params.values())
@@ -174,7 +190,7 @@ def cmd_init(args) -> int:
 
 
 def cmd_run(args) -> int:
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, limits=not args.allow_large)
     options = _options(args)
     inputs, steps = check_inputs(spec, load_npz(args.inputs, "inputs"), args.steps, args.inputs,
                                  state_io=args.state_io)
@@ -187,7 +203,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_grad(args) -> int:
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, limits=not args.allow_large)
     options = _options(args)
     data, steps = check_inputs(spec, load_npz(args.inputs, "inputs and targets"), args.steps,
                                args.inputs, with_targets=True, state_io=args.state_io)
@@ -200,7 +216,7 @@ def cmd_grad(args) -> int:
 
 
 def cmd_gradcheck(args) -> int:
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, limits=not args.allow_large)
     if spec.loss is None:
         raise RnncError("the spec has no `loss:` to differentiate", spec.source.loc(()))
     results = gradcheck(spec, args.steps, seed=args.seed)
@@ -229,7 +245,7 @@ def cmd_inspect(args) -> int:
     from .passes.pipeline import optimize
     from .unroll import unroll
 
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, limits=not args.allow_large)
     if args.grad_flow:
         return _grad_flow(spec, args)
     fmt = args.format or (Path(args.output).suffix.lstrip(".") if args.output else "text")
@@ -308,7 +324,7 @@ def _write_with(path: str, write, fmt: str) -> None:
 
 
 def cmd_compile(args) -> int:
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, limits=not args.allow_large)
     params = None
     if args.params:
         params = check_params(spec, load_npz(args.params, "parameters"), args.params)
@@ -360,7 +376,8 @@ def _product(shape) -> int:
 
 
 COMMANDS = {"check": cmd_check, "init": cmd_init, "run": cmd_run, "grad": cmd_grad,
-            "gradcheck": cmd_gradcheck, "inspect": cmd_inspect, "compile": cmd_compile}
+            "gradcheck": cmd_gradcheck, "inspect": cmd_inspect, "compile": cmd_compile,
+            "schema": cmd_schema}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -47,6 +47,25 @@ class SpecError(RnncError):
     """The spec breaks a rule of the format (SPEC.md)."""
 
 
+class SpecErrors(SpecError):
+    """Several independent errors of one spec, reported together (one line each)."""
+
+    def __init__(self, errors: list, more: bool = False):
+        super().__init__(errors[0].message, errors[0].location)
+        self.errors = errors
+        self.more = more
+
+    def __str__(self) -> str:
+        lines = [str(error) for error in self.errors]
+        if self.more:
+            lines.append(f"error: stopped after {len(self.errors)} errors")
+        return "\n".join(lines)
+
+
+class Broken(Exception):
+    """Internal: a part depends on another that already failed; say nothing more."""
+
+
 class EquationError(SpecError):
     """A cell equation that cannot be parsed or whose shapes do not agree."""
 

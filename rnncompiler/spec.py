@@ -8,12 +8,14 @@ a vector where it needs a sequence is caught as a spec error with its fix.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 
 from .errors import Location, SpecError
 from .spec_cells import read_cells
 from .spec_checks import (
+    MAX_PARAMETERS,
     check_bool,
     check_choice,
     check_identifier,
@@ -73,8 +75,8 @@ class Spec:
         return self.source.error(path, message, key=key)
 
 
-def load_spec(path) -> Spec:
-    """Read and validate the spec file at ``path``."""
+def load_spec(path, limits: bool = True) -> Spec:
+    """Read and validate the spec file at ``path``; ``limits=False`` allows any size."""
     file = str(path)
     try:
         data = FilePath(path).read_bytes()
@@ -87,13 +89,26 @@ def load_spec(path) -> Spec:
         column = len(data[data.rfind(b"\n", 0, exc.start) + 1:exc.start].decode("utf-8", "replace"))
         raise SpecError(f"the spec is not UTF-8 text (byte {data[exc.start]:#04x})",
                         Location(file, line, column + 1)) from None
-    return load_spec_text(text, filename=file)
+    return load_spec_text(text, filename=file, limits=limits)
 
 
-def load_spec_text(text: str, filename: str = "<spec>") -> Spec:
+def load_spec_text(text: str, filename: str = "<spec>", limits: bool = True) -> Spec:
     """Parse and validate spec text; ``filename`` is used in error messages."""
     source = load_source(text, filename)
-    return _SpecReader(source).read()
+    source.limits = limits
+    spec = _SpecReader(source).read()
+    if limits:
+        _check_size(spec)
+    return spec
+
+
+def _check_size(spec: Spec) -> None:
+    from .params import param_infos
+
+    total = sum(int(math.prod(info.shape)) for info in param_infos(spec))
+    if total > MAX_PARAMETERS:
+        raise spec.error(("layers",), f"the spec has {total:,} parameters, above the limit of "
+                                      f"{MAX_PARAMETERS:,} (--allow-large lifts the limits)")
 
 
 # --- the reader ---------------------------------------------------------------------------
@@ -114,22 +129,25 @@ class _SpecReader:
         if type(top["rnnc"]) is not int or top["rnnc"] != 1:
             raise src.error(("rnnc",), f"unsupported format version {top['rnnc']!r}; "
                                        "this rnnc reads version 1")
-        name = check_identifier(src, ("name",), top["name"])
-        dtype = check_choice(src, ("dtype",), top.get("dtype", "float32"), DTYPES)
-        unroll = self.read_unroll(top.get("unroll", {}))
-        inputs = self.read_arrays("inputs", top.get("inputs", {}))
-        targets = self.read_arrays("targets", top.get("targets", {}))
-        if not inputs:
+        name = src.attempt(check_identifier, src, ("name",), top["name"], default="spec")
+        dtype = src.attempt(check_choice, src, ("dtype",), top.get("dtype", "float32"), DTYPES,
+                            default="float32")
+        unroll = src.attempt(self.read_unroll, top.get("unroll", {}), default=UnrollSpec())
+        inputs = src.attempt(self.read_arrays, "inputs", top.get("inputs", {}), default={})
+        targets = src.attempt(self.read_arrays, "targets", top.get("targets", {}), default={})
+        if not inputs and not src.errors:
             raise src.error(("inputs",) if "inputs" in top else (),
                             "a spec needs at least one input")
         cells = read_cells(src, top.get("cells", {}), self.claim)
         layers = read_layers(src, top["layers"], inputs, cells, self.claim)
+        src.raise_errors()  # what follows reads the layers and cells as valid
         used = {layer.cell for layer in layers if layer.cell}
         spec = Spec(name=name, dtype=dtype, inputs=inputs, targets=targets,
                     cells={n: c for n, c in cells.items() if n in used or not c.builtin},
                     layers=layers, outputs=[], loss=None, unroll=unroll, source=src)
-        spec.outputs = read_outputs(src, top.get("outputs"), layers)
-        spec.loss = read_loss(src, top.get("loss"), spec)
+        spec.outputs = src.attempt(read_outputs, src, top.get("outputs"), layers, default=[])
+        spec.loss = src.attempt(read_loss, src, top.get("loss"), spec)
+        src.raise_errors()
         return spec
 
     def claim(self, name: str, path) -> None:
@@ -164,22 +182,30 @@ class _SpecReader:
             raise src.error((section,), f"expected a mapping of names, got {describe(value)}")
         arrays = {}
         for name, entry in value.items():
-            path = (section, name)
-            check_identifier(src, path, name, f"{section[:-1]} name")
-            self.claim(name, path)
-            check_mapping(src, path, entry, ARRAY_KEYS, required=("features",))
-            sequence = check_bool(src, path + ("sequence",), entry.get("sequence", True))
-            steps = entry.get("steps")
-            lengths = check_bool(src, path + ("lengths",), entry.get("lengths", False))
-            if not sequence and (steps is not None or lengths):
-                key = "steps" if steps is not None else "lengths"
-                raise src.error(path + (key,), f"'{key}' is only for sequences; "
-                                               "remove it or drop `sequence: false`")
-            if lengths:
-                raise src.error(path + ("lengths",), "variable lengths (`lengths: true`) "
-                                                     "are not supported yet")
-            arrays[name] = ArraySpec(
-                name, check_int(src, path + ("features",), entry["features"]), sequence,
-                None if steps is None else check_int(src, path + ("steps",), steps),
-                lengths, src.loc(path, key=True))
+            array = src.attempt(self.read_array, section, name, entry)
+            if array is not None:
+                arrays[name] = array
+            elif isinstance(name, str):
+                src.broken.add(name)
         return arrays
+
+    def read_array(self, section: str, name, entry) -> ArraySpec:
+        src = self.source
+        path = (section, name)
+        check_identifier(src, path, name, f"{section[:-1]} name")
+        self.claim(name, path)
+        check_mapping(src, path, entry, ARRAY_KEYS, required=("features",))
+        sequence = check_bool(src, path + ("sequence",), entry.get("sequence", True))
+        steps = entry.get("steps")
+        lengths = check_bool(src, path + ("lengths",), entry.get("lengths", False))
+        if not sequence and (steps is not None or lengths):
+            key = "steps" if steps is not None else "lengths"
+            raise src.error(path + (key,), f"'{key}' is only for sequences; "
+                                           "remove it or drop `sequence: false`")
+        if lengths:
+            raise src.error(path + ("lengths",), "variable lengths (`lengths: true`) "
+                                                 "are not supported yet")
+        return ArraySpec(
+            name, check_int(src, path + ("features",), entry["features"]), sequence,
+            None if steps is None else check_int(src, path + ("steps",), steps),
+            lengths, src.loc(path, key=True))

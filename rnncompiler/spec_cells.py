@@ -67,6 +67,9 @@ class CellSpec:
     loc: Location | None = field(default=None, compare=False)
 
 
+BROKEN = None  # the entry of a custom cell that failed its checks
+
+
 @cache
 def builtin_cells() -> dict:
     """The cells shipped in rnncompiler/cells, by name."""
@@ -86,14 +89,19 @@ def read_cells(source: Source, value, claim) -> dict:
     if not isinstance(value, dict):
         raise source.error(("cells",), f"expected a mapping of cell names, got {describe(value)}")
     for name, entry in value.items():
-        path = ("cells", name)
-        check_identifier(source, path, name, "cell name")
-        if name in cells:
-            raise source.error(path, f"'{name}' is a built-in cell; give your cell another name",
-                               key=True)
-        claim(name, path)
-        cells[name] = read_cell(source, path, name, entry, builtin=False)
+        cell = source.attempt(_read_custom_cell, source, name, entry, cells, claim)
+        cells[name] = cell if cell is not None else BROKEN  # a later use says nothing more
     return cells
+
+
+def _read_custom_cell(source: Source, name, entry, cells: dict, claim) -> CellSpec:
+    path = ("cells", name)
+    check_identifier(source, path, name, "cell name")
+    if name in cells:
+        raise source.error(path, f"'{name}' is a built-in cell; give your cell another name",
+                           key=True)
+    claim(name, path)
+    return read_cell(source, path, name, entry, builtin=False)
 
 
 def read_cell(source: Source, path, name: str, value, *, builtin: bool) -> CellSpec:

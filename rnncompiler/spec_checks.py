@@ -25,9 +25,19 @@ def check_mapping(source: Source, path, value, allowed, required=()) -> dict:
     return value
 
 
+# Sizes beyond these are almost surely mistakes (and would exhaust memory); `--allow-large`
+# (load_spec(..., limits=False)) lifts them.
+LIMITS = {"units": 65_536, "features": 1_048_576, "steps": 1_000_000}
+MAX_PARAMETERS = 2_000_000_000
+
+
 def check_int(source: Source, path, value, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise source.error(path, f"expected an integer >= {minimum}, got {describe(value)}")
+    limit = LIMITS.get(path[-1]) if source.limits and path else None
+    if limit is not None and value > limit:
+        raise source.error(path, f"{value:,} is above the limit of {limit:,} for {path[-1]} "
+                                 "(--allow-large lifts the limits)")
     return value
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import did_you_mean
+from .errors import Broken, did_you_mean
 from .spec_checks import check_choice, check_identifier, check_int, check_mapping, describe
 from .yaml_source import Source
 
@@ -82,17 +82,24 @@ def read_layers(source: Source, value, inputs: dict, cells: dict, claim) -> list
     reader = _LayerReader(source, inputs, cells)
     reader.all_names = [entry.get("name") for entry in value if isinstance(entry, dict)]
     for i, entry in enumerate(value):
-        path = ("layers", i)
-        if not isinstance(entry, dict):
-            raise source.error(path, f"expected a layer mapping, got {describe(entry)}")
-        check_mapping(source, path, entry, LAYER_KEYS["rnn"] + ("activation",),
-                      required=("name", "type"))
-        name = check_identifier(source, path + ("name",), entry["name"], "layer name")
-        kind = check_choice(source, path + ("type",), entry["type"], tuple(LAYER_KEYS))
-        check_mapping(source, path, entry, LAYER_KEYS[kind], required=REQUIRED[kind])
-        claim(name, path + ("name",))
-        reader.read(LayerSpec(name=name, type=kind, path=path), entry)
+        if source.attempt(_read_layer, source, reader, i, entry, claim, default=False) is False:
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                source.broken.add(entry["name"])  # what uses it says nothing more
     return reader.layers
+
+
+def _read_layer(source: Source, reader, i: int, entry, claim) -> bool:
+    path = ("layers", i)
+    if not isinstance(entry, dict):
+        raise source.error(path, f"expected a layer mapping, got {describe(entry)}")
+    check_mapping(source, path, entry, LAYER_KEYS["rnn"] + ("activation",),
+                  required=("name", "type"))
+    name = check_identifier(source, path + ("name",), entry["name"], "layer name")
+    kind = check_choice(source, path + ("type",), entry["type"], tuple(LAYER_KEYS))
+    check_mapping(source, path, entry, LAYER_KEYS[kind], required=REQUIRED[kind])
+    claim(name, path + ("name",))
+    reader.read(LayerSpec(name=name, type=kind, path=path), entry)
+    return True
 
 
 class _LayerReader:
@@ -111,6 +118,8 @@ class _LayerReader:
 
     def value_type(self, layer: LayerSpec, name) -> ValueType:
         """The type of the input or earlier layer called ``name``."""
+        if name in self.source.broken:
+            raise Broken()
         if isinstance(name, str) and name in self.inputs:
             spec = self.inputs[name]
             return ValueType(spec.sequence, spec.features, spec.steps)
@@ -132,6 +141,8 @@ class _LayerReader:
         src, path = self.source, layer.path
         layer.units = check_int(src, path + ("units",), entry["units"])
         cell = entry["cell"]
+        if isinstance(cell, str) and cell in self.cells and self.cells[cell] is None:
+            raise Broken()  # a custom cell that already failed
         if not isinstance(cell, str) or cell not in self.cells:
             hint = did_you_mean(cell, self.cells) if isinstance(cell, str) else ""
             raise self.error(layer, "cell", f"unknown cell {describe(cell)}{hint}; "
@@ -196,6 +207,8 @@ class _LayerReader:
                 raise src.error(path, f"input '{name}' has {spec.features} features but layer "
                                       f"{layer.name} has {layer.units} units")
             return
+        if isinstance(name, str) and name.split(".")[0] in self.source.broken:
+            raise Broken()
         finals = {f"{p.name}.{d + '.' if d else ''}{s}": p for p in self.layers if p.type == "rnn"
                   for d in p.directions for s in self.cells[p.cell].states}
         if name not in finals:
@@ -236,6 +249,8 @@ def read_outputs(source: Source, value, layers: list) -> list:
     if not isinstance(value, list) or not value:
         raise source.error(("outputs",), f"expected a list of layer names, got {describe(value)}")
     for i, name in enumerate(value):
+        if name in source.broken:
+            raise Broken()
         if name not in names:
             hint = did_you_mean(name, names) if isinstance(name, str) else ""
             raise source.error(("outputs", i), f"unknown layer {describe(name)}{hint}")
@@ -253,6 +268,8 @@ def read_loss(source: Source, value, spec):
     kind = check_choice(source, path + ("type",), value["type"], ("mse", "cross_entropy"))
     names = [layer.name for layer in spec.layers]
     output, target = value["output"], value["target"]
+    if any(isinstance(name, str) and name in source.broken for name in (output, target)):
+        raise Broken()  # it names a layer or a target that already failed
     if output not in names:
         hint = did_you_mean(output, names) if isinstance(output, str) else ""
         raise source.error(path + ("output",), f"unknown layer {describe(output)}{hint}")

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from .errors import Location, SpecError
+from .errors import Broken, Location, SpecError, SpecErrors
 
 MAX_BYTES = 4 * 1024 * 1024
 MAX_VALUES = 200_000  # values after aliases are expanded
 MAX_DEPTH = 64
+MAX_ERRORS = 20  # `rnnc check` reports this many errors of a spec at most
 
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{name}" for name in
                ("str", "int", "float", "bool", "null", "timestamp", "binary", "map", "seq")}
@@ -42,6 +43,9 @@ class Source:
     key_locs: dict = field(default_factory=dict)
     block_starts: dict = field(default_factory=dict)  # path -> first content line of a block
     styles: dict = field(default_factory=dict)  # path -> a scalar's style: | > ' "
+    errors: list = field(default_factory=list)  # errors kept while checking goes on
+    broken: set = field(default_factory=set)  # names whose entries failed: uses stay quiet
+    limits: bool = True  # check sizes against spec_checks.LIMITS
 
     def loc(self, path: Path, *, key: bool = False) -> Location:
         """Where the value (or, with key=True, the key) at ``path`` is; else its nearest parent."""
@@ -56,6 +60,30 @@ class Source:
                 return Location(self.file, 1, 1)
             path = path[:-1]
             key = False
+
+    def attempt(self, check, *args, default=None, **kwargs):
+        """``check(*args)``; a SpecError is kept and ``default`` returned, so that checking
+        goes on and every independent error is reported (up to MAX_ERRORS)."""
+        try:
+            return check(*args, **kwargs)
+        except Broken:
+            return default
+        except SpecErrors:
+            raise  # the cap was reached further in
+        except SpecError as error:
+            self.errors.append(error)
+            if len(self.errors) >= MAX_ERRORS:
+                raise SpecErrors(self.errors, more=True) from None
+            return default
+
+    def raise_errors(self) -> None:
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            place = [(e.location.line, e.location.column) if e.location else (0, 0)
+                     for e in self.errors]
+            raise SpecErrors([e for _, e in sorted(zip(place, self.errors),
+                                                   key=lambda pair: pair[0])])
 
     def error(self, path: Path, message: str, *, key: bool = False) -> SpecError:
         """A SpecError at ``path`` whose message starts with the key path."""
