@@ -30,11 +30,15 @@ Four tables:
    alone take at the measured speed of their shapes (the input product [B*T, I] @ [I, G*H],
    hoisted out of the loop by both, plus T recurrent products): a floor for the forward
    that leaves out every element-wise op. ``gemm ratio`` is NumPy's floor over torch's:
-   how much of the forward ratio the BLAS libraries alone explain.
+   how much of the forward ratio the BLAS libraries alone explain. PyTorch runs an LSTM
+   on the CPU as one oneDNN RNN primitive (gates fused, weights packed once), which can
+   beat the ``torch.mm`` floor; ``torch-1dnn`` (LSTM only) is PyTorch with oneDNN
+   disabled (``torch.backends.mkldnn.flags(enabled=False)``: a product per step and
+   element-wise ops, as NumPy does), and ``np/that`` NumPy's ratio to it.
 4. The LSTM training module at C2 sizes against T (default 10, 100, 1000): compile time
    (``compile_spec(..., train=True)``, in a fresh process), the generated source's lines,
    one ``loss_and_grads`` call's time and peak memory (tracemalloc, which sees every NumPy
-   array; and peak RSS growth of a first call in a fresh process, for NumPy and
+   array; and peak RSS growth during a second call in a fresh process, for NumPy and
    PyTorch alike, with glibc told to map every large block so that freed memory is given
    back).
 
@@ -224,6 +228,7 @@ def measure_numpy(folder: str, save: bool, memory: bool) -> dict:
     inputs, data = {"x": x}, {"x": x, "y": y}
     result: dict = {}
     if memory:
+        loss_and_grads(params, data)  # once first: what the first call alone allocates
         result["rss_peak_bytes"] = peak_rss_growth(lambda: loss_and_grads(params, data))
         tracemalloc.start()
         loss_and_grads(params, data)
@@ -308,11 +313,18 @@ def measure_torch(folder: str, save: bool, memory: bool) -> dict:
 
     result: dict = {"torch": torch.__version__}
     if memory:
+        forward_backward()  # once first: lazy initialisation, thread pools, oneDNN's caches
         result["rss_peak_bytes"] = peak_rss_growth(forward_backward)
         result["fwdbwd_s"], result["fwdbwd_all_s"] = timed(forward_backward)
         return result
     result["fwd_s"], result["fwd_all_s"] = timed(forward)
     result["fwdbwd_s"], result["fwdbwd_all_s"] = timed(forward_backward)
+    if case["cell"] == "lstm" and torch.backends.mkldnn.is_available():
+        # torch runs an LSTM on the CPU as one oneDNN RNN primitive (fused gates, packed
+        # weights); without it, as NumPy does: a product per step and element-wise ops
+        with torch.backends.mkldnn.flags(enabled=False):
+            result["plain_fwd_s"], _ = timed(forward)
+            result["plain_fwdbwd_s"], _ = timed(forward_backward)
     result["gemm"] = gemm_speeds(lambda a, w: torch.mm(a, w.t()),
                                  lambda m, n: torch.randn(m, n), case)
     if save:
@@ -326,7 +338,7 @@ def measure_onnx(folder: str, mode: str, save: bool) -> dict:
     """One ONNX mode's forward; in scan mode also the training graph."""
     import onnxruntime as ort
 
-    case, _, x, y = load_case(folder)
+    _, _, x, y = load_case(folder)
 
     def session(name: str):
         options = ort.SessionOptions()
@@ -438,12 +450,15 @@ def in_subprocess(kind: str, folder: str, timeout: float, save: bool = False) ->
             "others": others}
 
 
+IDLE_WAIT = {"s": 300.0}  # --idle-wait
+
+
 def measured(kind: str, folder: str, timeout: float, save: bool = False) -> dict:
     """``in_subprocess``, retried once after waiting for the machine to idle if others
     took over BUSY of the CPUs meanwhile."""
     result = in_subprocess(kind, folder, timeout, save)
     if (result.get("others") or 0) > BUSY:
-        wait_for_idle(60)
+        wait_for_idle(IDLE_WAIT["s"])
         retry = in_subprocess(kind, folder, timeout, save)
         retry["retried_after_others"] = result["others"]
         result = retry
@@ -497,7 +512,7 @@ def run_case(root: str, cell: str, config: str, args) -> dict:
     case = {"cell": cell, "config": config, "batch": batch, "steps": steps, "input": inputs,
             "hidden": hidden, "modes": modes}
     folder = make_folder(root, f"{cell}_{config}", case)
-    row = {**case, "skipped": {}}
+    row = {**case, "skipped": {}, "others_before": wait_for_idle(IDLE_WAIT["s"])}
     if "unrolled" not in modes:
         row["skipped"]["onnx-unrolled"] = (f"T = {steps} > --unrolled-max-steps "
                                            f"{args.unrolled_max_steps}")
@@ -520,7 +535,7 @@ def run_case(root: str, cell: str, config: str, args) -> dict:
         if not ok:
             summary["status"] = rounds[kind][0]["status"]
             row["status"] = "some failed"
-        for key in ("fwd_s", "fwdbwd_s", "session_s"):
+        for key in ("fwd_s", "fwdbwd_s", "session_s", "plain_fwd_s", "plain_fwdbwd_s"):
             summary[key] = median_of(ok, key)
         for key in ("recurrent", "input", "square"):
             summary[f"{key}_gflops"] = median_of(ok, "gemm", f"{key}_gflops")
@@ -544,6 +559,7 @@ def run_memory(root: str, steps: int, args, reuse: dict | None) -> dict:
     if reuse is not None:  # the same spec was compiled for table 1 already
         folder, prepared = reuse["folder"], reuse["prepare"]
     else:
+        wait_for_idle(IDLE_WAIT["s"])
         folder = make_folder(root, f"memory_T{steps}", case)
         prepared = in_subprocess("prepare", folder, args.timeout * 2)
     row["prepare"] = prepared
@@ -601,8 +617,8 @@ def print_tables(rows: list[dict], memory: list[dict], args) -> None:
                       ratio(n["fwdbwd_s"], t["fwdbwd_s"]), err(n.get("fwd_err")),
                       err(n.get("grad_rel_err")), ratio(n["fwd_spread"], 1),
                       ratio(t["fwd_spread"], 1), others(r, ["numpy", "torch"])])
-    table(f"1. NumPy (generated, level 2) vs PyTorch {ok[0]['results']['torch']['rounds'][0].get('torch', '')}"
-          if ok else "1. NumPy vs PyTorch",
+    version = ok[0]["results"]["torch"]["rounds"][0].get("torch", "") if ok else ""
+    table(f"1. NumPy (generated, level 2) vs PyTorch {version} (ratios above 1: NumPy slower)",
           ["cell", "cfg", "np fwd ms", "torch fwd ms", "np/torch", "np f+b ms",
            "torch f+b ms", "np/torch", "fwd err", "grad err", "np spread", "torch spread",
            "others"], lines)
@@ -629,35 +645,39 @@ def print_tables(rows: list[dict], memory: list[dict], args) -> None:
            "torch fwd ms", "nat/torch", "scan train ms", "torch f+b ms", "train/torch",
            "fwd err", "grad err", "others"], lines)
 
+    def rate(flops, s):
+        return None if s is None else flops / s / 1e9
+
+    def share(a, b):
+        return None if a is None or b is None else a / b
+
+    def num(v):
+        return "-" if v is None else f"{v:.1f}"
+
     lines = []
     for r in ok:
         n, t = r["results"]["numpy"], r["results"]["torch"]
         flops = 2 * r["batch"] * r["steps"] * (r["input"] + r["hidden"]) * GATES[r["cell"]] \
             * r["hidden"]
         r["fwd_gflop"] = flops / 1e9
-
-        def rate(s):
-            return None if s is None else flops / s / 1e9
-
-        def share(a, b):
-            return None if a is None or b is None else a / b
-
-        def num(v):
-            return "-" if v is None else f"{v:.1f}"
-
         lines.append([r["cell"], r["config"], f"{flops / 1e9:.2f}",
-                      num(rate(n["fwd_s"])), num(n["recurrent_gflops"]),
-                      num(n["square_gflops"]), pct(share(rate(n["fwd_s"]), n["square_gflops"])),
-                      num(rate(t["fwd_s"])), num(t["recurrent_gflops"]),
-                      num(t["square_gflops"]), pct(share(rate(t["fwd_s"]), t["square_gflops"])),
+                      num(rate(flops, n["fwd_s"])), num(n["recurrent_gflops"]),
+                      num(n["square_gflops"]),
+                      pct(share(rate(flops, n["fwd_s"]), n["square_gflops"])),
+                      num(rate(flops, t["fwd_s"])), num(t["recurrent_gflops"]),
+                      num(t["square_gflops"]),
+                      pct(share(rate(flops, t["fwd_s"]), t["square_gflops"])),
                       ms(n["gemm_bound_s"]), ms(t["gemm_bound_s"]),
                       ratio(n["gemm_bound_s"], t["gemm_bound_s"]),
-                      ratio(n["fwd_s"], t["fwd_s"])])
+                      ratio(n["fwd_s"], t["fwd_s"]), ms(t["plain_fwd_s"]),
+                      ratio(n["fwd_s"], t["plain_fwd_s"]), ms(t["plain_fwdbwd_s"]),
+                      ratio(n["fwdbwd_s"], t["plain_fwdbwd_s"])])
     table("3. Forward GEMM work: GFLOP/s achieved vs each library's measured matmul peak "
           "(rec = [B,H]@[H,G*H], sq = 1024^3); gemm ms = the forward's products alone",
           ["cell", "cfg", "GFLOP", "np GF/s", "np rec", "np sq", "np %sq", "torch GF/s",
            "torch rec", "torch sq", "torch %sq", "np gemm ms", "torch gemm ms",
-           "gemm np/torch", "fwd np/torch"], lines)
+           "gemm np/torch", "fwd np/torch", "torch-1dnn fwd", "np/that", "torch-1dnn f+b",
+           "np/that"], lines)
 
     if memory:
         lines = []
@@ -704,6 +724,9 @@ def main() -> None:
                         help="skip unrolled ONNX above this T (session creation is slow)")
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="seconds allowed to each measurement's subprocess")
+    parser.add_argument("--idle-wait", type=float, default=300.0,
+                        help="seconds to wait, at most, for other processes to leave the "
+                             "CPUs before a case and before retrying a disturbed measurement")
     parser.add_argument("--quick", action="store_true",
                         help="C1 and lstm only, and T = 10, 100 in table 4")
     parser.add_argument("--json", help="also write the results to this file")
@@ -715,12 +738,13 @@ def main() -> None:
     if args.one:
         print(json.dumps(one(args.one[0], args.one[1], args.save)))
         return
+    IDLE_WAIT["s"] = args.idle_wait
     if args.quick:
         args.cells, args.configs = ["lstm"], ["C1"]
         args.memory_steps = [t for t in args.memory_steps if t <= 100]
 
     started = time.perf_counter()
-    share = wait_for_idle(120)
+    share = wait_for_idle(IDLE_WAIT["s"])
     print(f"suite: {os.cpu_count()} CPUs, {THREADS} threads per library (OpenBLAS, torch, "
           f"onnxruntime intra-op); {args.rounds} round(s), medians; others at start: "
           f"{pct(share)}", flush=True)
@@ -739,7 +763,7 @@ def main() -> None:
                       f"{ms(res.get('torch', {}).get('fwd_s'))} ms)", flush=True)
         for steps in args.memory_steps:
             reuse = None
-            batch, c2_steps, inputs, hidden = CONFIGS["C2"]
+            c2_steps = CONFIGS["C2"][1]
             for r in rows:
                 if r["cell"] == "lstm" and r["config"] == "C2" and steps == c2_steps \
                         and r["prepare"]["status"] == "ok":

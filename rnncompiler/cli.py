@@ -168,7 +168,7 @@ def main(argv=None) -> int:
 
 
 def cmd_schema(args) -> int:
-    from .schema import schema_text  # noqa: PLC0415
+    from .schema import schema_text
 
     sys.stdout.write(schema_text())
     return 0
