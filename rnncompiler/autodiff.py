@@ -26,8 +26,8 @@ from collections import defaultdict
 import networkx as nx
 
 from . import ops
-from .errors import SpecError
 from .graph import Block, Graph
+from .losses import add_loss
 from .schedule import analyse_loops
 from .spec import Spec, UnrollSpec
 from .unroll import unroll
@@ -44,37 +44,6 @@ def training_graph(spec: Spec, steps: int | None = None) -> Graph:
     loss = add_loss(graph, spec)
     differentiate(graph, loss, spec.unroll)
     return graph
-
-
-def add_loss(graph: Graph, spec: Spec) -> int:
-    """The loss node (SPEC.md §6); its target becomes a graph input."""
-    if spec.loss is None:
-        raise SpecError("this spec has no `loss:`; gradients need one", spec.source.loc(()))
-    output = graph.outputs[spec.loss.output] if spec.loss.output in graph.outputs else None
-    if output is None:
-        output = graph.layer_values[spec.loss.output]
-    wanted = spec.targets[spec.loss.target]
-    shape = graph[output]["shape"]
-    if wanted.sequence and shape[0] != (wanted.steps or graph.steps):
-        raise SpecError(f"target '{spec.loss.target}' has {wanted.steps or graph.steps} steps "
-                        f"but layer {spec.loss.output} gives {shape[0]}; set `steps: "
-                        f"{shape[0]}` on target {spec.loss.target}",
-                        spec.source.loc(("targets", spec.loss.target), key=True))
-    target = graph.add_input(spec.loss.target, shape)
-    if wanted.sequence and wanted.steps is None:
-        graph.follows_steps.add(spec.loss.target)
-    if spec.loss.type == "mse":
-        return graph.add("mse", [output, target], layer=spec.loss.output)
-    return graph.add("cross_entropy", [_logits(graph, output), target], layer=spec.loss.output)
-
-
-def _logits(graph: Graph, output: int) -> int:
-    """The pre-softmax values of a softmax output (a vector, or a stacked sequence)."""
-    if graph[output]["op"] == "softmax":
-        return graph.args(output)[0]
-    assert graph[output]["op"] == "stack_steps", "cross_entropy needs a softmax output"
-    return graph.add("stack_steps", [graph.args(s)[0] for s in graph.args(output)],
-                     layer=graph[output]["layer"])
 
 
 def differentiate(graph: Graph, loss: int, truncation: UnrollSpec) -> None:
