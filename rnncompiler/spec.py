@@ -193,6 +193,9 @@ class _SpecReader:
         src = self.source
         path = (section, name)
         check_identifier(src, path, name, f"{section[:-1]} name")
+        if name == "loss":
+            raise src.error(path, "'loss' is the name of the loss output; name the "
+                                  f"{section[:-1]} otherwise", key=True)
         self.claim(name, path)
         check_mapping(src, path, entry, ARRAY_KEYS, required=("features",))
         sequence = check_bool(src, path + ("sequence",), entry.get("sequence", True))

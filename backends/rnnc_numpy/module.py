@@ -45,6 +45,12 @@ def train_step(params, inputs, learning_rate=0.01):
 '''
 
 
+def _docstring_safe(text: str) -> str:
+    """``text`` escaped for a docstring: it reads back as itself and can end nothing."""
+    escaped = text.encode("unicode_escape").decode("ascii")
+    return escaped.replace('"', '\\"')
+
+
 class ModuleWriter:
     def __init__(self, forward: tuple[Graph, Program], training: tuple | None = None,
                  spec_file: str | None = None):
@@ -73,7 +79,7 @@ class ModuleWriter:
         return "\n".join(lines).rstrip() + "\n"
 
     def header(self, graph: Graph, targets: dict) -> list[str]:
-        origin = f" from {self.spec_file}" if self.spec_file else ""
+        origin = f" from {_docstring_safe(self.spec_file)}" if self.spec_file else ""
         feeds = ", ".join(f'"{n}": {n}_array' for n in [*graph.inputs, *targets])
         usage = ["    params = init_params(seed=0)",
                  f"    outputs = forward(params, {{{feeds}}})"]

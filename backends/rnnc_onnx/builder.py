@@ -23,8 +23,9 @@ class OnnxBuilder:
         self.constants: dict = {}
 
     def fresh(self, hint: str = "t") -> str:
+        """A new tensor name; the ':' keeps it apart from every name a spec can give."""
         self.count += 1
-        return f"{self.prefix}{hint}_{self.count}"
+        return f"{self.prefix}{hint}:{self.count}"
 
     def op(self, op_type: str, inputs, hint: str | None = None, outputs: int = 1,
            name: str | None = None, **attrs):
