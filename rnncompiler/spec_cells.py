@@ -7,6 +7,7 @@ A cell's equations are parsed (never evaluated) and shape-checked with symbolic 
 
 from __future__ import annotations
 
+import keyword
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -131,6 +132,7 @@ def _read_states(source: Source, path, value) -> tuple:
         raise source.error(path, f"expected a list of state names, got {describe(value)}")
     for i, state in enumerate(value):
         check_identifier(source, path + (i,), state, "state name")
+        _check_not_keyword(source, path + (i,), state, "state")
         if state in RESERVED:
             raise source.error(path + (i,), f"'{state}' is reserved in equations; rename the state")
         if value.index(state) != i:
@@ -145,6 +147,7 @@ def _read_params(source: Source, path, value, states) -> dict:
     for name, entry in value.items():
         ppath = path + (name,)
         check_identifier(source, ppath, name, "parameter name")
+        _check_not_keyword(source, ppath, name, "parameter", key=True)
         if name in RESERVED or name in states:
             raise source.error(ppath, f"parameter name '{name}' clashes with "
                                       f"{'a state' if name in states else 'a reserved name'}",
@@ -159,6 +162,13 @@ def _read_params(source: Source, path, value, states) -> dict:
             shape = _read_shape(source, ppath, entry)
         params[name] = ParamSpec(name, shape, init or _default_init(shape))
     return params
+
+
+def _check_not_keyword(source: Source, path, name: str, what: str, key: bool = False) -> None:
+    """Equations are read by Python's parser, where a keyword cannot be a name."""
+    if keyword.iskeyword(name):
+        raise source.error(path, f"'{name}' is a Python keyword, which equations cannot use as "
+                                 f"a name; rename the {what}", key=key)
 
 
 def _read_shape(source: Source, path, value) -> tuple:
