@@ -8,6 +8,7 @@ when a whole file is (an array file, say), and ``error: message`` otherwise.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 
 
@@ -38,9 +39,10 @@ class RnncError(Exception):
         self.location = location
 
     def __str__(self) -> str:
+        message = _printable(self.message)
         if self.location is None:
-            return f"error: {self.message}"
-        return f"{self.location}: error: {self.message}"
+            return f"error: {message}"
+        return f"{_printable(str(self.location))}: error: {message}"
 
 
 class SpecError(RnncError):
@@ -72,6 +74,15 @@ class EquationError(SpecError):
 
 class ArrayError(RnncError):
     """An array file (.npz) that does not fit the spec."""
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """Control characters (a line break in a key, an escape sequence) shown escaped, so a
+    message stays one line and reaches the terminal as text."""
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
 
 
 def did_you_mean(name: str, choices) -> str:

@@ -118,7 +118,7 @@ class _LayerReader:
 
     def value_type(self, layer: LayerSpec, name) -> ValueType:
         """The type of the input or earlier layer called ``name``."""
-        if name in self.source.broken:
+        if isinstance(name, str) and name in self.source.broken:
             raise Broken()
         if isinstance(name, str) and name in self.inputs:
             spec = self.inputs[name]
@@ -211,7 +211,7 @@ class _LayerReader:
             raise Broken()
         finals = {f"{p.name}.{d + '.' if d else ''}{s}": p for p in self.layers if p.type == "rnn"
                   for d in p.directions for s in self.cells[p.cell].states}
-        if name not in finals:
+        if not isinstance(name, str) or name not in finals:
             choices = [n for n, s in self.inputs.items() if not s.sequence] + list(finals)
             raise src.error(path, f"unknown state source {describe(name)}"
                                   f"{did_you_mean(name, choices) if isinstance(name, str) else ''}"
@@ -249,7 +249,7 @@ def read_outputs(source: Source, value, layers: list) -> list:
     if not isinstance(value, list) or not value:
         raise source.error(("outputs",), f"expected a list of layer names, got {describe(value)}")
     for i, name in enumerate(value):
-        if name in source.broken:
+        if isinstance(name, str) and name in source.broken:
             raise Broken()
         if name not in names:
             hint = did_you_mean(name, names) if isinstance(name, str) else ""

@@ -96,6 +96,15 @@ def load_source(text: str, file: str) -> Source:
         raise SpecError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB", Location(file))
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise SpecError(f"the document nests deeper than {MAX_DEPTH} levels",
+                        Location(file, 1, 1)) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        character = chr(exc.character) if isinstance(exc.character, int) else exc.character
+        raise SpecError(f"invalid character {character!r} in the spec",
+                        Location(file, line, column)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
@@ -140,9 +149,9 @@ class _Builder:
             self.source.block_starts[path] = node.start_mark.line + 2
         try:
             return self.scalars.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError) as exc:
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise SpecError(f"invalid value: {problem}", self.here(node)) from None
+        except Exception:  # noqa: BLE001 (PyYAML's constructors raise many kinds)
+            raise SpecError(f"invalid {node.tag.rsplit(':', 1)[-1]} value {node.value!r}",
+                            self.here(node)) from None
 
     def build_mapping(self, node, path: Path, depth: int) -> dict:
         result = {}
