@@ -149,7 +149,7 @@ class _Builder:
             self.source.block_starts[path] = node.start_mark.line + 2
         try:
             return self.scalars.construct_object(node, deep=True)
-        except Exception:  # noqa: BLE001 (PyYAML's constructors raise many kinds)
+        except Exception:
             raise SpecError(f"invalid {node.tag.rsplit(':', 1)[-1]} value {node.value!r}",
                             self.here(node)) from None
 
