@@ -10,6 +10,7 @@ line and column of the offending node. Nothing is ever evaluated or compiled to 
 from __future__ import annotations
 
 import ast
+import keyword
 import math
 import re
 import warnings
@@ -18,6 +19,9 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from rnncompiler.errors import EquationError, Location, did_you_mean, one_of
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_OPERATOR_WORDS = ("and", "or", "not", "in", "is", "if", "else", "lambda", "for")
 
 FUNCTIONS = ("tanh", "sigmoid", "relu", "exp", "log", "softmax", "concat")
 OPERATORS = ("+", "-", "*", "/", "@")
@@ -206,6 +210,12 @@ class _Parser:
                 warnings.simplefilter("ignore")
                 body = ast.parse(self.code, mode="exec").body
         except SyntaxError as error:
+            for match in _WORD.finditer(self.code):  # a keyword where a name was meant
+                first = match.start() == 0  # the name being assigned
+                if keyword.iskeyword(match.group()) and (
+                        first or match.group() not in _OPERATOR_WORDS):
+                    raise self.error(f"'{match.group()}' is a Python keyword, which equations "
+                                     "cannot use as a name; rename it", match.start()) from None
             column = min(max((error.offset or 1) - 1, 0), len(self.code))
             raise self.error(f"invalid equation syntax: {error.msg}", column) from None
         except (RecursionError, MemoryError, ValueError):

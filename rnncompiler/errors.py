@@ -76,7 +76,7 @@ class ArrayError(RnncError):
     """An array file (.npz) that does not fit the spec."""
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def _printable(text: str) -> str:

@@ -273,7 +273,7 @@ def read_loss(source: Source, value, spec):
     if output not in names:
         hint = did_you_mean(output, names) if isinstance(output, str) else ""
         raise source.error(path + ("output",), f"unknown layer {describe(output)}{hint}")
-    if target not in spec.targets:
+    if not isinstance(target, str) or target not in spec.targets:
         hint = did_you_mean(target, spec.targets) if isinstance(target, str) else ""
         raise source.error(path + ("target",), f"unknown target {describe(target)}{hint}"
                                                + ("" if spec.targets else "; declare it under "
