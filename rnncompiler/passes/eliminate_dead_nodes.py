@@ -8,8 +8,6 @@ alike at every step: a place of a block is kept at every step if it is live at o
 
 from __future__ import annotations
 
-import networkx as nx
-
 from ..graph import Graph
 
 
@@ -19,18 +17,19 @@ def eliminate_dead_nodes(graph: Graph) -> bool:
         if data["step"] is not None:
             places.setdefault((data["block"], data["place"]), []).append(node)
     live: set[int] = set()
-    frontier = set(graph.outputs.values())
-    while frontier:
-        reached = set(frontier)
-        for node in frontier:
-            reached |= nx.ancestors(graph.nx, node)
-        reached -= live
-        live |= reached
-        frontier = set()
-        for node in reached:
-            data = graph[node]
-            if data["step"] is not None:
-                frontier |= set(places[(data["block"], data["place"])]) - live
+    expanded: set[tuple] = set()  # places whose every step is on the stack already
+    stack = list(set(graph.outputs.values()))
+    while stack:  # one walk back over arguments; a live place makes all its steps live
+        node = stack.pop()
+        if node in live:
+            continue
+        live.add(node)
+        stack.extend(arg for arg in graph.args(node) if arg not in live)
+        data = graph[node]
+        key = (data["block"], data["place"])
+        if data["step"] is not None and key not in expanded:
+            expanded.add(key)
+            stack.extend(n for n in places[key] if n not in live)
     keep = live | set(graph.inputs.values()) | set(graph.params.values())
     dead = [node for node in graph.nx.nodes if node not in keep]
     for node in dead:
