@@ -39,13 +39,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import time
 
 import numpy as np
+from machine_load import busy_cpu_s, children_cpu_s
 
 BATCH, INPUT, UNITS = 16, 32, 128
 THREADS = 2
@@ -120,22 +120,6 @@ def measure(mode: str, steps: int, cell: str, repeats: int = 5, sessions: int = 
             "run_s": statistics.median(run_times), "run_all_s": run_times,
             "run_us_per_step": 1e6 * statistics.median(run_times) / steps,
             "max_err": error}
-
-
-def busy_cpu_s() -> float | None:
-    """CPU seconds the whole machine has spent busy (Linux), to tell others' load."""
-    try:
-        with open("/proc/stat") as stream:
-            fields = [int(v) for v in stream.readline().split()[1:]]
-    except OSError:
-        return None
-    busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def measure_in_subprocess(mode: str, steps: int, cell: str, timeout: float) -> dict:

@@ -68,7 +68,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -77,6 +76,7 @@ import tempfile
 import time
 
 import numpy as np
+from machine_load import busy_cpu_s, children_cpu_s
 
 THREADS = 2
 CELLS = ("simple", "lstm", "gru")
@@ -385,22 +385,6 @@ def one(kind: str, folder: str, save: bool) -> dict:
 
 
 # ---------------------------------------------------------------------- in the parent
-
-def busy_cpu_s() -> float | None:
-    """CPU seconds the whole machine has spent busy (Linux), to tell others' load."""
-    try:
-        with open("/proc/stat") as stream:
-            fields = [int(v) for v in stream.readline().split()[1:]]
-    except OSError:
-        return None
-    busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
 
 def others_now(seconds: float = 1.0) -> float | None:
     """The share of the CPUs that other processes take, over ``seconds``."""
