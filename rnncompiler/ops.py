@@ -50,14 +50,12 @@ def get(name: str) -> OpDef:
 # --- shape rules ---------------------------------------------------------------------------
 
 def _same_shape(shapes, attrs) -> Shape:
-    """Elementwise: equal shapes, or one side a scalar."""
-    result = ()
+    """Elementwise: equal shapes, or one side's shape the end of the other's (a scalar, or
+    a vector added at every step of a sequence)."""
+    result = max(shapes, key=len)
     for shape in shapes:
-        if shape == ():
-            continue
-        if result and shape != result:
+        if shape != result[len(result) - len(shape):]:
             raise ShapeError(f"elementwise op on shapes {list(shapes)}")
-        result = shape
     return result
 
 

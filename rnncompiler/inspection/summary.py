@@ -29,7 +29,7 @@ def flops(graph: Graph, node: int) -> int:
     return ELEMENTWISE_COST.get(op, 1) * int(np.prod(data["shape"] or (1,)))
 
 
-def summarize(graph: Graph, title: str, report: dict | None = None) -> str:
+def summarize(graph: Graph, title: str, report: list | None = None) -> str:
     lines = [f"{title}: {len(graph)} nodes, {graph.nx.number_of_edges()} edges"]
     lines += _blocks(graph)
     lines += _parameters(graph)
@@ -54,8 +54,8 @@ def summarize(graph: Graph, title: str, report: dict | None = None) -> str:
         lines.append(f"activation memory per example (every value): "
                      f"{values * size / 1024:,.1f} KiB")
     if report is not None:
-        lines.append("passes: " + (", ".join(f"{name} changed the graph in {rounds} round(s)"
-                                             for name, rounds in report.items()) or "none"))
+        lines.append("passes:" + ("" if report else " none"))
+        lines += [f"  {result.describe()}" for result in report]
     return "\n".join(lines) + "\n"
 
 

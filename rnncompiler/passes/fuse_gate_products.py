@@ -10,6 +10,7 @@ built once, before any loop. Backward loops get the transposed form: a sum of pr
 from __future__ import annotations
 
 from ..graph import Graph
+from .places import joined_name, value_name
 
 
 def _invariant_matrix(graph: Graph, node: int) -> bool:
@@ -29,11 +30,13 @@ def fuse_gate_products(graph: Graph) -> bool:
     for (_block, _step, vector), members in groups.items():
         if len(members) < 2:
             continue
-        members.sort()
+        members.sort(key=lambda m: (_activation(graph, m), m))
         weights = tuple(graph.args(m)[0] for m in members)
         if weights not in stacked:
             stacked[weights] = graph.add("stack_rows", list(weights),
-                                         layer=graph[members[0]]["layer"])
+                                         layer=graph[members[0]]["layer"],
+                                         place=joined_name([value_name(graph, w)
+                                                            for w in weights]))
         where = {k: graph[members[0]][k] for k in ("step", "layer", "block")}
         fused = graph.add("matvec", [stacked[weights], vector],
                           place=f"gates@{graph[members[0]]['place']}", **where)
@@ -49,10 +52,23 @@ def fuse_gate_products(graph: Graph) -> bool:
     return fuse_transposed_products(graph) or changed
 
 
+def _activation(graph: Graph, node: int) -> str:
+    """The first op after the sums a gate product feeds (its gate's activation): gates
+    with the same activation are stacked next to each other, so that it runs once."""
+    for _ in range(8):
+        users = graph.users(node)
+        if len(users) != 1 or graph[users[0]]["op"] not in ("add", "sub"):
+            return graph[users[0]]["op"] if len(users) == 1 else ""
+        node = users[0]
+    return ""
+
+
 def fuse_transposed_products(graph: Graph) -> bool:
     """Σ_k W_kᵀ g_k at one step (the gradient a step sends back through its gates)."""
     changed = False
     stacked: dict[tuple, int] = {}
+    forward_stacks = {frozenset(graph.args(n)): graph.args(n) for n, d in graph.nx.nodes(data=True)
+                      if d["op"] == "stack_rows"}
     for node in list(graph.nx.nodes):
         if node not in graph.nx or graph[node]["op"] != "add" or graph[node]["step"] is None:
             continue
@@ -71,9 +87,12 @@ def fuse_transposed_products(graph: Graph) -> bool:
         if len(columns) != 1:
             continue
         where = {k: graph[node][k] for k in ("step", "layer", "block")}
+        products = _forward_order(graph, products, forward_stacks)
         weights = tuple(graph.args(t)[0] for t in products)
         if weights not in stacked:
-            stacked[weights] = graph.add("stack_rows", list(weights), layer=graph[node]["layer"])
+            stacked[weights] = graph.add("stack_rows", list(weights), layer=graph[node]["layer"],
+                                         place=joined_name([value_name(graph, w)
+                                                            for w in weights]))
         weight = stacked[weights]
         grads = graph.add("concat", [graph.args(t)[1] for t in products],
                           place=f"{graph[node]['place']}.gates", **where)
@@ -84,6 +103,15 @@ def fuse_transposed_products(graph: Graph) -> bool:
             graph.remove(dead)
         changed = True
     return changed
+
+
+def _forward_order(graph: Graph, products: list[int], stacks: dict) -> list[int]:
+    """The products in the order the forward loop stacked their weights, if it did: the
+    backward product then reuses the forward's stacked weight, and its gradients line up
+    with the forward's gates."""
+    weight_of = {graph.args(t)[0]: t for t in products}
+    order = stacks.get(frozenset(weight_of))
+    return [weight_of[w] for w in order] if order else products
 
 
 def _inner_adds(graph: Graph, node: int) -> list[int]:

@@ -1,0 +1,193 @@
+"""Fuse elementwise ops across gates: the same elementwise op applied to adjacent slices
+of one value (an LSTM's ``sigmoid`` of the i, f and o blocks of its fused gate product)
+becomes one op on the whole range, whose slices replace the originals.
+
+After ``fuse_gate_products`` a step computes its gates as slices of one product; every
+gate then ran its own ``add``, ``+ b`` and activation, one small array each. Here those
+become one ``add`` over all gates, one ``+ [b_i; b_f; ...]`` (the biases joined once,
+before the loop) and one activation per kind of activation — the fewer, larger
+operations that make a NumPy loop body fast, and the same arithmetic, so the same
+values bit for bit.
+
+An op's arguments, member by member, must be: slices of one value at adjacent ranges
+(in the same order), or one and the same node (a constant), or values computed before
+any loop, which are joined once. For loops, places are fused only where the same places
+fuse alike at every step.
+"""
+
+from __future__ import annotations
+
+from ..graph import Graph
+from .places import joined_name, places, value_name
+
+ELEMENTWISE = ("add", "sub", "mul", "div", "neg", "tanh", "sigmoid", "relu", "exp", "log")
+
+
+def fuse_elementwise(graph: Graph) -> bool:
+    runs = _runs(graph)
+    accepted = _periodic_runs(graph, runs)
+    joined: dict[tuple, int] = {}  # invariants joined once, shared by every step
+    for run in accepted:
+        _fuse(graph, run, joined)
+    return bool(accepted) | _slice_where_used(graph)
+
+
+def _slice_where_used(graph: Graph) -> bool:
+    """A backward loop that reads the forward's gates reads the joined value (which the
+    forward loop then saves once, rather than each gate) and slices it itself."""
+    changed = False
+    for nodes in places(graph).values():
+        first = graph[nodes[0]]
+        if first["op"] != "slice_features" or graph[graph.args(nodes[0])[0]]["step"] is None:
+            continue
+        readers = [sorted((graph[u]["block"], graph[u]["place"]) for u in graph.users(n)
+                          if graph[u]["block"] != first["block"]
+                          and graph[u]["step"] == graph[n]["step"])
+                   for n in nodes]
+        if not readers[0] or any(r != readers[0] for r in readers):
+            continue
+        for node in nodes:
+            views: dict[str, int] = {}
+            data = graph[node]
+            for user in graph.users(node):
+                other = graph[user]
+                if other["block"] == data["block"] or other["step"] != data["step"]:
+                    continue
+                if other["block"] not in views:
+                    views[other["block"]] = graph.add(
+                        "slice_features", graph.args(node), **data["attrs"],
+                        step=data["step"], layer=other["layer"], block=other["block"],
+                        place=f"{data['place']}.view")
+                graph.set_args(user, [views[other["block"]] if a == node else a
+                                      for a in graph.args(user)])
+            if not graph.users(node) and node not in graph.outputs.values():
+                graph.remove(node)
+        changed = True
+    return changed
+
+
+def _runs(graph: Graph) -> list[list[int]]:
+    """Groups of nodes (in range order) that one op over a joined range can replace."""
+    groups: dict[tuple, list[int]] = {}
+    for node, data in graph.nx.nodes(data=True):
+        if data["op"] not in ELEMENTWISE:
+            continue
+        args = graph.args(node)
+        sliced = [i for i, a in enumerate(args) if graph[a]["op"] == "slice_features"]
+        if not sliced:
+            continue
+        position = sliced[0]
+        source = graph.args(args[position])[0]
+        key = (data["op"], data["block"], data["step"], position, source, data["batched"],
+               len(data["shape"]))
+        groups.setdefault(key, []).append(node)
+    runs = []
+    for (_, _, _, position, _, _, _), members in groups.items():
+        members.sort(key=lambda n: _range(graph, graph.args(n)[position]))
+        run = [members[0]]
+        for member in members[1:]:
+            previous = _range(graph, graph.args(run[-1])[position])
+            if _range(graph, graph.args(member)[position])[0] == previous[1] \
+                    and _joinable(graph, [*run, member]):
+                run.append(member)
+                continue
+            if len(run) > 1:
+                runs.append(run)
+            run = [member]
+        if len(run) > 1:
+            runs.append(run)
+    return runs
+
+
+def _range(graph: Graph, node: int) -> tuple[int, int]:
+    attrs = graph[node]["attrs"]
+    return attrs["start"], attrs["stop"]
+
+
+def _joinable(graph: Graph, run: list[int]) -> bool:
+    """Whether every argument position of the run can be joined into one argument."""
+    for position in range(len(graph.args(run[0]))):
+        args = [graph.args(n)[position] for n in run]
+        if all(a == args[0] for a in args) and graph[args[0]]["shape"] == ():
+            continue  # a scalar shared by all
+        if _adjacent_slices(graph, args) is not None:
+            continue
+        if not all(graph[a]["step"] is None and not graph[a]["batched"]
+                   and graph[a]["shape"] == graph[n]["shape"] for a, n in zip(args, run)):
+            return False
+    return True
+
+
+def _adjacent_slices(graph: Graph, args: list[int]) -> tuple | None:
+    """(source, start, stop) if ``args`` are slices of one value at adjacent ranges."""
+    if not all(graph[a]["op"] == "slice_features" for a in args):
+        return None
+    sources = {graph.args(a)[0] for a in args}
+    ranges = [_range(graph, a) for a in args]
+    if len(sources) != 1 or any(r[1] != s[0] for r, s in zip(ranges, ranges[1:])):
+        return None
+    return sources.pop(), ranges[0][0], ranges[-1][1]
+
+
+def _periodic_runs(graph: Graph, runs: list[list[int]]) -> list[list[int]]:
+    """The runs whose places fuse alike at every step of their block."""
+    runs_of_places: dict[tuple, int] = {}
+    for run in runs:
+        data = graph[run[0]]
+        if data["step"] is not None:
+            key = (data["block"], tuple(graph[n]["place"] for n in run))
+            runs_of_places[key] = runs_of_places.get(key, 0) + 1
+    steps = {block: len(nodes) for (block, _), nodes in places(graph).items()}
+    accepted = []
+    for run in runs:
+        data = graph[run[0]]
+        if data["step"] is None or runs_of_places[
+                (data["block"], tuple(graph[n]["place"] for n in run))] == steps[data["block"]]:
+            accepted.append(run)
+    return accepted
+
+
+def _fuse(graph: Graph, run: list[int], joined: dict) -> None:
+    first = graph[run[0]]
+    where = {k: first[k] for k in ("step", "layer", "block")}
+    args = []
+    for position in range(len(graph.args(run[0]))):
+        members = [graph.args(n)[position] for n in run]
+        slices = _adjacent_slices(graph, members)
+        if slices is not None:
+            source, start, stop = slices
+            if (start, stop) == (0, graph[source]["shape"][-1]):
+                args.append(source)
+            else:
+                args.append(graph.add("slice_features", [source], start=start, stop=stop,
+                                      place=f"{first['place']}.{position}.in", **where))
+        elif all(m == members[0] for m in members):
+            args.append(members[0])
+        else:
+            key = tuple(members)
+            if key not in joined:
+                joined[key] = graph.add("concat", members, layer=first["layer"],
+                                        place=joined_name([value_name(graph, m)
+                                                           for m in members]))
+            args.append(joined[key])
+    fused = graph.add(first["op"], args, place=joined_name([graph[n]["place"] for n in run]),
+                      **where)
+    start = 0
+    for node in run:
+        size = graph[node]["shape"][-1]
+        if not graph.users(node) and node not in graph.outputs.values():
+            graph.remove(node)  # dead already: nothing to slice for
+            start += size
+            continue
+        part = graph.add("slice_features", [fused], start=start, stop=start + size,
+                         place=graph[node]["place"], **where)
+        if "comment" in graph[node]:
+            graph[part]["comment"] = graph[node]["comment"]
+        graph.replace_uses(node, part)
+        inputs = graph.args(node)
+        graph.remove(node)
+        for arg in inputs:  # the slices it read, now read by nobody
+            if arg in graph.nx and graph[arg]["op"] == "slice_features" \
+                    and not graph.users(arg):
+                graph.remove(arg)
+        start += size

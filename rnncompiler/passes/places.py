@@ -1,0 +1,79 @@
+"""What passes share: a loop body is the same at every step, so a per-step node may be
+rewritten only if the node of its place is rewritten alike at every step.
+
+``places`` lists every place's nodes in run order; ``periodic`` says whether replacing a
+place's nodes by given nodes keeps the loop re-rollable (the kinds of argument that
+``schedule`` accepts: the same place at the same step, the previous step's value with a
+first one from outside, one value from outside, another loop's place at the same step).
+"""
+
+from __future__ import annotations
+
+from ..graph import Graph
+
+
+def places(graph: Graph) -> dict[tuple, list[int]]:
+    """(block, place) -> its nodes, in the order the block runs its steps."""
+    found: dict[tuple, dict[int, int]] = {}
+    for node, data in graph.nx.nodes(data=True):
+        if data["step"] is not None:
+            found.setdefault((data["block"], data["place"]), {})[data["step"]] = node
+    result = {}
+    for (block, place), by_step in found.items():
+        order = graph.blocks[block].order if block in graph.blocks else sorted(by_step)
+        result[(block, place)] = [by_step[t] for t in order if t in by_step]
+    return result
+
+
+def periodic(graph: Graph, nodes: list[int], targets: list[int]) -> bool:
+    """Whether the nodes of one place (in run order) may become ``targets``.
+
+    Becoming the same step of one other place of the loop is always periodic. The other
+    patterns (the same value at every step, the previous step's value, another loop's
+    value) are periodic for the users at the same step only: a user that read the place
+    a step late would read its target two steps late."""
+    if any(target is None for target in targets):
+        return False
+    here = [(graph[t]["block"], graph[t]["place"], graph[t]["step"]) for t in targets]
+    steps = [graph[n]["step"] for n in nodes]
+    block = graph[nodes[0]]["block"]
+    same_step = all(s == step for (_, _, s), step in zip(here, steps))
+    if same_step and {(b, p) for b, p, _ in here} == {(block, here[0][1])}:
+        return True
+    outside_users = all(steps[0] is not None and not any(
+        graph[u]["step"] is not None and (graph[u]["block"], graph[u]["step"])
+        != (block, graph[n]["step"]) for u in graph.users(n)) for n in nodes)
+    local_users = outside_users and not any(
+        graph[u]["step"] is None for n in nodes for u in graph.users(n)) and not any(
+        n in graph.outputs.values() for n in nodes)
+    if all(step is None for _, _, step in here):
+        return len(set(targets)) == 1 and outside_users  # one value from outside
+    if same_step and len({(b, p) for b, p, _ in here}) == 1:
+        return local_users  # another loop's place, at the same step
+    rest = here[1:]
+    return (here[0][2] is None and len({(b, p) for b, p, _ in rest}) == 1
+            and all(b == block and s == step for (b, _, s), step in zip(rest, steps))
+            and bool(rest) and local_users)  # the previous step's value, the first from outside
+
+
+def joined_name(names: list[str]) -> str:
+    """A name for values joined into one: ``i_f_o`` for the places i, f and o,
+    ``i_f_o_g.3`` for i.3, f.3, o.3 and g.3, ``W_hifoc`` for W_hi, W_hf, W_ho, W_hc."""
+    owners = {name.split(".")[0] for name in names}
+    if len(owners) == 1 and all(name.count(".") == 1 and not name.endswith(tuple("0123456789"))
+                                for name in names):  # parameters of one layer: RNN.W_hi
+        return f"{owners.pop()}.{joined_name([name.split('.')[1] for name in names])}"
+    prefix = names[0]
+    for name in names[1:]:
+        while not name.startswith(prefix):
+            prefix = prefix[:-1]
+    rests = [name[len(prefix):] for name in names]
+    if prefix and all(len(rest) == 1 for rest in rests):
+        return prefix + "".join(rests)  # W_hi, W_hf -> W_hif
+    bases = [name.split(".")[0] for name in names]
+    return "_".join(bases) + names[0][len(bases[0]):]
+
+
+def value_name(graph: Graph, node: int) -> str:
+    data = graph[node]
+    return data["place"] or data["attrs"].get("name") or data["layer"] or data["op"]

@@ -1,0 +1,100 @@
+"""Algebraic simplification: ``x + 0``, ``x - 0``, ``x * 1``, ``x / 1``, ``--x``,
+``identity(x)`` become ``x``; a step taken from a sequence that is zero but at one step
+(``scatter_step``, the gradient rules' way to say "this step's output was used") becomes
+that step's gradient there and zero elsewhere.
+
+Zeros are found by a forward analysis (``zeros``, a constant 0, a product or slice of a
+zero, the steps of a ``scatter_step`` it does not fill, ...); no zero is ever computed,
+the additions of them disappear. The typical win: a many-to-one network's backward loop
+added ``dL/dh_T`` scattered into a sequence of zeros at every step; now its carried
+gradient starts from ``dL/dh_T`` and the sequence of zeros is gone.
+
+Safe for values always (each rule is an identity of IEEE arithmetic, ``x + 0 = x`` up to
+the sign of a zero); for loops, a place is rewritten only where the result is periodic.
+"""
+
+from __future__ import annotations
+
+from ..graph import Graph
+from .places import periodic, places
+
+ZERO_SOURCES = ("zeros", "zeros_shaped")
+# ops whose value is zero where (all, or any) of their arguments are
+ZERO_IF_ANY = ("mul", "matvec", "matvec_t", "outer_sum")
+ZERO_IF_ALL = ("add", "sub", "neg", "slice_features", "sum_batch", "sum_steps", "cut_chunk",
+               "concat", "identity", "relu_grad", "take_step")
+
+
+def simplify_algebra(graph: Graph) -> bool:
+    order = graph.topological_order()
+    zero = _zeros(graph, order)
+    target = {}
+    for node in order:
+        found = _equal_to(graph, node, zero)
+        if found is not None:
+            target[node] = target.get(found, found)  # follow chains already found
+    accepted = {}
+    step_places = places(graph)
+    for nodes in step_places.values():
+        if any(n in target for n in nodes) and periodic(graph, nodes, [target.get(n)
+                                                                       for n in nodes]):
+            accepted.update((n, target[n]) for n in nodes)
+    for node in order:
+        if node in target and graph[node]["step"] is None and graph[target[node]]["step"] is None:
+            accepted[node] = target[node]
+    for node in order:  # resolve chains through what was accepted, then forward the uses
+        if node in accepted:
+            new = accepted[node]
+            while new in accepted:
+                new = accepted[new]
+            graph.replace_uses(node, new)
+    for node in accepted:
+        graph.remove(node)
+    return bool(accepted)
+
+
+def _zeros(graph: Graph, order: list[int]) -> set[int]:
+    zero = set()
+    for node in order:
+        data = graph[node]
+        args = graph.args(node)
+        op = data["op"]
+        if op in ZERO_SOURCES or (op == "const" and data["attrs"]["value"] == 0.0) \
+                or (op in ZERO_IF_ANY and any(a in zero for a in args)) \
+                or (op in ZERO_IF_ALL and args and all(a in zero for a in args)):
+            zero.add(node)
+        elif op == "take_step" and graph[args[0]]["op"] == "scatter_step" \
+                and graph[args[0]]["attrs"]["index"] != data["attrs"]["index"]:
+            zero.add(node)
+    return zero
+
+
+def _one(graph: Graph, node: int) -> bool:
+    data = graph[node]
+    return data["op"] == "const" and data["attrs"]["value"] == 1.0
+
+
+def _equal_to(graph: Graph, node: int, zero: set[int]) -> int | None:
+    """An existing node that ``node`` always equals, if a rule says so."""
+    data = graph[node]
+    op, args = data["op"], graph.args(node)
+    candidates = []
+    if op == "add":
+        candidates = [b for a, b in (args, args[::-1]) if a in zero]
+    elif op == "sub" and args[1] in zero:
+        candidates = [args[0]]
+    elif op in ("mul", "div"):
+        candidates = [b for a, b in ((args[1], args[0]), (args[0], args[1]))
+                      if _one(graph, a) and (op == "mul" or b == args[0])]
+    elif op == "identity":
+        candidates = [args[0]]
+    elif op == "neg" and graph[args[0]]["op"] == "neg":
+        candidates = graph.args(args[0])
+    elif op == "take_step" and graph[args[0]]["op"] == "scatter_step" \
+            and graph[args[0]]["attrs"]["index"] == data["attrs"]["index"]:
+        candidates = graph.args(args[0])
+    for candidate in candidates:  # the same value only if also the same shape
+        other = graph[candidate]
+        if other["shape"] == data["shape"] and other["batched"] == data["batched"]:
+            return candidate
+    return None
