@@ -342,6 +342,8 @@ register("cross_entropy_grad", 3, lambda s, a: s[1], cross_entropy_grad)
 register("stack_rows", None, lambda s, a: (sum(x[0] for x in s), s[0][1]),
          lambda *ws: np.concatenate(ws, axis=0), unbatched=True,
          doc="matrices stacked row-wise: several products with one operand become one")
+register("transpose", 1, lambda s, a: s[0][::-1], lambda w: np.ascontiguousarray(w.T),
+         unbatched=True, doc="a matrix transposed (made once, laid out for the products)")
 register("shift_steps", 2, _first, lambda seq, first, *, backward: shift_steps(
     seq, first, backward=backward),
          doc="the sequence one step later: what a carried value held entering each step")

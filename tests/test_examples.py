@@ -36,8 +36,8 @@ def test_example_runs_through_the_cli(path, tmp_path, capsys):
     assert set(written) == expected
     inputs = spec_inputs(spec, dict(np.load(data)))
     reference = evaluate(rc.unroll(spec, None), dict(np.load(params)), inputs)
-    for name, value in reference.items():
-        np.testing.assert_allclose(written[name], value, rtol=1e-6, atol=1e-7)
+    for name, value in reference.items():  # float32, the products' sums in BLAS's order
+        np.testing.assert_allclose(written[name], value, rtol=1e-5, atol=1e-6)
         assert written[name].dtype == np.float32
 
 
@@ -103,7 +103,7 @@ def test_generated_module_is_standalone(name, tmp_path):
     outputs = dict(np.load(tmp_path / "out.npz"))
     reference = evaluate(rc.unroll(spec), params, inputs)
     for key, value in reference.items():
-        np.testing.assert_allclose(outputs[key], value, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(outputs[key], value, rtol=1e-5, atol=1e-6)
 
 
 def test_generated_module_reads_like_the_equations(tmp_path):

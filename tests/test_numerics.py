@@ -112,6 +112,7 @@ def op_cases(rng, dtype):
         "mse_grad": ((scalar, seq, big(rng, (B, T, N), dtype)), {}),
         "cross_entropy_grad": ((scalar, logits, target), {}),
         "stack_rows": ((weight, big(rng, (M, N), dtype)), {}),
+        "transpose": ((weight,), {}),
         "shift_steps": ((seq, v), {"backward": False}),
     }
 

@@ -138,6 +138,8 @@ LOWERINGS = {
     # made by optimisation passes
     "stack_rows": lambda args, attrs, ctx: (
         f"np.concatenate([{', '.join(text for text, _ in args)}], axis=0)", ATOM),
+    "transpose": lambda args, attrs, ctx: (f"np.ascontiguousarray({_wrap(args[0], ATOM)}.T)",
+                                           ATOM),
     "shift_steps": lambda args, attrs, ctx: (
         f"shift_steps({args[0][0]}, {args[1][0]}, backward={attrs['backward']})", ATOM),
 }

@@ -214,6 +214,7 @@ LOWERINGS = {
     "mse_grad": _mse_grad,
     "cross_entropy_grad": _cross_entropy_grad,
     "stack_rows": lambda b, x, attrs, ctx: b.op("Concat", x, axis=0),
+    "transpose": lambda b, x, attrs, ctx: b.op("Transpose", x, perm=[1, 0]),
     "shift_steps": _shift_steps,
 }
 

@@ -17,6 +17,8 @@ fuse alike at every step.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from ..graph import Graph
 from .places import joined_name, places, value_name
 
@@ -124,7 +126,7 @@ def _adjacent_slices(graph: Graph, args: list[int]) -> tuple | None:
         return None
     sources = {graph.args(a)[0] for a in args}
     ranges = [_range(graph, a) for a in args]
-    if len(sources) != 1 or any(r[1] != s[0] for r, s in zip(ranges, ranges[1:])):
+    if len(sources) != 1 or any(r[1] != s[0] for r, s in pairwise(ranges)):
         return None
     return sources.pop(), ranges[0][0], ranges[-1][1]
 

@@ -6,7 +6,8 @@
 - O2: also the products rewritten for speed: gate products fused into one product with
   stacked weights, input products hoisted out of the loops (one product over all steps),
   weight gradients batched into one product over all steps, elementwise ops on the
-  slices of a fused product fused into one op over its range; then O1's clean-up again
+  slices of a fused product fused into one op over its range, loop weights transposed
+  once for the products; then O1's clean-up again
   (fusing makes stacked weights that the forward and backward loops share).
 
 Each pass is ``Graph -> bool`` (changed); the pipeline runs each to a fixed point, with
@@ -25,13 +26,14 @@ from .fuse_elementwise import fuse_elementwise
 from .fuse_gate_products import fuse_gate_products
 from .hoist_input_products import hoist_input_products
 from .simplify_algebra import simplify_algebra
+from .transpose_loop_weights import transpose_loop_weights
 
 CLEAN_UP = [simplify_algebra, eliminate_common_subexpressions, eliminate_dead_nodes]
 LEVELS = {
     0: [],
     1: CLEAN_UP,
     2: [*CLEAN_UP, fuse_gate_products, hoist_input_products, batch_weight_gradients,
-        fuse_elementwise, hoist_input_products, *CLEAN_UP],
+        fuse_elementwise, hoist_input_products, transpose_loop_weights, *CLEAN_UP],
 }
 MAX_ROUNDS = 8
 
