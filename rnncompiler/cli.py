@@ -256,7 +256,7 @@ def cmd_inspect(args) -> int:
     graph = training_graph(spec, args.steps) if args.grad else unroll(spec, args.steps)
     if graph.steps is None and graph.follows_steps:
         raise RnncError("give --steps T (the spec has no unroll.steps)")
-    report = optimize(graph, args.level) if args.level is not None else None
+    report = optimize(graph, args.level, count_ops=True) if args.level is not None else None
     title = f"{spec.name}: {'training' if args.grad else 'forward'} graph, T = {graph.steps}" \
         + (f", -O{args.level}" if args.level is not None else "")
     if fmt in ("svg", "png"):

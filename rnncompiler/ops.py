@@ -106,8 +106,13 @@ def _loss_shape(shapes, attrs) -> Shape:
 # --- reference evaluations -----------------------------------------------------------------
 
 def sigmoid(v):
-    # 1/(1+exp(-v)) written through tanh: no overflow for large |v|, same value.
-    return 0.5 * (1.0 + np.tanh(0.5 * v))
+    # 1/(1+exp(-v)) written through tanh: no overflow for large |v|, same value;
+    # 0.5 * (1 + tanh(0.5 v)), computed in one buffer
+    out = np.multiply(v, 0.5)
+    np.tanh(out, out=out)
+    out += 1.0
+    out *= 0.5
+    return out
 
 
 def softmax(v):

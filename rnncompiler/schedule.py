@@ -197,6 +197,8 @@ def _classify_stepwise(graph: Graph, loop: Loop, refs: list, where: dict) -> Arg
 
 def _link_outside_use(graph: Graph, user: int, arg: int, in_loop: dict, program: Program):
     loop, place = in_loop[arg]
+    if user in loop.collected:
+        return  # seen at another of its arguments
     if user is not None and graph[user]["op"] == "stack_steps":
         wanted = [loop.iterations[loop.block.index[t]].get(place)
                   for t in range(loop.block.steps)]

@@ -21,7 +21,7 @@ UNIQUE = ("input", "param", "zeros", "zeros_shaped")
 
 
 def eliminate_common_subexpressions(graph: Graph) -> bool:
-    order = graph.topological_order()
+    order = graph.evaluation_order()
     step_places = places(graph)
     apart: set[tuple] = set()  # places that must keep their own nodes
     while True:

@@ -36,6 +36,11 @@ LEVELS = {
         fuse_elementwise, hoist_input_products, transpose_loop_weights, *CLEAN_UP],
 }
 MAX_ROUNDS = 8
+# passes that finish their work in one run (a second would change nothing): run once;
+# fuse_elementwise works one level of a chain a run (the additions, then the activation)
+COMPLETE = {simplify_algebra, eliminate_common_subexpressions, eliminate_dead_nodes,
+            fuse_gate_products, hoist_input_products, batch_weight_gradients,
+            transpose_loop_weights}
 
 
 @dataclass
@@ -55,22 +60,26 @@ class PassResult:
         changes = [f"{op} {self.ops_before.get(op, 0)} -> {self.ops_after.get(op, 0)}"
                    for op in sorted(self.ops_before.keys() | self.ops_after.keys())
                    if self.ops_before.get(op, 0) != self.ops_after.get(op, 0)]
-        return (f"{self.name}: {self.nodes_before} -> {self.nodes_after} nodes "
-                f"({', '.join(changes)})")
+        return (f"{self.name}: {self.nodes_before} -> {self.nodes_after} nodes"
+                + (f" ({', '.join(changes)})" if changes else ""))
 
 
-def optimize(graph: Graph, level: int = 2, verify: bool = False) -> list[PassResult]:
-    """Run the passes of ``level`` in order; returns what each one changed."""
+def optimize(graph: Graph, level: int = 2, verify: bool = False,
+             count_ops: bool = False) -> list[PassResult]:
+    """Run the passes of ``level`` in order; returns what each one changed (with
+    ``count_ops``, how many nodes of each op it made or removed)."""
     report = []
     for rewrite in LEVELS[level]:
-        before, ops_before = len(graph), _op_counts(graph)
+        before, ops_before = len(graph), _op_counts(graph) if count_ops else {}
         rounds = 0
         while rounds < MAX_ROUNDS and rewrite(graph):
             rounds += 1
             if verify:
                 graph.verify()
+            if rewrite in COMPLETE:
+                break
         report.append(PassResult(rewrite.__name__, rounds, before, len(graph), ops_before,
-                                 _op_counts(graph) if rounds else ops_before))
+                                 _op_counts(graph) if rounds and count_ops else ops_before))
     return report
 
 

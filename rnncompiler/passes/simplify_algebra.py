@@ -26,7 +26,7 @@ ZERO_IF_ALL = ("add", "sub", "neg", "slice_features", "sum_batch", "sum_steps", 
 
 
 def simplify_algebra(graph: Graph) -> bool:
-    order = graph.topological_order()
+    order = graph.evaluation_order()
     zero = _zeros(graph, order)
     target = {}
     for node in order:
