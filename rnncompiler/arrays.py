@@ -102,6 +102,24 @@ def check_params(spec: Spec, params: dict, file: str | None = None) -> dict:
     return checked
 
 
+def _check_lengths(arrays: dict, name: str, batch_steps: tuple, where) -> np.ndarray:
+    """``<name>.lengths``: an int per example, from 1 to the sequence's steps."""
+    key = f"{name}.lengths"
+    if key not in arrays:
+        raise ArrayError(f"missing array '{key}' (`lengths: true` on '{name}': the length of "
+                         "each example, int, shape [batch])", where)
+    lengths = np.asarray(arrays[key])
+    batch, steps = batch_steps
+    if lengths.dtype.kind not in "iu" or lengths.shape != (batch,):
+        raise ArrayError(f"array '{key}' has {lengths.dtype} values of shape "
+                         f"{list(lengths.shape)}; expected ints of shape [{batch}]", where)
+    if lengths.size and (lengths.min() < 1 or lengths.max() > steps):
+        raise ArrayError(f"array '{key}' holds lengths from {lengths.min()} to "
+                         f"{lengths.max()}; each must be from 1 to {steps} (the steps of "
+                         f"'{name}')", where)
+    return lengths.astype(np.int64)
+
+
 def check_inputs(spec: Spec, arrays: dict, steps: int | None = None, file: str | None = None,
                  *, with_targets: bool = False, state_io: bool = False):
     """(inputs cast to the spec's dtype, T). T is ``steps``, else ``unroll.steps``, else the
@@ -112,7 +130,9 @@ def check_inputs(spec: Spec, arrays: dict, steps: int | None = None, file: str |
     if with_targets:
         wanted.update(spec.targets)
     states = state_inputs(spec) if state_io else {}
-    known = list(spec.inputs) + list(spec.targets) + list(states)
+    lengths = [f"{name}.lengths" for name, array in {**spec.inputs, **spec.targets}.items()
+               if array.lengths]
+    known = list(spec.inputs) + list(spec.targets) + list(states) + lengths
     for key in arrays:
         if key not in known:
             raise ArrayError(f"unknown array '{key}'{did_you_mean(key, known)}; the spec's "
@@ -141,6 +161,8 @@ def check_inputs(spec: Spec, arrays: dict, steps: int | None = None, file: str |
                 raise ArrayError(f"array '{name}' has {array.shape[1]} steps but {source} is "
                                  f"{length}", where)
         checked[name] = array
+        if array_spec.lengths:
+            checked[f"{name}.lengths"] = _check_lengths(arrays, name, array.shape[:2], where)
     for name, units in states.items():
         if name not in arrays:
             checked[name] = np.zeros((batch, units), dtype=spec.dtype)

@@ -350,7 +350,8 @@ def summary(spec: Spec, steps: int | None = None) -> str:
     for title, arrays in (("input", spec.inputs), ("target", spec.targets)):
         for name, array in arrays.items():
             kind = "sequence" if array.sequence else "vector"
-            lines.append(f"  {title:<7}{name:<{width}}  {kind} of {array.features}")
+            lengths = f", each example its own length ({name}.lengths)" if array.lengths else ""
+            lines.append(f"  {title:<7}{name:<{width}}  {kind} of {array.features}{lengths}")
     for layer in spec.layers:
         if layer.type == "rnn":
             what = f"rnn {layer.cell} x {layer.units}, {layer.direction}, return {layer.returns}"

@@ -36,6 +36,11 @@ def random_data(spec: Spec, steps: int, batch: int, rng) -> dict:
     if spec.loss is not None and spec.loss.type == "cross_entropy":
         raw = rng.uniform(0.1, 1.0, data[spec.loss.target].shape)
         data[spec.loss.target] = raw / raw.sum(axis=-1, keepdims=True)
+    for name, array in {**spec.inputs, **spec.targets}.items():
+        if array.lengths:  # the first example full, the others from 1 step on
+            length = data[name].shape[1]
+            data[f"{name}.lengths"] = np.concatenate(
+                [[length], rng.integers(1, length + 1, batch - 1)]).astype(np.int64)
     return data
 
 

@@ -53,6 +53,7 @@ class Graph:
         self.blocks: dict[str, Block] = {}
         self.steps: int | None = None  # T, the length of sequences that follow it
         self.follows_steps: set[str] = set()  # inputs, targets and layers whose length is T
+        self.masks: dict[str, int] = {}  # a sequence with variable lengths -> its mask
         self._next_id = 0
         self._consts: dict[float, int] = {}
 

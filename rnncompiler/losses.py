@@ -5,6 +5,7 @@ from __future__ import annotations
 from .errors import SpecError
 from .graph import Graph
 from .spec import Spec
+from .unroll import add_lengths
 
 
 def add_loss(graph: Graph, spec: Spec) -> int:
@@ -24,6 +25,14 @@ def add_loss(graph: Graph, spec: Spec) -> int:
     target = graph.add_input(spec.loss.target, shape)
     if wanted.sequence and wanted.steps is None:
         graph.follows_steps.add(spec.loss.target)
+    if wanted.sequence and wanted.lengths:
+        graph.masks[spec.loss.target] = add_lengths(graph, spec.loss.target, target)
+    mask = graph.masks.get(spec.loss.target, graph.masks.get(spec.loss.output)) \
+        if wanted.sequence else None
+    if mask is not None:  # variable lengths: the padded steps count for nothing
+        prediction = output if spec.loss.type == "mse" else _logits(graph, output)
+        return graph.add(f"masked_{spec.loss.type}", [prediction, target, mask],
+                         layer=spec.loss.output)
     if spec.loss.type == "mse":
         return graph.add("mse", [output, target], layer=spec.loss.output)
     return graph.add("cross_entropy", [_logits(graph, output), target], layer=spec.loss.output)

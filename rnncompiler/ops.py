@@ -50,13 +50,17 @@ def get(name: str) -> OpDef:
 # --- shape rules ---------------------------------------------------------------------------
 
 def _same_shape(shapes, attrs) -> Shape:
-    """Elementwise: equal shapes, or one side's shape the end of the other's (a scalar, or
-    a vector added at every step of a sequence)."""
-    result = max(shapes, key=len)
-    for shape in shapes:
-        if shape != result[len(result) - len(shape):]:
+    """Elementwise, NumPy's broadcasting: equal shapes, or one side's shape the end of the
+    other's (a scalar, a vector added at every step of a sequence), or sizes of 1 (a
+    mask of [T, 1] on a sequence of [T, n])."""
+    rank = max(len(shape) for shape in shapes)
+    result = []
+    for sizes in zip(*[(1,) * (rank - len(shape)) + tuple(shape) for shape in shapes]):
+        wide = {size for size in sizes if size != 1}
+        if len(wide) > 1:
             raise ShapeError(f"elementwise op on shapes {list(shapes)}")
-    return result
+        result.append(wide.pop() if wide else 1)
+    return tuple(result)
 
 
 def _first(shapes, attrs) -> Shape:
@@ -155,6 +159,33 @@ def shift_steps(seq, first, *, backward=False):
     if backward:
         return np.concatenate([seq[:, 1:], first], axis=1)
     return np.concatenate([first, seq[:, :-1]], axis=1)
+
+
+def sequence_mask(lengths, sequence):
+    """[batch, T, 1]: 1 at the steps an example has (t < its length), else 0."""
+    steps = np.arange(sequence.shape[1])
+    return (steps[None, :] < lengths[:, None])[:, :, None].astype(sequence.dtype)
+
+
+def masked_mse(pred, target, mask):
+    # the mean over the steps that count (mask 1), of every example and feature
+    counted = mask.sum() * pred.shape[-1]
+    return (mask * (pred - target) ** 2).sum() / counted
+
+
+def masked_mse_grad(g, pred, target, mask):
+    counted = mask.sum() * pred.shape[-1]
+    return g * 2 * mask * (pred - target) / counted
+
+
+def masked_cross_entropy(logits, target, mask):
+    per_row = -(target * log_softmax(logits)).sum(axis=-1, keepdims=True)
+    return (mask * per_row).sum() / mask.sum()
+
+
+def masked_cross_entropy_grad(g, logits, target, mask):
+    return g * mask * (softmax(logits) * target.sum(axis=-1, keepdims=True) - target) \
+        / mask.sum()
 
 
 def mse(pred, target):
@@ -273,6 +304,14 @@ def _repeat_steps_vjp(b, g, y, args, attrs):
     return [b.add("sum_steps", [g])]
 
 
+def _masked_mse_vjp(b, g, y, args, attrs):
+    return [b.add("masked_mse_grad", [g, *args]), None, None]
+
+
+def _masked_cross_entropy_vjp(b, g, y, args, attrs):
+    return [b.add("masked_cross_entropy_grad", [g, *args]), None, None]
+
+
 def _mse_vjp(b, g, y, args, attrs):
     return [b.add("mse_grad", [g, *args]), None]
 
@@ -319,6 +358,15 @@ register("mse", 2, _loss_shape, mse, _mse_vjp, unbatched=True,
 register("cross_entropy", 2, _loss_shape, cross_entropy, _cross_entropy_vjp, unbatched=True,
          doc="mean over batch and steps of -Σ target log softmax(logits), from the logits")
 
+register("sequence_mask", 2, lambda s, a: (s[1][0], 1), sequence_mask,
+         lambda b, g, y, args, attrs: [None, None],
+         doc="1 at the steps each example has (t < its length), else 0: [T, 1]")
+register("masked_mse", 3, _loss_shape, masked_mse, _masked_mse_vjp, unbatched=True,
+         doc="mse over the steps that count (variable lengths)")
+register("masked_cross_entropy", 3, _loss_shape, masked_cross_entropy,
+         _masked_cross_entropy_vjp, unbatched=True,
+         doc="cross_entropy over the steps that count (variable lengths)")
+
 # used only in gradients
 register("zeros_shaped", 0, _leaf_shape, lambda *, shape, dtype: np.zeros(shape, dtype),
          unbatched=True,
@@ -341,6 +389,8 @@ register("cut_chunk", 1, _first,
              g, index=index, chunk=chunk, shift=shift, steps=steps),
          doc="zero where the gradient would cross a chunk boundary (truncated BPTT)")
 register("mse_grad", 3, lambda s, a: s[1], mse_grad)
+register("masked_mse_grad", 4, lambda s, a: s[1], masked_mse_grad)
+register("masked_cross_entropy_grad", 4, lambda s, a: s[1], masked_cross_entropy_grad)
 register("cross_entropy_grad", 3, lambda s, a: s[1], cross_entropy_grad)
 
 # made by optimisation passes (after differentiation: no VJP)

@@ -242,7 +242,8 @@ def _order_body(graph: Graph, loop: Loop) -> None:
     reads_previous = []  # (statement, carried place)
     for place, args in loop.args.items():
         for arg in args:
-            if arg.kind == "local" and home[arg.ref] not in (None, home[place]):
+            if arg.kind == "local" and home[place] is not None \
+                    and home[arg.ref] not in (None, home[place]):  # (a dead place: no line)
                 deps.add_edge(home[arg.ref], home[place])
             if arg.kind == "carried" and home[place] is not None:
                 reads_previous.append((home[place], arg.ref))

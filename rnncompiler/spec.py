@@ -205,9 +205,6 @@ class _SpecReader:
             key = "steps" if steps is not None else "lengths"
             raise src.error(path + (key,), f"'{key}' is only for sequences; "
                                            "remove it or drop `sequence: false`")
-        if lengths:
-            raise src.error(path + ("lengths",), "variable lengths (`lengths: true`) "
-                                                 "are not supported yet")
         return ArraySpec(
             name, check_int(src, path + ("features",), entry["features"]), sequence,
             None if steps is None else check_int(src, path + ("steps",), steps),

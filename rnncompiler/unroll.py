@@ -63,6 +63,7 @@ class _Unroller:
         self.finals: dict[str, int] = {}  # '<layer>.<state>' -> node
         self.batch_ref: int | None = None
         self.state_io = False
+        self.masks: dict[str, int] = {}  # sequence with variable lengths -> its mask [T, 1]
 
     def build(self) -> Graph:
         graph = self.graph
@@ -72,6 +73,8 @@ class _Unroller:
             self.values[name] = graph.add_input(name, shape)
             if array.sequence and array.steps is None:
                 graph.follows_steps.add(name)
+            if array.lengths:
+                self.masks[name] = add_lengths(graph, name, self.values[name])
         self.batch_ref = next(iter(graph.inputs.values()))
         for info in param_infos(self.spec):
             graph.add_param(info.key, info.shape, info.init, info.layer)
@@ -80,6 +83,7 @@ class _Unroller:
             graph.layer_values[layer.name] = self.values[layer.name]
             if layer.output.sequence and layer.output.steps is None:
                 graph.follows_steps.add(layer.name)
+        graph.masks = dict(self.masks)
         for name in self.spec.outputs:
             graph.outputs[name] = self.values[name]
         graph.outputs.update(self.finals)
@@ -95,19 +99,22 @@ class _Unroller:
         cell = self.spec.cells[layer.cell]
         steps = self.length(layer.output.steps)
         source = self.values[layer.input]
+        mask = self.masks.get(layer.input)
+        if mask is not None and layer.returns == "sequence":
+            self.masks[layer.name] = mask
         results = []
         for direction in layer.directions:
             block = f"{layer.name}.{direction}" if direction else layer.name
             backward = direction == "bwd" or layer.direction == "backward"
             self.graph.blocks[block] = Block(block, layer.name, steps, backward, cell.name,
                                              follows_steps=layer.output.steps is None)
-            results.append(self.build_recurrence(layer, cell, block, direction, source))
+            results.append(self.build_recurrence(layer, cell, block, direction, source, mask))
         if len(results) == 1:
             return results[0]
         return self.graph.add("concat", results, layer=layer.name)
 
     def build_recurrence(self, layer: LayerSpec, cell, block: str, direction: str,
-                         source: int) -> int:
+                         source: int, mask: int | None = None) -> int:
         graph, info = self.graph, self.graph.blocks[block]
         prefix = f"{layer.name}.{direction}." if direction else f"{layer.name}."
         params = {name: graph.params[prefix + name] for name in cell.params}
@@ -118,8 +125,18 @@ class _Unroller:
             where = {"step": t, "layer": layer.name, "block": block}
             x_t = graph.add("take_step", [source], place="x", index=t, **where) \
                 if sequence else source
-            state = _CellStep(graph, cell, params, x_t, state, where).build()
-            outputs[t] = state[cell.output]
+            new = _CellStep(graph, cell, params, x_t, state, where).build()
+            if mask is None:
+                state = new
+                outputs[t] = state[cell.output]
+                continue
+            # variable lengths: past an example's length its state is kept, its output 0
+            m = graph.add("take_step", [mask], place="mask", index=t, **where)
+            keep = graph.add("sub", [graph.const(1.0), m], place="keep", **where)
+            state = {name: _keep_past_length(graph, name, new[name], state[name], m, keep,
+                                             where) for name in cell.states}
+            if layer.returns == "sequence":
+                outputs[t] = graph.add("mul", [m, state[cell.output]], place="out", **where)
         for name, node in state.items():
             self.finals[prefix + name] = node
         if layer.returns == "sequence":
@@ -145,6 +162,8 @@ class _Unroller:
         if not layer.output.sequence:
             return self.dense_step(layer, source, weight, bias, {"layer": layer.name})
         steps = self.length(layer.output.steps)
+        if layer.input in self.masks:
+            self.masks[layer.name] = self.masks[layer.input]
         graph.blocks[layer.name] = Block(layer.name, layer.name, steps,
                                          follows_steps=layer.output.steps is None)
         outputs = []
@@ -166,6 +185,24 @@ class _Unroller:
     def build_repeat(self, layer: LayerSpec) -> int:
         return self.graph.add("repeat_steps", [self.values[layer.input]], layer=layer.name,
                               steps=layer.steps)
+
+
+def add_lengths(graph: Graph, name: str, sequence: int) -> int:
+    """The input ``<name>.lengths`` (int, [batch]) and the mask of ``sequence`` it gives."""
+    lengths = graph.add_input(f"{name}.lengths", ())
+    graph[lengths]["attrs"]["integer"] = True
+    return graph.add("sequence_mask", [lengths, sequence], place=f"{name}.mask")
+
+
+def _keep_past_length(graph: Graph, name: str, new: int, previous: int, mask: int, keep: int,
+                      where: dict) -> int:
+    """m * new + (1 - m) * previous: the new state at the example's steps, else the old."""
+    graph[new]["place"] = f"{name}.new"
+    kept = graph.add("add", [graph.add("mul", [mask, new], place=f"{name}.m1", **where),
+                             graph.add("mul", [keep, previous], place=f"{name}.m2", **where)],
+                     place=name, **where)
+    graph[kept]["comment"] = f"{name}[t] = {name}[t-1] past the example's length"
+    return kept
 
 
 def _dense_comment(layer: LayerSpec) -> str:

@@ -1,7 +1,8 @@
 """Write a small synthetic data file for every spec here: specs/data/<spec>.npz.
 
 Each file holds the spec's inputs and targets (batch 8), so `rnnc run` and `rnnc grad`
-work on every example out of the box. Sequences of one feature are windows of a sine
+work on every example out of the box; sequences with `lengths: true` get
+`<name>.lengths` (one length for all of them, per example) and zeros past each length. Sequences of one feature are windows of a sine
 wave and their targets its next values (the seed's forecasting example); other inputs
 are standard normal; targets of a softmax output are one-hot.
 
@@ -52,8 +53,21 @@ def make(spec: rc.Spec, seed: int = 0) -> dict[str, np.ndarray]:
             arrays[name] = waves[1] if array.sequence else waves[1][:, -1]
         else:
             arrays[name] = rng.standard_normal(shape)
+    lengths = {}
+    for name, array in {**spec.inputs, **spec.targets}.items():
+        if array.lengths:  # each example its own length; the longest fills the steps
+            length = arrays[name].shape[1]
+            own = lengths.get("shared")
+            if own is None:
+                own = rng.integers(max(1, length // 4), length + 1, BATCH)
+                own[0] = length
+                lengths["shared"] = own
+            arrays[name][np.arange(length)[None, :] >= own[:, None]] = 0.0  # padding
+            lengths[f"{name}.lengths"] = own
     dtype = np.dtype(spec.dtype)
-    return {name: value.astype(dtype) for name, value in arrays.items()}
+    arrays = {name: value.astype(dtype) for name, value in arrays.items()}
+    arrays.update({name: value for name, value in lengths.items() if name != "shared"})
+    return arrays
 
 
 def main() -> None:

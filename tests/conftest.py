@@ -42,8 +42,10 @@ cells:
 
 
 def spec_inputs(spec, data: dict) -> dict:
-    """The arrays of ``data`` that are inputs of ``spec`` (data files also hold targets)."""
-    return {name: data[name] for name in spec.inputs}
+    """The arrays of ``data`` that are inputs of ``spec`` (data files also hold targets),
+    with the lengths of those that have them."""
+    names = [*spec.inputs, *(f"{n}.lengths" for n, a in spec.inputs.items() if a.lengths)]
+    return {name: data[name] for name in names}
 
 
 @pytest.fixture

@@ -46,3 +46,11 @@ def test_keywords_and_builtins_as_names_give_valid_code(rng):
     assert set(outputs) == {"forward", "batch", "def.h", "batch.h"}
     for key, value in reference.items():
         np.testing.assert_allclose(outputs[key], value, rtol=1e-6, atol=1e-7)
+
+
+def test_module_helpers_are_reserved_names():
+    """A value named like a helper of the module (a node `sequence_mask`) must not shadow
+    it: every helper a lowering calls is reserved."""
+    from rnnc_numpy.lowering import HELPERS
+    from rnnc_numpy.names import MODULE_NAMES
+    assert {name for names in HELPERS.values() for name in names} <= MODULE_NAMES

@@ -76,6 +76,7 @@ def op_cases(rng, dtype):
     target = probabilities(rng, (B, T, N), dtype, one_hot=True)
     relu_out = np.maximum(big(rng, (B, N), dtype), 0)
     scalar = np.asarray(1.0, dtype)
+    mask = np.array([[1, 1, 1], [1, 0, 0]], dtype)[:, :, None]  # lengths 3 and 1
     return {
         "zeros": ((v,), {"size": 3}),
         "identity": ((v,), {}),
@@ -113,6 +114,11 @@ def op_cases(rng, dtype):
         "cross_entropy_grad": ((scalar, logits, target), {}),
         "stack_rows": ((weight, big(rng, (M, N), dtype)), {}),
         "transpose": ((weight,), {}),
+        "sequence_mask": ((np.array([3, 1]), seq), {}),
+        "masked_mse": ((seq, big(rng, (B, T, N), dtype), mask), {}),
+        "masked_cross_entropy": ((logits, target, mask), {}),
+        "masked_mse_grad": ((scalar, seq, big(rng, (B, T, N), dtype), mask), {}),
+        "masked_cross_entropy_grad": ((scalar, logits, target, mask), {}),
         "shift_steps": ((seq, v), {"backward": False}),
     }
 

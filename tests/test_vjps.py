@@ -36,7 +36,12 @@ CASES = {
     "concat": ([((2,), True, "any"), ((3,), True, "any")], {}),
     "mse": ([((2, 4), True, "any"), ((2, 4), True, "any")], {}),
     "cross_entropy": ([((4,), True, "any"), ((4,), True, "probability")], {}),
+    "masked_mse": ([((2, 4), True, "any"), ((2, 4), True, "any"), ((2, 1), True, "mask")],
+                   {}),
+    "masked_cross_entropy": ([((2, 4), True, "any"), ((2, 4), True, "probability"),
+                              ((2, 1), True, "mask")], {}),
 }
+NO_GRADIENT = {"zeros", "sequence_mask"}  # values that no parameter moves
 
 
 def _value(rng, shape, batched, domain):
@@ -45,6 +50,10 @@ def _value(rng, shape, batched, domain):
         return rng.uniform(0.5, 2.0, full)
     if domain == "away_from_zero":
         return rng.choice([-1, 1], full) * rng.uniform(0.2, 1.0, full)
+    if domain == "mask":  # steps that count (1) or not (0), the first always
+        mask = rng.integers(0, 2, full).astype(float)
+        mask.reshape(-1)[0] = 1.0
+        return mask
     if domain == "probability":
         raw = rng.uniform(0.1, 1.0, full)
         return raw / raw.sum(axis=-1, keepdims=True)
@@ -76,7 +85,7 @@ def _feeds(graph, values):
 def test_every_forward_op_has_a_rule_and_a_case():
     leaves = {"input", "param", "const"}
     forward = {name for name, op in ops.REGISTRY.items() if op.vjp is not None}
-    assert forward - {"zeros"} == set(CASES)
+    assert forward - NO_GRADIENT == set(CASES)
     for name, op in ops.REGISTRY.items():
         if name in leaves:
             assert op.evaluate is None and op.vjp is None
@@ -101,7 +110,7 @@ def test_vjp_matches_central_differences(op):
     eps = 1e-6
     for i, name in enumerate(names):
         if f"d{i}" not in grads:
-            assert op in ("mse", "cross_entropy") and i == 1  # no gradient for targets
+            assert "mse" in op or "cross_entropy" in op and i >= 1  # targets, masks
             continue
         direction = rng.standard_normal(values[name].shape)
         plus = {**values, name: values[name] + eps * direction}

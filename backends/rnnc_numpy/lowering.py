@@ -119,6 +119,9 @@ LOWERINGS = {
     "softmax": _call("softmax"),
     "concat": _concat,
     "mse": _call("mse"),
+    "sequence_mask": _call("sequence_mask"),
+    "masked_mse": _call("masked_mse"),
+    "masked_cross_entropy": _call("masked_cross_entropy"),
     "cross_entropy": _call("cross_entropy"),
     # gradients
     "zeros_shaped": _zeros_shaped,
@@ -134,6 +137,8 @@ LOWERINGS = {
     "softmax_grad": _call("softmax_grad"),
     "cut_chunk": _helper("cut_chunk", "index", "chunk", "shift", "steps"),
     "mse_grad": _call("mse_grad"),
+    "masked_mse_grad": _call("masked_mse_grad"),
+    "masked_cross_entropy_grad": _call("masked_cross_entropy_grad"),
     "cross_entropy_grad": _call("cross_entropy_grad"),
     # made by optimisation passes
     "stack_rows": lambda args, attrs, ctx: (
@@ -150,6 +155,11 @@ HELPERS = {
     "softmax": ("softmax",),
     "mse": ("mse",),
     "mse_grad": ("mse_grad",),
+    "sequence_mask": ("sequence_mask",),
+    "masked_mse": ("masked_mse",),
+    "masked_mse_grad": ("masked_mse_grad",),
+    "masked_cross_entropy": ("log_softmax", "masked_cross_entropy"),
+    "masked_cross_entropy_grad": ("softmax", "masked_cross_entropy_grad"),
     "cross_entropy": ("log_softmax", "cross_entropy"),
     "cross_entropy_grad": ("softmax", "cross_entropy_grad"),
     "softmax_grad": ("softmax_grad",),

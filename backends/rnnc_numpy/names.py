@@ -11,7 +11,9 @@ MODULE_NAMES = {"np", "DTYPE", "STEPS", "PARAMS", "INPUTS", "params", "inputs", 
                 "sigmoid", "softmax", "forward", "init_params", "initialize", "name_seed",
                 "check_input", "outputs", "log_softmax", "mse", "mse_grad", "cross_entropy",
                 "cross_entropy_grad", "softmax_grad", "scatter_step", "cut_chunk", "outer_sum",
-                "loss_and_grads", "train_step", "TARGETS", "shift_steps"}
+                "loss_and_grads", "train_step", "TARGETS", "shift_steps", "sequence_mask",
+                "masked_mse", "masked_mse_grad", "masked_cross_entropy",
+                "masked_cross_entropy_grad"}
 
 
 def sanitize(text: str) -> str:

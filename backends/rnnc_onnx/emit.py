@@ -77,7 +77,9 @@ class _Emitter:
         inputs = []
         for name, node in graph.inputs.items():
             self.values[node] = name
-            inputs.append(b.value_info(name, self.dims(name, node)))
+            integer = graph[node]["attrs"].get("integer")  # <sequence>.lengths
+            inputs.append(b.value_info(name, self.dims(name, node),
+                                       TensorProto.INT64 if integer else None))
         if self.dynamic:
             reference = next(n for n in graph.inputs if n in graph.follows_steps)
             self.context.steps_tensor = b.op(

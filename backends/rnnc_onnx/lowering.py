@@ -158,6 +158,52 @@ def _cross_entropy_grad(b, x, attrs, ctx):
     return b.op("Div", [b.op("Mul", [diff, g]), rows])
 
 
+def _sequence_mask(b, x, attrs, ctx):
+    # [batch, T, 1]: t < length
+    lengths, sequence = x
+    steps = b.op("Gather", [b.op("Shape", [sequence]), b.ints(1)])
+    positions = b.op("Range", [b.ints(0), steps, b.ints(1)])
+    below = b.op("Less", [b.op("Unsqueeze", [positions, b.ints([0])]),
+                          b.op("Unsqueeze", [lengths, b.ints([1])])])
+    return b.op("Unsqueeze", [b.op("Cast", [below], to=b.onnx_dtype), b.ints([2])])
+
+
+def _masked_mse(b, x, attrs, ctx):
+    pred, target, mask = x
+    diff = b.op("Sub", [pred, target])
+    total = b.op("ReduceSum", [b.op("Mul", [mask, b.op("Mul", [diff, diff])])], keepdims=0)
+    return b.op("Div", [total, _counted(b, pred, mask)])
+
+
+def _counted(b, pred, mask):
+    """The steps that count, times the features."""
+    features = b.op("Cast", [b.op("Gather", [b.op("Shape", [pred]), b.ints(-1)])],
+                    to=b.onnx_dtype)
+    return b.op("Mul", [b.op("ReduceSum", [mask], keepdims=0), features])
+
+
+def _masked_mse_grad(b, x, attrs, ctx):
+    g, pred, target, mask = x
+    scaled = b.op("Mul", [b.op("Mul", [g, mask]), b.op("Sub", [pred, target])])
+    return b.op("Div", [b.op("Mul", [scaled, b.constant(2.0)]), _counted(b, pred, mask)])
+
+
+def _masked_cross_entropy(b, x, attrs, ctx):
+    logits, target, mask = x
+    per_row = b.op("ReduceSum", [b.op("Mul", [target, b.op("LogSoftmax", [logits], axis=-1)]),
+                                 b.ints([-1])], keepdims=1)
+    total = b.op("ReduceSum", [b.op("Mul", [mask, per_row])], keepdims=0)
+    return b.op("Neg", [b.op("Div", [total, b.op("ReduceSum", [mask], keepdims=0)])])
+
+
+def _masked_cross_entropy_grad(b, x, attrs, ctx):
+    g, logits, target, mask = x
+    total = b.op("ReduceSum", [target, b.ints([-1])], keepdims=1)
+    diff = b.op("Sub", [b.op("Mul", [b.op("Softmax", [logits], axis=-1), total]), target])
+    return b.op("Div", [b.op("Mul", [b.op("Mul", [diff, mask]), g]),
+                        b.op("ReduceSum", [mask], keepdims=0)])
+
+
 def _relu_grad(b, x, attrs, ctx):
     g, y = x
     positive = b.op("Cast", [b.op("Greater", [y, b.constant(0.0)])], to=b.onnx_dtype)
@@ -201,6 +247,11 @@ LOWERINGS = {
     "softmax": lambda b, x, attrs, ctx: b.op("Softmax", x, axis=-1),
     "concat": lambda b, x, attrs, ctx: b.op("Concat", x, axis=-1),
     "mse": _mse,
+    "sequence_mask": _sequence_mask,
+    "masked_mse": _masked_mse,
+    "masked_cross_entropy": _masked_cross_entropy,
+    "masked_mse_grad": _masked_mse_grad,
+    "masked_cross_entropy_grad": _masked_cross_entropy_grad,
     "cross_entropy": _cross_entropy,
     "matvec_t": _matvec_t,
     "outer_sum": _outer_sum,

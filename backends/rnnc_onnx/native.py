@@ -16,6 +16,7 @@ ONNX wants [T, batch, n]; the model transposes in and out of its batch-first lay
 from __future__ import annotations
 
 import numpy as np
+from onnx import TensorProto
 
 from rnncompiler.errors import RnncError
 from rnncompiler.schedule import Loop, Program
@@ -62,7 +63,7 @@ class NativeLayers:
             names[key] = per_direction[0] if len(packed) == 1 else \
                 b.op("Concat", per_direction, axis=0, hint=f"{loop.block.layer}.{key}")
         sequence = b.op("Transpose", [self.sequence(loop)], perm=[1, 0, 2])
-        inputs = [sequence, names["W"], names["R"], names["B"], ""]
+        inputs = [sequence, names["W"], names["R"], names["B"], self.sequence_lens(loop)]
         states = ["h", "c"] if op_type == "LSTM" else ["h"]
         for state in states:
             starts = [b.op("Unsqueeze", [e.value(part.carried[state]), b.ints([0])])
@@ -75,6 +76,17 @@ class NativeLayers:
             attrs["linear_before_reset"] = 1
         outputs = b.op(op_type, inputs, outputs=1 + len(states), hint=loop.block.layer, **attrs)
         self.bind(parts, outputs, states)
+
+    def sequence_lens(self, loop: Loop) -> str:
+        """Variable lengths: the examples' lengths as ONNX's ``sequence_lens`` (the op then
+        keeps each state past its example's length and writes zeros there, as the graph
+        does); else none."""
+        if "mask" not in loop.template:
+            return ""
+        e = self.emitter
+        mask = loop.args["mask"][0].ref  # the sequence_mask the loop reads a step of
+        lengths = e.graph.args(mask)[0]
+        return e.b.op("Cast", [e.value(lengths)], to=TensorProto.INT32)
 
     def units(self, loop: Loop) -> int:
         state = next(iter(loop.carried))
