@@ -1,10 +1,11 @@
 """Write a small synthetic data file for every spec here: specs/data/<spec>.npz.
 
 Each file holds the spec's inputs and targets (batch 8), so `rnnc run` and `rnnc grad`
-work on every example out of the box; sequences with `lengths: true` get
-`<name>.lengths` (one length for all of them, per example) and zeros past each length. Sequences of one feature are windows of a sine
+work on every example out of the box. Sequences of one feature are windows of a sine
 wave and their targets its next values (the seed's forecasting example); other inputs
-are standard normal; targets of a softmax output are one-hot.
+are standard normal; targets of a softmax output are one-hot. Sequences with
+`lengths: true` get `<name>.lengths` (the same lengths for all of them) and zeros past
+each example's length.
 
     python specs/make_data.py
 """

@@ -9,8 +9,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_gradcheck import (BATCH, CELLS, INPUT, STEPS, TAGS, gradcheck, inputs_of,
-                            make_data, rnn, spec_text, with_head)
+from test_gradcheck import (
+    BATCH,
+    CELLS,
+    INPUT,
+    STEPS,
+    TAGS,
+    gradcheck,
+    inputs_of,
+    make_data,
+    rnn,
+    spec_text,
+    with_head,
+)
 
 import rnncompiler as rc
 from rnncompiler.errors import ArrayError

@@ -110,7 +110,7 @@ def test_vjp_matches_central_differences(op):
     eps = 1e-6
     for i, name in enumerate(names):
         if f"d{i}" not in grads:
-            assert "mse" in op or "cross_entropy" in op and i >= 1  # targets, masks
+            assert "mse" in op or ("cross_entropy" in op and i >= 1)  # targets, masks
             continue
         direction = rng.standard_normal(values[name].shape)
         plus = {**values, name: values[name] + eps * direction}
