@@ -29,6 +29,7 @@ class Block:
     cell: str | None = None
     gradient_of: str | None = None  # for a backward loop: the block it differentiates
     follows_steps: bool = False  # its length is T, which a model may leave to run time
+    feedback: str | None = None  # a dense layer computed in the loop and fed back
 
     @cached_property
     def order(self) -> list[int]:

@@ -23,9 +23,14 @@ class ParamInfo:
 
 
 def layer_input_features(spec: Spec, layer) -> int:
+    """The size of what a layer reads at a step: its input's features, and the features
+    fed back to it (``feedback``)."""
+    fed_back = layer.feedback_units if layer.type == "rnn" else 0
+    if layer.input is None:
+        return fed_back
     if layer.input in spec.inputs:
-        return spec.inputs[layer.input].features
-    return spec.layer(layer.input).output.features
+        return spec.inputs[layer.input].features + fed_back
+    return spec.layer(layer.input).output.features + fed_back
 
 
 def param_infos(spec: Spec) -> list[ParamInfo]:

@@ -43,7 +43,8 @@ class LayerSpec:
     direction: str = "forward"  # forward | backward | bidirectional
     initial_state: dict = field(default_factory=dict)  # state key -> source name
     steps: int | None = None
-    feedback: str | None = None
+    feedback: str | None = None  # a later dense layer whose output is fed back
+    feedback_units: int = 0
     activation: str = "linear"
     output: ValueType | None = None  # filled in by typing
 
@@ -81,6 +82,7 @@ def read_layers(source: Source, value, inputs: dict, cells: dict, claim) -> list
         raise source.error(("layers",), "a spec needs at least one layer; the list is empty")
     reader = _LayerReader(source, inputs, cells)
     reader.all_names = [entry.get("name") for entry in value if isinstance(entry, dict)]
+    reader.entries = value
     for i, entry in enumerate(value):
         if source.attempt(_read_layer, source, reader, i, entry, claim, default=False) is False:
             if isinstance(entry, dict) and isinstance(entry.get("name"), str):
@@ -152,16 +154,50 @@ class _LayerReader:
         layer.direction = check_choice(src, path + ("direction",),
                                        entry.get("direction", "forward"), DIRECTIONS)
         if "feedback" in entry:
-            raise self.error(layer, "feedback", "`feedback` (autoregressive generation) is not "
-                                                "supported yet")
-        if "input" not in entry:
+            self.read_feedback(layer, entry)
+        if "input" not in entry and layer.feedback is None:
             raise src.error(path, f"layer {layer.name}: missing required key 'input'")
-        layer.input = entry["input"]
-        given = self.value_type(layer, layer.input)
-        steps = self.read_steps(layer, entry, given)
+        layer.input = entry.get("input")
+        if layer.input is None:  # fed only its own outputs: `steps` gives the length
+            if "steps" not in entry:
+                raise src.error(path, f"layer {layer.name}: with `feedback` and no `input`, "
+                                      "give `steps: N` (how many steps to generate)")
+            steps = check_int(src, path + ("steps",), entry["steps"])
+        else:
+            given = self.value_type(layer, layer.input)
+            steps = self.read_steps(layer, entry, given)
         layer.initial_state = self.read_initial_state(layer, entry.get("initial_state", {}))
         width = layer.units * len(layer.directions)
         layer.output = ValueType(layer.returns == "sequence", width, steps)
+
+    def read_feedback(self, layer: LayerSpec, entry: dict) -> None:
+        """`feedback: D`: D is a later dense layer on this layer's sequence; its output at
+        step t-1 is (part of) this layer's input at step t."""
+        name = entry["feedback"]
+        later = {e.get("name"): e for e in self.entries[layer.path[1] + 1:]
+                 if isinstance(e, dict)}
+        if not isinstance(name, str) or name not in later:
+            known = list(later)
+            hint = did_you_mean(name, known) if isinstance(name, str) and known else ""
+            raise self.error(layer, "feedback", f"unknown layer {describe(name)}{hint}; "
+                                                "`feedback` names a later dense layer applied "
+                                                f"to {layer.name} at every step")
+        dense = later[name]
+        if dense.get("type") != "dense" or dense.get("input") != layer.name:
+            raise self.error(layer, "feedback", f"layer '{name}' must be a dense layer with "
+                                                f"`input: {layer.name}`: its output at step "
+                                                "t-1 is fed back at step t")
+        if layer.returns != "sequence":
+            raise self.error(layer, "feedback", "`feedback` feeds back the output of every "
+                                                "step: set `return: sequence`")
+        if layer.direction != "forward":
+            raise self.error(layer, "feedback", "`feedback` generates one step after the "
+                                                "other: it needs `direction: forward`")
+        units = dense.get("units")
+        if not isinstance(units, int) or isinstance(units, bool) or units < 1:
+            raise Broken()  # the dense layer's own error says what is wrong
+        layer.feedback = name
+        layer.feedback_units = units
 
     def read_steps(self, layer: LayerSpec, entry: dict, given: ValueType):
         """The length of an rnn layer: its sequence input's, or `steps` for a vector input."""

@@ -64,6 +64,7 @@ class _Unroller:
         self.batch_ref: int | None = None
         self.state_io = False
         self.masks: dict[str, int] = {}  # sequence with variable lengths -> its mask [T, 1]
+        self.generated: dict[str, int] = {}  # a dense layer fed back -> its sequence
 
     def build(self) -> Graph:
         graph = self.graph
@@ -98,7 +99,7 @@ class _Unroller:
     def build_rnn(self, layer: LayerSpec) -> int:
         cell = self.spec.cells[layer.cell]
         steps = self.length(layer.output.steps)
-        source = self.values[layer.input]
+        source = self.values[layer.input] if layer.input is not None else None
         mask = self.masks.get(layer.input)
         if mask is not None and layer.returns == "sequence":
             self.masks[layer.name] = mask
@@ -107,7 +108,8 @@ class _Unroller:
             block = f"{layer.name}.{direction}" if direction else layer.name
             backward = direction == "bwd" or layer.direction == "backward"
             self.graph.blocks[block] = Block(block, layer.name, steps, backward, cell.name,
-                                             follows_steps=layer.output.steps is None)
+                                             follows_steps=layer.output.steps is None,
+                                             feedback=layer.feedback)
             results.append(self.build_recurrence(layer, cell, block, direction, source, mask))
         if len(results) == 1:
             return results[0]
@@ -120,23 +122,38 @@ class _Unroller:
         params = {name: graph.params[prefix + name] for name in cell.params}
         state = {s: self.initial_state(layer, direction, s) for s in cell.states}
         outputs = {}
-        sequence = len(graph[source]["shape"]) == 2
+        sequence = source is not None and len(graph[source]["shape"]) == 2
+        fed_back, generated = None, {}
+        if layer.feedback:  # the dense layer's output at t-1, zeros before the first step
+            dense = self.spec.layer(layer.feedback)
+            fed_back = graph.add("zeros", [self.batch_ref], layer=layer.name, size=dense.units)
         for t in info.order:
             where = {"step": t, "layer": layer.name, "block": block}
-            x_t = graph.add("take_step", [source], place="x", index=t, **where) \
-                if sequence else source
+            x_t = graph.add("take_step", [source], place="x.in" if fed_back else "x", index=t,
+                            **where) if sequence else source
+            if fed_back is not None:
+                parts = [x_t, fed_back] if x_t is not None else [fed_back]
+                x_t = graph.add("concat", parts, place="x", **where) if len(parts) > 1 \
+                    else parts[0]
             new = _CellStep(graph, cell, params, x_t, state, where).build()
             if mask is None:
                 state = new
                 outputs[t] = state[cell.output]
-                continue
-            # variable lengths: past an example's length its state is kept, its output 0
-            m = graph.add("take_step", [mask], place="mask", index=t, **where)
-            keep = graph.add("sub", [graph.const(1.0), m], place="keep", **where)
-            state = {name: _keep_past_length(graph, name, new[name], state[name], m, keep,
-                                             where) for name in cell.states}
-            if layer.returns == "sequence":
-                outputs[t] = graph.add("mul", [m, state[cell.output]], place="out", **where)
+            else:  # variable lengths: past an example's length its state is kept, its output 0
+                m = graph.add("take_step", [mask], place="mask", index=t, **where)
+                keep = graph.add("sub", [graph.const(1.0), m], place="keep", **where)
+                state = {name: _keep_past_length(graph, name, new[name], state[name], m, keep,
+                                                 where) for name in cell.states}
+                if layer.returns == "sequence":
+                    outputs[t] = graph.add("mul", [m, state[cell.output]], place="out",
+                                           **where)
+            if layer.feedback:
+                fed_back = generated[t] = self.dense_step(
+                    dense, outputs[t], graph.params[f"{dense.name}.W"],
+                    graph.params[f"{dense.name}.b"], where, place=f"{dense.name}.")
+        if layer.feedback:  # the dense layer's value: what the loop generated
+            self.generated[dense.name] = graph.add(
+                "stack_steps", [generated[t] for t in range(info.steps)], layer=dense.name)
         for name, node in state.items():
             self.finals[prefix + name] = node
         if layer.returns == "sequence":
@@ -156,6 +173,8 @@ class _Unroller:
         return self.finals[source]
 
     def build_dense(self, layer: LayerSpec) -> int:
+        if layer.name in self.generated:  # fed back: computed in its rnn layer's loop
+            return self.generated[layer.name]
         graph = self.graph
         source = self.values[layer.input]
         weight, bias = graph.params[f"{layer.name}.W"], graph.params[f"{layer.name}.b"]
@@ -173,12 +192,14 @@ class _Unroller:
             outputs.append(self.dense_step(layer, x_t, weight, bias, where))
         return graph.add("stack_steps", outputs, layer=layer.name)
 
-    def dense_step(self, layer: LayerSpec, x: int, weight: int, bias: int, where: dict) -> int:
+    def dense_step(self, layer: LayerSpec, x: int, weight: int, bias: int, where: dict,
+                   place: str = "") -> int:
         graph = self.graph
-        product = graph.add("matvec", [weight, x], place="W @ x", **where)
-        node = graph.add("add", [product, bias], place="W @ x + b", **where)
+        product = graph.add("matvec", [weight, x], place=f"{place}W @ x", **where)
+        node = graph.add("add", [product, bias], place=f"{place}W @ x + b", **where)
         if layer.activation != "linear":
-            node = graph.add(ops.ACTIVATIONS[layer.activation], [node], place="y", **where)
+            node = graph.add(ops.ACTIVATIONS[layer.activation], [node], place=f"{place}y",
+                             **where)
         graph[node]["comment"] = _dense_comment(layer)
         return node
 

@@ -78,7 +78,8 @@ CASES = [
     case("initial_state_bidirectional_key.yaml", 10, 22, "allowed: fwd.h, bwd.h"),
     case("initial_state_wrong_features.yaml", 9, 83, "has 50 features but layer RNN has 100 units"),
     case("initial_state_from_sequence.yaml", 8, 83, "input 'x' is a sequence"),
-    case("feedback_unsupported.yaml", 8, 74, "not supported"),
+    case("feedback_needs_sequence.yaml", 8, 74,
+         "feeds back the output of every step: set `return: sequence`"),
     case("output_unknown.yaml", 10, 11, "unknown layer 'outptu' (did you mean 'output'?)"),
     case("outputs_listed_twice.yaml", 10, 19, "listed twice"),
     # §5 unroll, §6 loss

@@ -41,6 +41,10 @@ class NativeLayers:
         block = loop.block
         if block.cell is None or block.gradient_of:
             return False  # a dense layer at every step, or a gradient: not a cell
+        if block.feedback:
+            raise RnncError(f"--onnx-mode native maps layer {block.layer} onto ONNX's own "
+                            "operator, which cannot feed back the output of dense layer "
+                            f"{block.feedback} (use --onnx-mode scan)")
         if block.cell not in GATES:
             raise RnncError(f"--onnx-mode native maps the built-in cells only; layer "
                             f"{block.layer} uses the custom cell '{block.cell}' "
