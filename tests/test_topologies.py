@@ -69,7 +69,8 @@ def _lstm(p, prefix, x, h, c):
 
 
 def _float64(name):
-    text = (ROOT / "specs" / f"{name}.yaml").read_text().replace("rnnc: 1", "rnnc: 1\ndtype: float64")
+    text = (ROOT / "specs" / f"{name}.yaml").read_text()
+    text = text.replace("rnnc: 1", "rnnc: 1\ndtype: float64")
     return rc.load_spec_text(text, filename=f"{name}.yaml")
 
 
