@@ -135,8 +135,9 @@ def torch_packed(cell, direction, ret, params, data):
     seq, final = module(packed)
     final = final[0] if cell == "lstm" else final
     y = torch.tensor(data["y"])
+    seq, _ = nn.utils.rnn.pad_packed_sequence(seq, batch_first=True, total_length=STEPS)
+    forward = {"R": seq.detach().numpy(), "final": torch.cat(list(final), -1).detach().numpy()}
     if ret == "sequence":
-        seq, _ = nn.utils.rnn.pad_packed_sequence(seq, batch_first=True, total_length=STEPS)
         mask = (torch.arange(STEPS)[None, :] < torch.tensor(LENGTHS)[:, None]).double()
         diff = (head(seq) - y) ** 2 * mask[:, :, None]
         loss = diff.sum() / (mask.sum() * y.shape[-1])
@@ -147,7 +148,24 @@ def torch_packed(cell, direction, ret, params, data):
     for prefix, tparams in owners:
         for k, v in from_torch(cell, {t: p.grad for t, p in tparams.items()}).items():
             grads[f"grad.{prefix}.{k}"] = v.detach().numpy()
-    return loss.detach().numpy(), grads
+    return loss.detach().numpy(), grads, forward
+
+
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+@pytest.mark.parametrize("cell", ["simple", "lstm", "gru"])
+def test_forward_matches_torch_packed_sequences(cell, direction):
+    """The sequence (zeros past each length) and `last` (h_n: the forward direction's
+    state at length-1, the backward's after step 0, started at length-1)."""
+    layers = [rnn("R", cell, direction=direction, ret="sequence")]
+    spec, params, data = case(layers)
+    # (torch_packed also computes a loss, through a head this spec does not have)
+    head = {"out.W": np.zeros((3, 4 * len(TAGS[direction]))), "out.b": np.zeros(3)}
+    _, _, want = torch_packed(cell, direction, "sequence", params | head,
+                              data | {"y": np.zeros((BATCH, STEPS, 3))})
+    got = rc.run(spec, params, inputs_of(spec, data) | {"x.lengths": LENGTHS})
+    np.testing.assert_allclose(got["R"], want["R"], rtol=1e-10, atol=1e-14)
+    last = np.concatenate([got[f"R.{tag}h"] for tag in TAGS[direction]], axis=-1)
+    np.testing.assert_allclose(last, want["final"], rtol=1e-10)
 
 
 @pytest.mark.parametrize("ret", ["last", "sequence"])
@@ -155,7 +173,7 @@ def torch_packed(cell, direction, ret, params, data):
 @pytest.mark.parametrize("cell", ["simple", "lstm", "gru"])
 def test_gradients_match_torch_packed_sequences(cell, direction, ret):
     spec, params, data = case(with_head([rnn("R", cell, direction=direction, ret=ret)]))
-    want_loss, want = torch_packed(cell, direction, ret, params, data)
+    want_loss, want, _ = torch_packed(cell, direction, ret, params, data)
     loss, grads = rc.loss_and_grads(spec, params, data)
     np.testing.assert_allclose(loss, want_loss, rtol=1e-10)
     assert set(grads) == set(want)
