@@ -174,8 +174,8 @@ class _LayerReader:
         """`feedback: D`: D is a later dense layer on this layer's sequence; its output at
         step t-1 is (part of) this layer's input at step t."""
         name = entry["feedback"]
-        later = {e.get("name"): e for e in self.entries[layer.path[1] + 1:]
-                 if isinstance(e, dict)}
+        later = {e["name"]: e for e in self.entries[layer.path[1] + 1:]
+                 if isinstance(e, dict) and isinstance(e.get("name"), str)}
         if not isinstance(name, str) or name not in later:
             known = list(later)
             hint = did_you_mean(name, known) if isinstance(name, str) and known else ""

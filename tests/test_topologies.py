@@ -161,3 +161,10 @@ def test_bad_feedback_is_a_located_error(rnn_keys, dense_input, message):
     with pytest.raises(SpecError, match=message):
         rc.load_spec_text(BASE.format(rnn=rnn_keys, dense_input=dense_input),
                           filename="bad.yaml")
+
+
+def test_feedback_past_a_broken_layer_name_is_an_error_not_a_crash():
+    """A later layer whose name is not even a string (found by the fuzz tests)."""
+    text = (ROOT / "specs" / "translate_generate.yaml").read_text()
+    with pytest.raises(SpecError, match=r"unknown layer 'words'"):
+        rc.load_spec_text(text.replace("{name: words,", "{name: [words, 1],"))
