@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import __version__, cli_train
 from .api import compile_spec
 from .arrays import check_inputs, check_params, load_npz, save_bytes, save_npz, save_text
 from .backend import available_backends
@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--train", action="store_true",
                           help="also emit loss_and_grads and train_step")
     _backend_and_steps(compile_, default=None)
+    cli_train.add_parser(commands, common, _steps)
     return parser
 
 
@@ -378,7 +379,7 @@ def _product(shape) -> int:
 
 COMMANDS = {"check": cmd_check, "init": cmd_init, "run": cmd_run, "grad": cmd_grad,
             "gradcheck": cmd_gradcheck, "inspect": cmd_inspect, "compile": cmd_compile,
-            "schema": cmd_schema}
+            "schema": cmd_schema, "train": cli_train.cmd_train}
 
 if __name__ == "__main__":
     sys.exit(main())

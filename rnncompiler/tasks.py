@@ -1,0 +1,171 @@
+"""Built-in synthetic tasks for ``rnnc train --task NAME``.
+
+A task makes examples for a spec with one input and one target; it says what it needs
+(``Needs``) and a spec that does not fit gets an error saying so.
+
+- ``adding`` (Hochreiter & Schmidhuber 1997): two channels, random values in [0, 1) and
+  a marker that is 1 at two steps (one in each half); the target is the sum of the
+  two marked values. Predicting 1 scores an MSE of about 0.167.
+- ``memory``: a one-hot symbol (of ``features``) at the first step, zeros after; the
+  target is that symbol, to be told at the last step (cross-entropy).
+- ``sine``: windows of a sine wave; the target is the next value (the seed's many-to-one
+  forecasting over 3 steps).
+- ``parity``: a sequence of bits; the target is their parity, one-hot over 2.
+- ``chars:FILE``: a character-level language model on the text of FILE: one-hot
+  characters in, the next character out at every step (synced many-to-many).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import RnncError
+from .spec import Spec
+
+
+@dataclass(frozen=True)
+class Needs:
+    input_features: int | None  # None: any
+    input_sequence: bool
+    target_features: int | None
+    target_sequence: bool
+    loss: str
+
+    def describe(self) -> str:
+        def kind(sequence, features):
+            size = "any number of features" if features is None else \
+                f"{features} feature{'s' if features != 1 else ''}"
+            return f"a {'sequence' if sequence else 'vector'} of {size}"
+        return (f"one input, {kind(self.input_sequence, self.input_features)}, and one "
+                f"target, {kind(self.target_sequence, self.target_features)}, with loss "
+                f"{self.loss}")
+
+
+class Task:
+    name = ""
+    needs: Needs
+
+    def make(self, count: int, steps: int, features: int, rng) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+
+class Adding(Task):
+    name = "adding"
+    needs = Needs(2, True, 1, False, "mse")
+
+    def make(self, count, steps, features, rng):
+        if steps < 2:
+            raise RnncError("task adding needs T >= 2 (two marked steps)")
+        values = rng.uniform(0.0, 1.0, (count, steps))
+        marker = np.zeros((count, steps))
+        half = steps // 2  # one marker in each half
+        first = rng.integers(0, half, count)
+        second = rng.integers(half, steps, count)
+        rows = np.arange(count)
+        marker[rows, first] = marker[rows, second] = 1.0
+        x = np.stack([values, marker], axis=-1)
+        return x, (values * marker).sum(axis=1, keepdims=True)
+
+
+class Memory(Task):
+    name = "memory"
+    needs = Needs(None, True, None, False, "cross_entropy")
+
+    def make(self, count, steps, features, rng):
+        symbols = rng.integers(0, features, count)
+        x = np.zeros((count, steps, features))
+        x[np.arange(count), 0, symbols] = 1.0
+        return x, np.eye(features)[symbols]
+
+
+class Sine(Task):
+    name = "sine"
+    needs = Needs(1, True, 1, False, "mse")
+
+    def make(self, count, steps, features, rng):
+        grid = rng.uniform(0, 2 * np.pi, (count, 1)) + 0.3 * np.arange(steps + 1)
+        wave = np.sin(grid)
+        return wave[:, :steps, None], wave[:, steps:]
+
+
+class Parity(Task):
+    name = "parity"
+    needs = Needs(1, True, 2, False, "cross_entropy")
+
+    def make(self, count, steps, features, rng):
+        bits = rng.integers(0, 2, (count, steps))
+        return bits[..., None].astype(float), np.eye(2)[bits.sum(axis=1) % 2]
+
+
+class Characters(Task):
+    name = "chars"
+
+    def __init__(self, path: str):
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise RnncError(f"cannot read the text for task chars: {path}: {error}") from None
+        if len(text) < 2:
+            raise RnncError(f"task chars: {path} holds fewer than 2 characters")
+        self.alphabet = sorted(set(text))
+        self.codes = np.array([self.alphabet.index(c) for c in text])
+        size = len(self.alphabet)
+        self.needs = Needs(size, True, size, True, "cross_entropy")
+
+    def make(self, count, steps, features, rng):
+        if len(self.codes) < steps + 1:
+            raise RnncError(f"task chars: the text has {len(self.codes)} characters; "
+                            f"T = {steps} needs at least {steps + 1}")
+        starts = rng.integers(0, len(self.codes) - steps, count)
+        windows = self.codes[starts[:, None] + np.arange(steps + 1)]
+        eye = np.eye(len(self.alphabet))
+        return eye[windows[:, :-1]], eye[windows[:, 1:]]
+
+
+TASKS = {task.name: task for task in (Adding, Memory, Sine, Parity)}
+
+
+def get_task(name: str) -> Task:
+    if name.startswith("chars:"):
+        return Characters(name[len("chars:"):])
+    if name not in TASKS:
+        raise RnncError(f"unknown task '{name}'; tasks: {', '.join(TASKS)}, chars:FILE")
+    return TASKS[name]()
+
+
+def task_data(spec: Spec, task: Task, count: int, steps: int, seed: int) -> dict:
+    """``count`` examples of ``task`` named for ``spec``'s input and target."""
+    input_name, target_name = check_fit(spec, task)
+    features = spec.inputs[input_name].features
+    x, y = task.make(count, steps, features, np.random.default_rng(seed))
+    dtype = np.dtype(spec.dtype)
+    return {input_name: x.astype(dtype), target_name: y.astype(dtype)}
+
+
+def check_fit(spec: Spec, task: Task) -> tuple[str, str]:
+    """The spec's input and target names, if the spec fits the task; else a clear error."""
+    needs = task.needs
+    problem = None
+    if len(spec.inputs) != 1 or len(spec.targets) != 1 or spec.loss is None:
+        problem = (f"it has {len(spec.inputs)} input(s), {len(spec.targets)} target(s)"
+                   + ("" if spec.loss else " and no loss"))
+    else:
+        (name, x), (target, y) = next(iter(spec.inputs.items())), next(iter(spec.targets.items()))
+        wrong = [(what, have, want) for what, have, want in (
+            (f"input '{name}' features", x.features, needs.input_features),
+            (f"input '{name}' is a sequence", x.sequence, needs.input_sequence),
+            (f"target '{target}' features", y.features, needs.target_features),
+            (f"target '{target}' is a sequence", y.sequence, needs.target_sequence),
+            ("loss", spec.loss.type, needs.loss)) if want is not None and have != want]
+        if needs.input_features is None and needs.target_features is None \
+                and x.features != y.features:
+            wrong.append((f"target '{target}' features", y.features, x.features))
+        if wrong:
+            problem = "; ".join(f"{what}: {have}, needs {want}" for what, have, want in wrong)
+        else:
+            return name, target
+    raise RnncError(f"task {task.name} needs {needs.describe()}; spec {spec.name}: {problem}",
+                    spec.source.loc(()))
