@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__, cli_train
+from . import __version__, cli_params, cli_train
 from .api import compile_spec
 from .arrays import check_inputs, check_params, load_npz, save_bytes, save_npz, save_text
 from .backend import available_backends
@@ -123,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="also emit loss_and_grads and train_step")
     _backend_and_steps(compile_, default=None)
     cli_train.add_parser(commands, common, _steps)
+    cli_params.add_parsers(commands, common)
     return parser
 
 
@@ -379,7 +380,9 @@ def _product(shape) -> int:
 
 COMMANDS = {"check": cmd_check, "init": cmd_init, "run": cmd_run, "grad": cmd_grad,
             "gradcheck": cmd_gradcheck, "inspect": cmd_inspect, "compile": cmd_compile,
-            "schema": cmd_schema, "train": cli_train.cmd_train}
+            "schema": cmd_schema, "train": cli_train.cmd_train,
+            "export-params": cli_params.cmd_export_params,
+            "import-params": cli_params.cmd_import_params}
 
 if __name__ == "__main__":
     sys.exit(main())

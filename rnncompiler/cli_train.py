@@ -84,7 +84,8 @@ def cmd_train(args) -> int:
             "train_loss": history.train_loss, "val_loss": history.val_loss,
             "val_metrics": history.val_metrics, "test": final}), indent=1) + "\n")
     shown = ", ".join(f"{k} {v:.4g}" for k, v in final.items())
-    print(f"trained {args.epochs} epoch{'s' if args.epochs != 1 else ''}: final train loss {history.train_loss[-1]:.4g}"
+    epochs = f"{args.epochs} epoch{'s' if args.epochs != 1 else ''}"
+    print(f"trained {epochs}: final train loss {history.train_loss[-1]:.4g}"
           + (f"; {'test' if test is not None else 'validation'} {shown}" if shown else "")
           + (f"; wrote {args.output}" if args.output else ""))
     return 0

@@ -1,0 +1,44 @@
+"""``rnnc export-params`` and ``rnnc import-params``: parameters in PyTorch's, Keras's
+or ONNX's layout (``interop.py``)."""
+
+from __future__ import annotations
+
+from .arrays import check_params, load_npz, save_npz
+from .interop import FORMATS, export_params, import_params, layers_of
+from .params import init_params
+from .spec import load_spec
+
+
+def add_parsers(commands, common) -> None:
+    export = commands.add_parser(
+        "export-params", parents=[common], help="write parameters in another framework's layout",
+        description="Write P.npz in PyTorch's (state_dict names, <layer>.weight_ih_l0...), "
+                    "Keras's (<layer>/kernel...) or ONNX's (<layer>.W, .R, .B) layout.")
+    export.add_argument("params", metavar="P.npz")
+    export.add_argument("--to", required=True, choices=FORMATS)
+    export.add_argument("-o", "--output", required=True, metavar="OUT.npz")
+    imported = commands.add_parser(
+        "import-params", parents=[common], help="read parameters from another framework's "
+                                                "layout", description="Read SOURCE.npz, "
+        "written in PyTorch's, Keras's or ONNX's layout, as the parameters of SPEC.")
+    imported.add_argument("source", metavar="SOURCE.npz")
+    imported.add_argument("--from", dest="frm", required=True, choices=FORMATS)
+    imported.add_argument("--spec", required=True, metavar="SPEC")
+    imported.add_argument("-o", "--output", required=True, metavar="P.npz")
+
+
+def cmd_export_params(args) -> int:
+    arrays = export_params(load_npz(args.params, "parameters"), args.to)
+    save_npz(args.output, arrays)
+    print(f"wrote {args.output}: {len(arrays)} arrays in {args.to}'s layout")
+    return 0
+
+
+def cmd_import_params(args) -> int:
+    spec = load_spec(args.spec, limits=not args.allow_large)
+    wanted = layers_of(init_params(spec))
+    params = import_params(load_npz(args.source, f"{args.frm} parameters"), wanted, args.frm)
+    params = check_params(spec, params, args.source)
+    save_npz(args.output, params)
+    print(f"wrote {args.output}: {len(params)} parameters of {spec.name}")
+    return 0

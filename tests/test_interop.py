@@ -1,0 +1,169 @@
+"""Parameters in PyTorch's, Keras's and ONNX's layouts: round trips are exact, and each
+framework (or its equations as its documentation gives them) computes with the exported
+parameters what we compute with ours."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from conftest import ROOT
+from onnx import TensorProto, helper
+
+import rnncompiler as rc
+from rnncompiler.cli import main
+from rnncompiler.errors import RnncError
+from rnncompiler.interop import export_params, import_params, layers_of
+from rnncompiler.ops import sigmoid
+
+B, T, I, H = 3, 5, 4, 6
+CELLS = ["simple", "lstm", "gru", "gru_reset_before"]
+
+
+def case(cell, direction, dtype="float64", seed=0):
+    spec = rc.load_spec_text(f"""
+rnnc: 1
+name: case
+dtype: {dtype}
+inputs: {{x: {{features: {I}}}}}
+layers:
+  - {{name: R, type: rnn, cell: {cell}, units: {H}, input: x, return: sequence,
+     direction: {direction}}}
+  - {{name: out, type: dense, units: 2, input: R}}
+outputs: [R, out]
+unroll: {{steps: {T}}}
+""")
+    rng = np.random.default_rng(seed)
+    params = {k: (0.5 * rng.standard_normal(v.shape)).astype(dtype)
+              for k, v in rc.init_params(spec).items()}
+    x = rng.standard_normal((B, T, I)).astype(dtype)
+    return spec, params, x
+
+
+@pytest.mark.parametrize("layout", ["torch", "keras", "onnx"])
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_round_trip_is_exact(cell, direction, layout):
+    _, params, _ = case(cell, direction)
+    if layout == "torch" and cell == "gru_reset_before":
+        with pytest.raises(RnncError, match="PyTorch has no gru_reset_before cell"):
+            export_params(params, layout)
+        return
+    back = import_params(export_params(params, layout), layers_of(params), layout)
+    assert set(back) == set(params)
+    for key, value in params.items():
+        np.testing.assert_array_equal(back[key], value, err_msg=key)
+
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+@pytest.mark.parametrize("cell", ["simple", "lstm", "gru"])
+def test_torch_computes_the_same_with_exported_params(cell, direction):
+    spec, params, x = case(cell, direction)
+    exported = export_params(params, "torch")
+    module = {"simple": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](
+        I, H, batch_first=True, bidirectional=direction == "bidirectional").double()
+    module.load_state_dict({k[2:]: torch.tensor(v) for k, v in exported.items()
+                            if k.startswith("R.")})
+    want, _ = module(torch.tensor(x))
+    got = rc.run(spec, params, {"x": x})["R"]
+    np.testing.assert_allclose(got, want.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_torch_state_dict_imports(cell):
+    """Parameters made by PyTorch (its own initialisation, two biases each side)."""
+    spec, params, x = case(cell, "bidirectional")
+    torch.manual_seed(0)
+    module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](
+        I, H, batch_first=True, bidirectional=True).double()
+    head = torch.nn.Linear(2 * H, 2).double()
+    arrays = {f"R.{k}": v.detach().numpy() for k, v in module.state_dict().items()}
+    arrays |= {f"out.{k}": v.detach().numpy() for k, v in head.state_dict().items()}
+    ours = import_params(arrays, layers_of(params), "torch")
+    got = rc.run(spec, ours, {"x": x})
+    seq, _ = module(torch.tensor(x))
+    np.testing.assert_allclose(got["R"], seq.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got["out"], head(seq).detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+ONNX_OP = {"simple": "RNN", "lstm": "LSTM", "gru": "GRU", "gru_reset_before": "GRU"}
+
+
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_onnxruntime_computes_the_same_with_exported_params(cell, direction):
+    spec, params, x = case(cell, direction, dtype="float32")
+    exported = export_params(params, "onnx")
+    attrs = {"hidden_size": H, "direction": "bidirectional" if direction == "bidirectional"
+             else "forward"}
+    if cell.startswith("gru"):
+        attrs["linear_before_reset"] = int(cell == "gru")
+    node = helper.make_node(ONNX_OP[cell], ["X", "W", "R", "B"], ["Y"], **attrs)
+    dirs = 2 if direction == "bidirectional" else 1
+    graph = helper.make_graph(
+        [node], "one", [helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
+                        for n in ("X", "W", "R", "B")],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (y,) = session.run(None, {"X": x.transpose(1, 0, 2).copy(), "W": exported["R.W"],
+                              "R": exported["R.R"], "B": exported["R.B"]})
+    want = y.transpose(2, 0, 1, 3).reshape(B, T, dirs * H)  # [T, D, B, H] -> [B, T, D*H]
+    got = rc.run(spec, params, {"x": x})["R"]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def _keras_lstm(a, x):
+    """Keras's LSTM as its source writes it: z = x K + h R + b, split i, f, c, o."""
+    h = c = np.zeros((x.shape[0], a["recurrent_kernel"].shape[0]))
+    out = []
+    for t in range(x.shape[1]):
+        i, f, g, o = np.split(x[:, t] @ a["kernel"] + h @ a["recurrent_kernel"] + a["bias"], 4,
+                              axis=-1)
+        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+        h = sigmoid(o) * np.tanh(c)
+        out.append(h)
+    return np.stack(out, axis=1)
+
+
+def _keras_gru(a, x, reset_after):
+    """Keras's GRU: gates z, r, h; reset_after: bias (2, 3H), r applied after the product."""
+    h = np.zeros((x.shape[0], a["recurrent_kernel"].shape[0]))
+    bias = a["bias"] if reset_after else np.stack([a["bias"], np.zeros_like(a["bias"])])
+    out = []
+    for t in range(x.shape[1]):
+        xz, xr, xh = np.split(x[:, t] @ a["kernel"] + bias[0], 3, axis=-1)
+        rk = np.split(a["recurrent_kernel"], 3, axis=-1)
+        hz, hr = h @ rk[0] + np.split(bias[1], 3)[0], h @ rk[1] + np.split(bias[1], 3)[1]
+        z, r = sigmoid(xz + hz), sigmoid(xr + hr)
+        hh = r * (h @ rk[2] + np.split(bias[1], 3)[2]) if reset_after else (r * h) @ rk[2]
+        h = z * h + (1 - z) * np.tanh(xh + hh)
+        out.append(h)
+    return np.stack(out, axis=1)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "gru_reset_before"])
+def test_keras_equations_compute_the_same_with_exported_params(cell):
+    spec, params, x = case(cell, "forward")
+    exported = export_params(params, "keras")
+    a = {k.split("/")[-1]: v for k, v in exported.items() if k.startswith("R/")}
+    want = _keras_lstm(a, x) if cell == "lstm" else _keras_gru(a, x, cell == "gru")
+    np.testing.assert_allclose(rc.run(spec, params, {"x": x})["R"], want, rtol=1e-10)
+
+
+def test_cli_round_trip(tmp_path, capsys):
+    spec = str(ROOT / "specs" / "tagger_bilstm.yaml")
+    p, out, back = tmp_path / "p.npz", tmp_path / "torch.npz", tmp_path / "back.npz"
+    assert main(["init", spec, "-o", str(p)]) == 0
+    assert main(["export-params", str(p), "--to", "torch", "-o", str(out)]) == 0
+    assert main(["import-params", str(out), "--from", "torch", "--spec", spec,
+                 "-o", str(back)]) == 0
+    for key, value in np.load(p).items():
+        np.testing.assert_array_equal(np.load(back)[key], value)
+    assert main(["export-params", str(p), "--to", "torch", "-o", str(out)]) == 0
+    assert main(["import-params", str(out), "--from", "keras", "--spec", spec,
+                 "-o", str(tmp_path / "x.npz")]) == 1
+    assert "missing array 'encoder/forward/kernel'" in capsys.readouterr().err
