@@ -124,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     _backend_and_steps(compile_, default=None)
     cli_train.add_parser(commands, common, _steps)
     cli_params.add_parsers(commands, common)
+    cli_params.add_import_parser(commands, common)
     return parser
 
 
@@ -382,7 +383,7 @@ COMMANDS = {"check": cmd_check, "init": cmd_init, "run": cmd_run, "grad": cmd_gr
             "gradcheck": cmd_gradcheck, "inspect": cmd_inspect, "compile": cmd_compile,
             "schema": cmd_schema, "train": cli_train.cmd_train,
             "export-params": cli_params.cmd_export_params,
-            "import-params": cli_params.cmd_import_params}
+            "import-params": cli_params.cmd_import_params, "import": cli_params.cmd_import}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,7 +3,8 @@ or ONNX's layout (``interop.py``)."""
 
 from __future__ import annotations
 
-from .arrays import check_params, load_npz, save_npz
+from .arrays import check_params, load_npz, save_npz, save_text
+from .import_torch import import_torch
 from .interop import FORMATS, export_params, import_params, layers_of
 from .params import init_params
 from .spec import load_spec
@@ -25,6 +26,29 @@ def add_parsers(commands, common) -> None:
     imported.add_argument("--from", dest="frm", required=True, choices=FORMATS)
     imported.add_argument("--spec", required=True, metavar="SPEC")
     imported.add_argument("-o", "--output", required=True, metavar="P.npz")
+
+
+def add_import_parser(commands, common) -> None:
+    parser = commands.add_parser(
+        "import", parents=[common], help="a spec and parameters from a PyTorch state_dict",
+        description="Write a spec and its parameters for a PyTorch state_dict of "
+                    "nn.RNN / LSTM / GRU modules and nn.Linear heads, applied in order.")
+    parser.add_argument("source", metavar="STATE.pt|STATE.npz")
+    parser.add_argument("--from", dest="frm", required=True, choices=("torch",))
+    parser.add_argument("-o", "--output", required=True, metavar="SPEC.yaml")
+    parser.add_argument("--params", required=True, metavar="P.npz")
+    parser.add_argument("--name", default="imported", help="the spec's name")
+    parser.add_argument("--return", dest="returns", choices=("last", "sequence"),
+                        default="last", help="what the last recurrent layer gives: its final "
+                                             "states (h_n, default) or every step")
+
+
+def cmd_import(args) -> int:
+    text, params = import_torch(args.source, args.name, args.returns)
+    save_npz(args.params, params)
+    save_text(args.output, text)
+    print(f"wrote {args.output} and {args.params}: {len(params)} parameters")
+    return 0
 
 
 def cmd_export_params(args) -> int:

@@ -167,3 +167,59 @@ def test_cli_round_trip(tmp_path, capsys):
     assert main(["import-params", str(out), "--from", "keras", "--spec", spec,
                  "-o", str(tmp_path / "x.npz")]) == 1
     assert "missing array 'encoder/forward/kernel'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- rnnc import --from torch
+
+class _Stacked(torch.nn.Module):
+    """Two bidirectional LSTM layers and a head on h_n (many-to-one)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = torch.nn.LSTM(I, H, num_layers=2, batch_first=True, bidirectional=True)
+        self.fc = torch.nn.Linear(2 * H, 3)
+
+    def forward(self, x):
+        _, (h, _) = self.rnn(x)
+        return self.fc(torch.cat([h[-2], h[-1]], -1))
+
+
+class _Tagger(torch.nn.Module):
+    """A GRU and a head at every step (synced many-to-many)."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = torch.nn.GRU(I, H, batch_first=True)
+        self.head = torch.nn.Linear(H, 2)
+
+    def forward(self, x):
+        return self.head(self.encoder(x)[0])
+
+
+@pytest.mark.parametrize("model,returns,suffix", [(_Stacked, "last", ".pt"),
+                                                  (_Tagger, "sequence", ".npz")])
+def test_import_a_torch_model(model, returns, suffix, tmp_path):
+    torch.manual_seed(1)
+    module = model()
+    state = tmp_path / f"state{suffix}"
+    if suffix == ".pt":
+        torch.save(module.state_dict(), state)
+    else:  # a state_dict saved without torch's pickle
+        np.savez(state, **{k: v.numpy() for k, v in module.state_dict().items()})
+    spec_file, params = tmp_path / "m.yaml", tmp_path / "p.npz"
+    assert main(["import", str(state), "--from", "torch", "-o", str(spec_file), "--params",
+                 str(params), "--return", returns]) == 0
+    spec = rc.load_spec(spec_file)
+    x = np.random.default_rng(2).standard_normal((B, T, I)).astype(np.float32)
+    got = rc.run(spec, dict(np.load(params)), {"x": x})[spec.outputs[0]]
+    want = module(torch.tensor(x)).detach().numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_import_refuses_what_it_cannot_map(tmp_path, capsys):
+    np.savez(tmp_path / "s.npz", **{"conv.weight": np.zeros((2, 3, 4))})
+    assert main(["import", str(tmp_path / "s.npz"), "--from", "torch", "-o",
+                 str(tmp_path / "m.yaml"), "--params", str(tmp_path / "p.npz")]) == 1
+    assert "'conv.weight' is neither an nn.RNN/LSTM/GRU nor an nn.Linear parameter" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "m.yaml").exists() and not (tmp_path / "p.npz").exists()

@@ -1,0 +1,116 @@
+"""``rnnc import STATE --from torch``: a spec and its parameters from a PyTorch
+``state_dict`` of ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` modules and ``nn.Linear`` heads.
+
+The structure is read from the state_dict itself, in its order (the order the modules
+were registered, which is the order a plain model applies them): a recurrent module's
+cell from its gate count (4 LSTM, 3 GRU, 1 RNN with tanh), its hidden and input sizes
+from ``weight_hh_l0`` and ``weight_ih_l0``, its layers from ``_l<k>``, bidirectional
+from ``_reverse``; a Linear's sizes from its weight. Each torch layer ``k`` of a module
+``rnn`` becomes an rnn layer ``rnn_l<k>``; all but the last recurrent layer return their
+sequence; the last returns ``last`` (its final states, PyTorch's ``h_n``, what a head on
+``h_n`` reads) or, with ``returns="sequence"``, every step.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .errors import RnncError
+from .interop import import_params, layers_of
+from .params import init_params
+from .spec import load_spec_text
+
+RECURRENT = re.compile(r"^(?P<module>.*?)\.?(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh)_l"
+                       r"(?P<layer>\d+)(?P<reverse>_reverse)?$")
+CELLS = {4: "lstm", 3: "gru", 1: "simple"}
+
+
+def load_state_dict(path: str) -> dict[str, np.ndarray]:
+    """A state_dict saved with ``torch.save`` (read with torch, weights only) or as .npz."""
+    if Path(path).suffix == ".npz":
+        with np.load(path) as arrays:
+            return dict(arrays)
+    try:
+        import torch
+    except ImportError:
+        raise RnncError(f"{path}: reading a torch.save file needs torch; or save the "
+                        "state_dict as .npz ({k: v.numpy() for k, v in sd.items()})") from None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many kinds for a bad file
+        raise RnncError(f"{path}: not a PyTorch state_dict: {error}") from None
+    if not isinstance(state, dict):
+        raise RnncError(f"{path}: holds a {type(state).__name__}, not a state_dict")
+    return {k: v.detach().cpu().numpy() for k, v in state.items()}
+
+
+def torch_spec(state: dict, name: str, returns: str = "last") -> tuple[str, dict]:
+    """(spec YAML text, parameters) for ``state``."""
+    modules: dict[str, dict] = {}
+    for key, value in state.items():
+        match = RECURRENT.match(key)
+        if match:
+            module = modules.setdefault(match["module"] or "rnn", {"kind": "rnn", "arrays": {}})
+            module["arrays"][key] = value
+            continue
+        module_name, _, param = key.rpartition(".")
+        if param in ("weight", "bias") and np.ndim(value) in (1, 2):
+            modules.setdefault(module_name or "linear", {"kind": "dense", "arrays": {}})[
+                "arrays"][param] = value
+            continue
+        raise RnncError(f"state_dict entry '{key}' is neither an nn.RNN/LSTM/GRU nor an "
+                        "nn.Linear parameter")
+    layers, arrays, previous, features = [], {}, "x", None
+    recurrent = [m for m, info in modules.items() if info["kind"] == "rnn"]
+    for module, info in modules.items():
+        ident = re.sub(r"\W", "_", module).strip("_") or "m"
+        if info["kind"] == "dense":
+            weight = info["arrays"]["weight"]
+            layers.append(f"  - {{name: {ident}, type: dense, units: {weight.shape[0]}, "
+                          f"input: {previous}}}")
+            arrays[f"{ident}.weight"] = weight
+            arrays[f"{ident}.bias"] = info["arrays"].get("bias", np.zeros(weight.shape[0]))
+            previous = ident
+            continue
+        found = info["arrays"]
+        depth = 1 + max(int(RECURRENT.match(k)["layer"]) for k in found)
+        for k in range(depth):
+            keys = {m["kind"] + (m["reverse"] or ""): key for key in found
+                    if (m := RECURRENT.match(key)) and int(m["layer"]) == k}
+            hidden = found[keys["weight_hh"]].shape[1]
+            gates = found[keys["weight_ih"]].shape[0] // hidden
+            if gates not in CELLS:
+                raise RnncError(f"{module}: {gates} gate blocks is not an RNN, GRU or LSTM")
+            if features is None:
+                features = found[keys["weight_ih"]].shape[1]
+            bidirectional = "weight_ih_reverse" in keys
+            last = module == recurrent[-1] and k == depth - 1
+            layer = f"{ident}_l{k}"
+            layers.append(f"  - {{name: {layer}, type: rnn, cell: {CELLS[gates]}, units: "
+                          f"{hidden}, input: {previous}, return: "
+                          f"{returns if last else 'sequence'}"
+                          + (", direction: bidirectional" if bidirectional else "") + "}")
+            for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                for suffix in ("", "_reverse") if bidirectional else ("",):
+                    value = found.get(keys.get(kind + suffix, ""))
+                    if value is None:  # bias=False
+                        value = np.zeros(gates * hidden)
+                    arrays[f"{layer}.{kind}_l0{suffix}"] = value
+            previous = layer
+    if features is None:
+        features = next(iter(modules.values()))["arrays"]["weight"].shape[1]
+    text = "\n".join(["# imported from a PyTorch state_dict by rnnc import", "rnnc: 1",
+                      f"name: {name}", "inputs:", f"  x: {{features: {features}}}",
+                      "layers:", *layers]) + "\n"
+    return text, arrays
+
+
+def import_torch(path: str, name: str, returns: str = "last"):
+    """(spec text, our parameters) for the state_dict in ``path``."""
+    text, arrays = torch_spec(load_state_dict(path), name, returns)
+    wanted = init_params(load_spec_text(text, filename=f"{name}.yaml"))
+    params = import_params(arrays, layers_of(wanted), "torch")
+    return text, {k: v.astype(wanted[k].dtype) for k, v in params.items()}
