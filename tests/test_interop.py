@@ -8,7 +8,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from conftest import ROOT
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
 
 import rnncompiler as rc
 from rnncompiler.cli import main
@@ -223,3 +224,58 @@ def test_import_refuses_what_it_cannot_map(tmp_path, capsys):
     assert "'conv.weight' is neither an nn.RNN/LSTM/GRU nor an nn.Linear parameter" in \
         capsys.readouterr().err
     assert not (tmp_path / "m.yaml").exists() and not (tmp_path / "p.npz").exists()
+
+
+# ---------------------------------------------------------------- rnnc import --from onnx
+
+def _onnx_model(cell, direction, layout, rng, bias=True):
+    dirs = 2 if direction == "bidirectional" else 1
+    gates = {"simple": 1, "lstm": 4}.get(cell, 3)
+    inits = {"W": 0.5 * rng.standard_normal((dirs, gates * H, I)),
+             "R": 0.5 * rng.standard_normal((dirs, gates * H, H)),
+             "B": 0.5 * rng.standard_normal((dirs, 2 * gates * H))}
+    names = ["features", "W", "R", "B"] if bias else ["features", "W", "R"]
+    attrs = {"hidden_size": H, "direction": direction, "layout": layout}
+    if cell.startswith("gru"):
+        attrs["linear_before_reset"] = int(cell == "gru")
+    node = helper.make_node(ONNX_OP[cell], names, ["Y"], **attrs)
+    graph = helper.make_graph(
+        [node], "one", [helper.make_tensor_value_info("features", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(v.astype(np.float32), k) for k, v in inits.items()
+         if k in names])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("layout", [0, 1])
+@pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_import_an_onnx_model(cell, direction, layout, tmp_path):
+    rng = np.random.default_rng(3)
+    model = _onnx_model(cell, direction, layout, rng, bias=cell != "simple")
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    spec_file, params = tmp_path / "m.yaml", tmp_path / "p.npz"
+    assert main(["import", str(path), "--from", "onnx", "-o", str(spec_file),
+                 "--params", str(params)]) == 0
+    x = rng.standard_normal((B, T, I)).astype(np.float32)  # batch-first, as SPEC §7
+    if layout:  # onnxruntime runs layout 0 only: the reference implementation runs both
+        (y,) = ReferenceEvaluator(model).run(None, {"features": x})
+    else:
+        session = ort.InferenceSession(model.SerializeToString(),
+                                       providers=["CPUExecutionProvider"])
+        (y,) = session.run(None, {"features": x.transpose(1, 0, 2).copy()})
+    # Y: layout 0 [T, D, B, H], layout 1 [B, T, D, H]
+    want = (y if layout else y.transpose(2, 0, 1, 3)).reshape(B, T, -1)
+    got = rc.run(rc.load_spec(spec_file), dict(np.load(params)), {"features": x})["R"]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_import_onnx_refuses_what_it_cannot_map(tmp_path, capsys):
+    model = _onnx_model("lstm", "forward", 0, np.random.default_rng(0))
+    model.graph.node[0].attribute.append(helper.make_attribute("clip", 1.0))
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    assert main(["import", str(path), "--from", "onnx", "-o", str(tmp_path / "m.yaml"),
+                 "--params", str(tmp_path / "p.npz")]) == 1
+    assert "attribute 'clip' has no counterpart" in capsys.readouterr().err
