@@ -233,7 +233,10 @@ class _Backward:
         if not parts:
             parts = [self.zeros_like(node)]
         name = self.graph[node]["place"] or self.graph[node]["op"]
-        return self.sum_nodes(parts, where, f"d{name}{self.suffix(lane)}")
+        total = self.sum_nodes(parts, where, f"d{name}{self.suffix(lane)}")
+        if lane == 0:
+            self.graph[node]["cotangent"] = total  # ∂L/∂node, for inspection (grad flow)
+        return total
 
     def full_sum(self, block: str, place: str, lane: int) -> list:
         """The whole-sequence cotangents of a block's place, summed outside the loop."""

@@ -221,3 +221,28 @@ def test_bad_lengths_are_clear_errors(lengths, message):
         inputs["x.lengths"] = lengths
     with pytest.raises(ArrayError, match=message):
         rc.run(spec, params, inputs)
+
+
+def test_gradient_flow_stops_at_the_lengths(tmp_path):
+    """`rnnc inspect --grad-flow` (all examples of length 3 here): the forward direction's
+    ‖∂L/∂h_t‖ is zero past the length and not before; the backward direction holds its
+    initial state over the padding, so there every step carries the same gradient, the
+    one that reaches the initial state."""
+    pytest.importorskip("matplotlib")
+    from rnncompiler.cli import main
+    layers = with_head([rnn("R", "lstm", direction="bidirectional", ret="sequence")])
+    spec_file = tmp_path / "s.yaml"
+    spec_file.write_text(case_text(layers))
+    spec, params, data = case(layers)
+    data["x.lengths"] = np.full(BATCH, 3)
+    np.savez(tmp_path / "p.npz", **params)
+    np.savez(tmp_path / "d.npz", **data)
+    assert main(["inspect", str(spec_file), "--grad-flow", "--params", str(tmp_path / "p.npz"),
+                 "--inputs", str(tmp_path / "d.npz"), "-o", str(tmp_path / "f.png")]) == 0
+    rows = [line.split(",") for line in (tmp_path / "f.csv").read_text().split()[1:]]
+    assert {layer for layer, _, _ in rows} == {"R.fwd", "R.bwd"}
+    for layer, step, norm in rows:
+        if layer == "R.fwd":
+            assert (float(norm) == 0.0) == (int(step) >= 3), (step, norm)
+    padded = {norm for layer, step, norm in rows if layer == "R.bwd" and int(step) >= 3}
+    assert len(padded) == 1 and float(padded.pop()) > 0

@@ -14,13 +14,13 @@ def gradient_norms(graph: Graph, cells: dict, params: dict, data: dict) -> dict:
     values = evaluate_all(graph, params, data)
     norms: dict[str, list] = {}
     for name, block in graph.blocks.items():
-        if not block.gradient_of or not block.cell:
+        if block.gradient_of or not block.cell:
             continue
-        wanted = f"d{cells[block.cell].output}"
-        rows = [(d["step"], float(np.linalg.norm(values[n])))
-                for n, d in graph.nx.nodes(data=True)
-                if d["block"] == name and d["place"] == wanted]
-        norms[block.gradient_of] = sorted(rows)
+        output = cells[block.cell].output  # each step's output state, and its cotangent
+        rows = [(d["step"], float(np.linalg.norm(values[d["cotangent"]])))
+                for _, d in graph.nx.nodes(data=True)
+                if d["block"] == name and d["place"] == output and "cotangent" in d]
+        norms[name] = sorted(rows)
     return norms
 
 
