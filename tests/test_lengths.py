@@ -233,7 +233,7 @@ def test_gradient_flow_stops_at_the_lengths(tmp_path):
     layers = with_head([rnn("R", "lstm", direction="bidirectional", ret="sequence")])
     spec_file = tmp_path / "s.yaml"
     spec_file.write_text(case_text(layers))
-    spec, params, data = case(layers)
+    _, params, data = case(layers)
     data["x.lengths"] = np.full(BATCH, 3)
     np.savez(tmp_path / "p.npz", **params)
     np.savez(tmp_path / "d.npz", **data)
