@@ -168,3 +168,21 @@ def test_feedback_past_a_broken_layer_name_is_an_error_not_a_crash():
     text = (ROOT / "specs" / "translate_generate.yaml").read_text()
     with pytest.raises(SpecError, match=r"unknown layer 'words'"):
         rc.load_spec_text(text.replace("{name: words,", "{name: [words, 1],"))
+
+
+def test_feedback_with_variable_lengths():
+    """A decoder fed back its word and reading a sequence with lengths: the padding changes
+    nothing, and the gradients match central differences."""
+    inputs = {"x": {"features": 2, "lengths": True}}
+    layers = [rnn("dec", "lstm", "x", ret="sequence", feedback="word"),
+              {"name": "word", "type": "dense", "units": 3, "input": "dec",
+               "activation": "tanh"}]
+    spec, params, data = make_case(layers, inputs=inputs, steps=5, seed=4)
+    data["x.lengths"] = np.array([5, 2, 3])
+    first = rc.run(spec, params, {"x": data["x"], "x.lengths": data["x.lengths"]})
+    padded = data["x"].copy()
+    padded[1, 2:] = padded[2, 3:] = 50.0
+    second = rc.run(spec, params, {"x": padded, "x.lengths": data["x.lengths"]})
+    for key in first:
+        np.testing.assert_allclose(second[key], first[key], rtol=1e-12, err_msg=key)
+    gradcheck(spec, params, data)
