@@ -38,14 +38,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 
 import numpy as np
-from machine_load import busy_cpu_s, children_cpu_s
+from machine_load import run_json
 
 BATCH, INPUT, UNITS = 16, 32, 128
 THREADS = 2
@@ -127,22 +125,7 @@ def measure_in_subprocess(mode: str, steps: int, cell: str, timeout: float) -> d
     that other processes used meanwhile (0 on an idle machine)."""
     row = {"cell": cell, "steps": steps, "mode": mode}
     command = [sys.executable, __file__, "--one", mode, str(steps), cell]
-    busy, mine = busy_cpu_s(), children_cpu_s()
-    start = time.perf_counter()
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {**row, "status": f"timeout after {timeout:g} s"}
-    wall = time.perf_counter() - start
-    others = None
-    if busy is not None:
-        others = max(0.0, (busy_cpu_s() - busy) - (children_cpu_s() - mine)) / (
-            wall * (os.cpu_count() or 1))
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-        return {**row, "status": f"error: {last}"}
-    return {**json.loads(lines[-1]), "wall_s": wall, "others": others}
+    return {**row, **run_json(command, timeout)}
 
 
 def combine(rounds: list[dict]) -> dict:

@@ -70,13 +70,12 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
-from machine_load import busy_cpu_s, children_cpu_s
+from machine_load import busy_cpu_s, run_json
 
 THREADS = 2
 CELLS = ("simple", "lstm", "gru")
@@ -416,24 +415,7 @@ def in_subprocess(kind: str, folder: str, timeout: float, save: bool = False) ->
     env["OPENBLAS_NUM_THREADS"] = str(THREADS if kind in ("numpy", "prepare") else 1)
     if kind.endswith("-memory"):  # every large block mapped, so that freeing it shows in RSS
         env["MALLOC_MMAP_THRESHOLD_"] = str(128 * 1024)
-    busy, mine = busy_cpu_s(), children_cpu_s()
-    start = time.perf_counter()
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              env=env)
-    except subprocess.TimeoutExpired:
-        return {"kind": kind, "status": f"timeout after {timeout:g} s"}
-    wall = time.perf_counter() - start
-    others = None
-    if busy is not None:
-        others = max(0.0, (busy_cpu_s() - busy) - (children_cpu_s() - mine)) / (
-            wall * (os.cpu_count() or 1))
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-        return {"kind": kind, "status": f"error: {last}", "wall_s": wall}
-    return {"kind": kind, "status": "ok", **json.loads(lines[-1]), "wall_s": wall,
-            "others": others}
+    return {"kind": kind, **run_json(command, timeout, env)}
 
 
 IDLE_WAIT = {"s": 300.0}  # --idle-wait
