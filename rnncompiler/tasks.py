@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -44,15 +45,19 @@ class Needs:
                 f"{self.loss}")
 
 
-class Task:
-    name = ""
+class Task(Protocol):
+    """What a task is: its name, what it needs of a spec, and ``make``: ``count``
+    examples of ``steps`` steps (``features``: the spec's input size), as (inputs,
+    targets)."""
+
+    name: str
     needs: Needs
 
-    def make(self, count: int, steps: int, features: int, rng) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
+    def make(self, count: int, steps: int, features: int,
+             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-class Adding(Task):
+class Adding:
     name = "adding"
     needs = Needs(2, True, 1, False, "mse")
 
@@ -70,7 +75,7 @@ class Adding(Task):
         return x, (values * marker).sum(axis=1, keepdims=True)
 
 
-class Memory(Task):
+class Memory:
     name = "memory"
     needs = Needs(None, True, None, False, "cross_entropy")
 
@@ -81,7 +86,7 @@ class Memory(Task):
         return x, np.eye(features)[symbols]
 
 
-class Sine(Task):
+class Sine:
     name = "sine"
     needs = Needs(1, True, 1, False, "mse")
 
@@ -91,7 +96,7 @@ class Sine(Task):
         return wave[:, :steps, None], wave[:, steps:]
 
 
-class Parity(Task):
+class Parity:
     name = "parity"
     needs = Needs(1, True, 2, False, "cross_entropy")
 
@@ -100,7 +105,7 @@ class Parity(Task):
         return bits[..., None].astype(float), np.eye(2)[bits.sum(axis=1) % 2]
 
 
-class Characters(Task):
+class Characters:
     name = "chars"
 
     def __init__(self, path: str):

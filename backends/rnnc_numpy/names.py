@@ -6,14 +6,14 @@ import builtins
 import keyword
 import re
 
-# names the generated module itself defines or uses
-MODULE_NAMES = {"np", "DTYPE", "STEPS", "PARAMS", "INPUTS", "params", "inputs", "batch", "t",
-                "sigmoid", "softmax", "forward", "init_params", "initialize", "name_seed",
-                "check_input", "outputs", "log_softmax", "mse", "mse_grad", "cross_entropy",
-                "cross_entropy_grad", "softmax_grad", "scatter_step", "cut_chunk", "outer_sum",
-                "loss_and_grads", "train_step", "TARGETS", "shift_steps", "sequence_mask",
-                "masked_mse", "masked_mse_grad", "masked_cross_entropy",
-                "masked_cross_entropy_grad"}
+from .lowering import HELPERS
+
+# names the generated module itself defines or uses: its own, and every helper a
+# lowering calls (copied into the module from the ops' reference evaluations)
+MODULE_NAMES = {"np", "DTYPE", "STEPS", "PARAMS", "INPUTS", "TARGETS", "params", "inputs",
+                "batch", "t", "forward", "init_params", "initialize", "name_seed",
+                "check_input", "outputs", "loss_and_grads", "train_step"} | {
+    name for names in HELPERS.values() for name in names}
 
 
 def sanitize(text: str) -> str:
