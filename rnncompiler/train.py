@@ -23,6 +23,7 @@ import numpy as np
 from .api import compile_spec
 from .arrays import check_inputs, save_npz, save_text
 from .errors import RnncError
+from .ops import sequence_mask
 from .params import init_params
 from .spec import Spec
 
@@ -116,38 +117,34 @@ def batches(data: dict, size: int, rng):
 
 
 def evaluate_metrics(spec: Spec, artifact, params: dict, data: dict, batch: int) -> dict:
-    """The loss and, on the loss's output, mse or accuracy (argmax over features, over
-    the steps that count)."""
-    losses, weights, hits, counted, squared, values = [], [], 0.0, 0.0, 0.0, 0.0
-    target = spec.loss.target
+    """The loss and, on the loss's output, mse or accuracy (argmax over features), over
+    the steps that count."""
+    target, rows, loss_sum, score_sum, counted = spec.loss.target, 0, 0.0, 0.0, 0.0
     for chunk in batches(data, batch, np.random.default_rng(0)):
         loss, _ = artifact.loss_and_grads(params, chunk)
-        rows = len(chunk[target])
-        losses.append(float(loss) * rows)
-        weights.append(rows)
-        predicted = artifact.run(params, chunk)[spec.loss.output]
         truth = chunk[target]
+        rows += len(truth)
+        loss_sum += float(loss) * len(truth)
+        predicted = artifact.run(params, chunk)[spec.loss.output]
         mask = _counted(spec, chunk, truth)
         if spec.loss.type == "cross_entropy":
-            hits += float(((predicted.argmax(-1) == truth.argmax(-1)) * mask).sum())
+            score_sum += float(((predicted.argmax(-1) == truth.argmax(-1)) * mask).sum())
             counted += float(mask.sum())
         else:
-            squared += float((((predicted - truth) ** 2) * mask[..., None]).sum())
-            values += float(mask.sum()) * truth.shape[-1]
-    metrics = {"loss": sum(losses) / sum(weights)}
-    if spec.loss.type == "cross_entropy":
-        metrics["accuracy"] = hits / counted
-    else:
-        metrics["mse"] = squared / values
-    return metrics
+            score_sum += float((((predicted - truth) ** 2) * mask[..., None]).sum())
+            counted += float(mask.sum()) * truth.shape[-1]
+    metric = "accuracy" if spec.loss.type == "cross_entropy" else "mse"
+    return {"loss": loss_sum / rows, metric: score_sum / counted}
 
 
 def _counted(spec: Spec, chunk: dict, truth: np.ndarray) -> np.ndarray:
-    mask = np.ones(truth.shape[:-1])
-    lengths = [k for k in chunk if k.endswith(".lengths")]
-    if truth.ndim == 3 and lengths:
-        mask = (np.arange(truth.shape[1]) < chunk[lengths[0]][:, None]).astype(float)
-    return mask
+    """1 at the target's steps that count (its own lengths, else its input's), as the
+    loss counts them; every step of a target without lengths."""
+    keys = [f"{spec.loss.target}.lengths"] + [f"{name}.lengths" for name in spec.inputs]
+    key = next((k for k in keys if k in chunk), None)
+    if truth.ndim != 3 or key is None:
+        return np.ones(truth.shape[:-1])
+    return sequence_mask(chunk[key], truth)[..., 0]
 
 
 def train(spec: Spec, data: dict, options: TrainOptions, test: dict | None = None,
@@ -195,10 +192,10 @@ def train(spec: Spec, data: dict, options: TrainOptions, test: dict | None = Non
                   f"validation {shown}", file=sys.stderr)
         if folder is not None:
             _save_checkpoint(folder, params, optimizer, epoch + 1, history)
-    final_on = test if test is not None else validation
-    final = evaluate_metrics(spec, artifact, params, check_inputs(
-        spec, final_on, steps, with_targets=True)[0] if test is not None else final_on,
-        options.batch_size) if final_on else {}
+    if test is not None:
+        validation = check_inputs(spec, test, steps, with_targets=True)[0]
+    final = evaluate_metrics(spec, artifact, params, validation, options.batch_size) \
+        if validation else {}
     return params, history, final
 
 
