@@ -21,7 +21,7 @@ from .spec import load_spec_text
 
 CELLS = {"RNN": "simple", "LSTM": "lstm", "GRU": "gru"}
 DIRECTIONS = {"forward": "forward", "reverse": "backward", "bidirectional": "bidirectional"}
-UNSUPPORTED = {"clip": "clip", "input_forget": "input_forget", "activations": "activations"}
+UNSUPPORTED = ("clip", "input_forget", "activations")  # attributes no built-in cell has
 
 
 def import_onnx(path: str, name: str) -> tuple[str, dict]:

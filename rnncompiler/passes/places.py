@@ -40,20 +40,22 @@ def periodic(graph: Graph, nodes: list[int], targets: list[int]) -> bool:
     same_step = all(s == step for (_, _, s), step in zip(here, steps))
     if same_step and {(b, p) for b, p, _ in here} == {(block, here[0][1])}:
         return True
-    outside_users = all(steps[0] is not None and not any(
-        graph[u]["step"] is not None and (graph[u]["block"], graph[u]["step"])
-        != (block, graph[n]["step"]) for u in graph.users(n)) for n in nodes)
-    local_users = outside_users and not any(
-        graph[u]["step"] is None for n in nodes for u in graph.users(n)) and not any(
-        n in graph.outputs.values() for n in nodes)
+    users = [(n, u) for n in nodes for u in graph.users(n)]
+    # every user at the node's own step of this loop, or after the loop
+    here_or_after = steps[0] is not None and all(
+        graph[u]["step"] is None or (graph[u]["block"], graph[u]["step"])
+        == (block, graph[n]["step"]) for n, u in users)
+    # every user at the node's own step of this loop
+    only_here = here_or_after and all(graph[u]["step"] is not None for _, u in users) \
+        and not any(n in graph.outputs.values() for n in nodes)
     if all(step is None for _, _, step in here):
-        return len(set(targets)) == 1 and outside_users  # one value from outside
+        return len(set(targets)) == 1 and here_or_after  # one value from outside
     if same_step and len({(b, p) for b, p, _ in here}) == 1:
-        return local_users  # another loop's place, at the same step
+        return only_here  # another loop's place, at the same step
     rest = here[1:]
     return (here[0][2] is None and len({(b, p) for b, p, _ in rest}) == 1
             and all(b == block and s == step for (b, _, s), step in zip(rest, steps))
-            and bool(rest) and local_users)  # the previous step's value, the first from outside
+            and bool(rest) and only_here)  # the previous step's value, the first from outside
 
 
 def joined_name(names: list[str]) -> str:
