@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 
-from .arrays import load_npz, save_npz, save_text
+from .arrays import check_params, load_npz, save_npz, save_text
 from .errors import RnncError
 from .spec import load_spec
 from .tasks import get_task, task_data
@@ -53,7 +53,6 @@ def add_parser(commands, common, steps_type) -> None:
 
 
 def cmd_train(args) -> int:
-    from .arrays import check_params
     spec = load_spec(args.spec, limits=not args.allow_large)
     if not 0 <= args.val_split < 1:
         raise RnncError("--val-split must be from 0 to below 1")
