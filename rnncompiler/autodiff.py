@@ -120,6 +120,7 @@ class _Backward:
         self.acc_counts = defaultdict(int)  # (param, grad block, iteration) -> terms so far
         self.outside_terms = defaultdict(list)  # param -> contributions from outside loops
         self.names: set = set()  # nodes renamed after what they are a gradient of
+        self.zero_nodes: dict = {}  # (shape, batched) -> its zeros
 
     def named(self, node: int) -> bool:
         return node in self.names or self.graph[node]["op"] in ("zeros", "zeros_shaped")
@@ -171,13 +172,20 @@ class _Backward:
                                             follows_steps=block.follows_steps)
         return {"step": block.order[i], "layer": block.layer, "block": name}
 
-    def zeros_like(self, node: int, **where) -> int:
+    def zeros_like(self, node: int) -> int:
+        """Zeros of ``node``'s shape: one node per shape, outside every loop, so that a
+        zero cotangent is the same value at every step (a loop invariant)."""
         data = self.graph[node]
-        if data["batched"]:
-            ref = next(iter(self.graph.inputs.values()))
-            return self.graph.add("zeros", [ref], size=data["shape"][-1], **where)
-        return self.graph.add("zeros_shaped", shape=data["shape"], dtype=self.graph.dtype,
-                              **where)
+        key = (data["shape"], data["batched"])
+        if key not in self.zero_nodes:
+            if data["batched"]:
+                ref = next(iter(self.graph.inputs.values()))
+                zeros = self.graph.add("zeros", [ref], size=data["shape"][-1])
+            else:
+                zeros = self.graph.add("zeros_shaped", shape=data["shape"],
+                                       dtype=self.graph.dtype)
+            self.zero_nodes[key] = zeros
+        return self.zero_nodes[key]
 
     def sum_nodes(self, parts: list, where: dict, place: str) -> int:
         """parts[0] + parts[1] + ...; a single part made at the same step takes the name."""

@@ -16,7 +16,8 @@ test_bptt_torch.TORCH_LAYOUT) and detaches recurrent states:
 import numpy as np
 import pytest
 from test_bptt_torch import TORCH_LAYOUT, to_torch, torch_reference
-from test_gradcheck import STEPS, TAGS, check_grads_structure, make_case, rnn, with_head
+from test_gradcheck import (OUT, STEPS, TAGS, check_grads_structure, make_case, rnn, spec_text,
+                            with_head)
 
 import rnncompiler as rc
 
@@ -227,3 +228,25 @@ def test_window_one_simple_cell_keeps_one_step():
     assert np.abs(want).max() > 1e-3
     _, full = torch_reference(layers, "mse", params, data)
     assert not np.allclose(got["grad.R.W_hh"], full["grad.R.W_hh"], rtol=1e-3)
+
+
+@pytest.mark.parametrize("bptt", [{"window": 2}, {"chunk": 2}], ids=["window", "chunk"])
+@pytest.mark.parametrize("net", ["many_to_many", "backward_many_to_many", "stacked"])
+def test_truncation_with_lengths_is_each_example_cut_to_its_length(net, bptt):
+    """With `lengths`, an example of length L trains as the same network run over its L
+    steps alone (whose truncated gradient the tests above check against the detached
+    reference): the loss counts its L steps, windows and chunks start where it starts.
+    (A window's zero cotangents were once a new node per step: not a loop.)"""
+    layers = with_head(NETS[net]("gru"))
+    inputs = {"x": {"features": 2, "lengths": True}}
+    steps, length = 7, 4
+    spec = rc.load_spec_text(spec_text(layers, inputs=inputs, bptt=bptt, steps=steps))
+    cut = rc.load_spec_text(spec_text(layers, bptt=bptt, steps=length))
+    _, params, _ = make_case(layers, seed=3)
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((1, steps, 2)), rng.standard_normal((1, steps, OUT))
+    loss, got = rc.loss_and_grads(spec, params, {"x": x, "y": y, "x.lengths": np.array([length])})
+    want_loss, want = rc.loss_and_grads(cut, params, {"x": x[:, :length], "y": y[:, :length]})
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-12)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-10, atol=1e-13, err_msg=key)
