@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import weakref
 
 import numpy as np
@@ -39,10 +40,39 @@ def compile_spec(spec: Spec, backend: str = "numpy", steps: int | None = None,
     return artifact
 
 
+# Compiling at a few steps: the passes and the backends see every step of the unrolled
+# graph, but the artifact is the same for every T past the first and last steps' special
+# cases (its loops run over T read off the inputs). So a long T compiles at REPRESENTATIVE
+# steps, twice (at n and n + 1): equal artifacts are the artifact for every T; unequal
+# ones (something depends on T) fall back to compiling at T itself.
+REPRESENTATIVE_STEPS = 8
+
+
+def representative_steps(spec: Spec) -> int:
+    """The fewest steps at which ``spec``'s artifact has its general form: a truncation
+    window or chunk of k steps needs two of them and a few more."""
+    k = spec.unroll.k or 0
+    return max(REPRESENTATIVE_STEPS, 2 * k + 4)
+
+
 def _compile(spec: Spec, backend: str, steps: int | None, train: bool, onnx_mode, device,
              state_io: bool, level: int):
     chosen = get_backend(backend)
-    graph = unroll(spec, steps, state_io)
+    build = functools.partial(_build, spec, chosen, train=train, onnx_mode=onnx_mode,
+                              device=device, state_io=state_io, level=level, steps=steps)
+    few = representative_steps(spec)
+    if steps is not None and steps > few + 1 and onnx_mode != "unrolled":
+        first = build(unrolled_steps=few)
+        if hasattr(first, "fingerprint") and \
+                first.fingerprint() == build(unrolled_steps=few + 1).fingerprint():
+            return first
+    return build(unrolled_steps=steps)
+
+
+def _build(spec: Spec, chosen, *, unrolled_steps: int | None, steps: int | None, train: bool,
+           onnx_mode, device, state_io: bool, level: int):
+    """The artifact for ``steps``, from the graph unrolled over ``unrolled_steps``."""
+    graph = unroll(spec, unrolled_steps, state_io)
     options = EmitOptions(spec_file=spec.file, steps=steps, onnx_mode=onnx_mode, device=device)
     # a backend may take the forward graph less rewritten (ONNX native maps layers as written)
     choose = getattr(chosen, "forward_level", None)
@@ -50,7 +80,7 @@ def _compile(spec: Spec, backend: str, steps: int | None, train: bool, onnx_mode
     check_supported(chosen, graph)
     if not train:
         return chosen.emit(graph, options)
-    training = training_graph(spec, steps)
+    training = training_graph(spec, unrolled_steps)
     optimize(training, level)
     check_supported(chosen, training)
     return chosen.emit(graph, options, training=training)

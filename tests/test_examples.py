@@ -114,7 +114,7 @@ def test_generated_module_is_standalone(name, tmp_path):
 
 def test_generated_module_reads_like_the_equations(tmp_path):
     source = rc.compile_spec(rc.load_spec(ROOT / "specs" / "sentiment_lstm.yaml")).source
-    assert "for t in range(3):" in source
+    assert "for t in range(steps):" in source  # T read off the inputs
     assert "# c[t] = f * c[t-1] + i * g" in source
     assert "RNN_c = f * RNN_c + i * g" in source
     code = [line for line in source.splitlines() if not line.lstrip().startswith("#")]

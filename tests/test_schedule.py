@@ -64,4 +64,4 @@ def test_crossed_and_delayed_states_run_as_the_graph_says(steps, rng):
 def test_generated_loop_keeps_previous_value_when_needed():
     source = rc.compile_spec(rc.load_spec_text(CROSSED), steps=3).source
     assert "h_prev = A_h" in source
-    assert "for t in reversed(range(3)):" in source
+    assert "for t in reversed(range(steps)):" in source

@@ -36,6 +36,10 @@ class NumpyModule:
             self._namespace = namespace
         return self._namespace
 
+    def fingerprint(self) -> bytes:
+        """What the module is: two modules with equal fingerprints compute the same."""
+        return self.source.encode("utf-8")
+
     def run(self, params: dict, inputs: dict) -> dict[str, np.ndarray]:
         return self.namespace()["forward"](params, inputs)
 
@@ -53,5 +57,6 @@ class NumpyBackend:
         """The module for ``graph`` (forward); with ``training``, also its gradients."""
         options = options or EmitOptions()
         trained = (training, schedule(training)) if training is not None else None
-        writer = ModuleWriter((graph, schedule(graph)), trained, options.spec_file)
+        writer = ModuleWriter((graph, schedule(graph)), trained, options.spec_file,
+                              options.steps if options.steps is not None else graph.steps)
         return NumpyModule(writer.source(), graph.name)

@@ -25,6 +25,7 @@ class Context:
     step_variable: str | None = None  # "t" inside a loop
     whole_sequences: bool = False
     arg_shapes: tuple = ()
+    steps_variable: str | None = None  # "steps": T, read off the inputs, where lengths follow it
 
 
 class FunctionWriter:
@@ -39,7 +40,11 @@ class FunctionWriter:
         self.loops = [item for item in program.items if isinstance(item, Loop)]
         self.loop_of = {node: (loop, place) for loop in self.loops
                         for place, node in loop.template.items()}
-        self.context = Context()
+        # T read off a sequence input, so the code is the same for every T (the module's
+        # INPUTS still state the T it was compiled for)
+        self.steps_reference = next((node for name, node in graph.inputs.items()
+                                     if name in graph.follows_steps), None)
+        self.context = self.outside_context()
         self.carried_starts: dict[int, int] = {}  # node -> how many loop states start from it
         self.invariants = set()  # nodes some loop reads at every step
         for loop in self.loops:
@@ -58,6 +63,8 @@ class FunctionWriter:
             self.var[node] = self.names.take(name)
             self.emit(f'{self.var[node]} = check_input(inputs, "{name}")')
         self.emit(f"batch = {self.var[next(iter(graph.inputs.values()))]}.shape[0]")
+        if self.steps_reference is not None and self.uses_steps():
+            self.emit(f"steps = {self.var[self.steps_reference]}.shape[1]")
         for name, node in graph.params.items():
             self.var[node] = self.names.take(name)
             self.emit(f'{self.var[node]} = params["{name}"]')
@@ -68,6 +75,18 @@ class FunctionWriter:
                   and self.materialized(item)):
                 self.emit_assignment(item, self.outside_name(item))
         return self.lines
+
+    def outside_context(self) -> Context:
+        return Context(steps_variable="steps" if self.steps_reference is not None else None)
+
+    def uses_steps(self) -> bool:
+        return any(loop.block.follows_steps for loop in self.loops) or any(
+            data["attrs"].get("dynamic") for _, data in self.graph.nx.nodes(data=True))
+
+    def steps_of(self, block) -> str:
+        """A loop's length in the code: ``steps`` where it is T, else the number."""
+        return "steps" if block.follows_steps and self.steps_reference is not None \
+            else str(block.steps)
 
     # --- values outside loops ---------------------------------------------------------
     def materialized(self, node: int) -> bool:
@@ -132,7 +151,8 @@ class FunctionWriter:
             self.emit(f"{place_var[place]} = {self.expr(start)[0]}")
         if not whole:
             self.allocate(loop, buffers, place_var)
-            steps = f"reversed(range({block.steps}))" if block.backward else f"range({block.steps})"
+            length = self.steps_of(block)
+            steps = f"reversed(range({length}))" if block.backward else f"range({length})"
             self.emit(f"for t in {steps}:")
             self.indent += 1
             for place in sorted(loop.saved_in):
@@ -141,7 +161,8 @@ class FunctionWriter:
             for place in loop.saved:
                 self.saved[(block.name, place, "after")] = place_var[place]
         self.names.open_scope()
-        self.context = Context("t", whole_sequences=whole)
+        self.context = Context("t", whole_sequences=whole,
+                               steps_variable=self.outside_context().steps_variable)
         self.emit_body(loop, place_var)
         if not whole:
             stores = [(buffer, loop.collected[stack]) for stack, buffer in buffers.items()]
@@ -151,7 +172,7 @@ class FunctionWriter:
                 self.emit(f"{buffer}[:, t] = {self.loop_value(loop, place, place_var)}")
             self.indent -= 1
         self.names.close_scope()
-        self.context = Context()
+        self.context = self.outside_context()
         for place in loop.finals:
             self.var[loop.iterations[-1][place]] = place_var[place]
         for stack, buffer in buffers.items():
@@ -168,7 +189,7 @@ class FunctionWriter:
                 self.saved[(block.name, place, kind)] = name
                 wanted.append((name, place))
         for buffer, place in wanted:
-            shape = (block.steps, *self.graph[loop.template[place]]["shape"])
+            shape = (self.steps_of(block), *self.graph[loop.template[place]]["shape"])
             self.emit(f"{buffer} = np.empty((batch, {', '.join(map(str, shape))}), "
                       "dtype=DTYPE)")
 
@@ -177,11 +198,14 @@ class FunctionWriter:
         if block.gradient_of:
             what = f"cell {block.cell}" if block.cell else "every step"
             return (f"gradients of layer {block.gradient_of} ({what}), back through "
-                    f"{block.steps} steps")
+                    f"{self.steps_described(block)}")
         if block.cell is None:
             return f"layer {block.layer}: at every step" + ("" if whole else ", one at a time")
         direction = "backward" if block.backward else "forward"
-        return f"layer {block.name}: {block.cell} cell, {direction} over {block.steps} steps"
+        return f"layer {block.name}: {block.cell} cell, {direction} over {self.steps_described(block)}"
+
+    def steps_described(self, block) -> str:
+        return "every step" if self.steps_of(block) == "steps" else f"{block.steps} steps"
 
     def emit_body(self, loop: Loop, place_var: dict) -> None:
         for place in sorted(loop.keep_previous):

@@ -90,9 +90,17 @@ def _sum_batch(args, attrs, ctx):
 def _helper(function: str, *keywords: str):
     def lower(args, attrs, ctx):
         texts = [text for text, _ in args]
+        # a length that follows T is the variable ``steps``; so is the last step's index
+        steps = ctx.steps_variable if attrs.get("dynamic") and ctx.steps_variable else None
         for key in keywords:
             in_loop = ctx.step_variable and not ctx.whole_sequences
-            value = ctx.step_variable if key == "index" and in_loop else attrs[key]
+            value = attrs[key]
+            if key == "index" and in_loop:
+                value = ctx.step_variable
+            elif key == "index" and steps and value == attrs["steps"] - 1:
+                value = f"{steps} - 1"
+            elif key == "steps" and steps:
+                value = steps
             texts.append(f"{key}={value}")
         return f"{function}({', '.join(texts)})", ATOM
     return lower

@@ -53,17 +53,18 @@ def _docstring_safe(text: str) -> str:
 
 class ModuleWriter:
     def __init__(self, forward: tuple[Graph, Program], training: tuple | None = None,
-                 spec_file: str | None = None):
+                 spec_file: str | None = None, steps: int | None = None):
         self.forward = forward
         self.training = training
         self.spec_file = spec_file
+        self.steps = steps  # the T the module takes (its code reads T off the inputs)
 
     def source(self) -> str:
         graph = self.forward[0]
         targets = {}
         if self.training:
             training_graph = self.training[0]
-            targets = {n: training_graph[node]["shape"] for n, node in training_graph.inputs.items()
+            targets = {n: self.shape_of(training_graph, n) for n in training_graph.inputs
                        if n not in graph.inputs}
         lines = self.header(graph, targets)
         lines += self.helpers()
@@ -94,10 +95,17 @@ class ModuleWriter:
             data = graph[node]
             lines.append(f'    "{name}": ({data["shape"]!r}, "{data["attrs"]["init"]}"),')
         lines += ["}", "", "# input name -> shape of one example", "INPUTS = {"]
-        lines += [f'    "{name}": {graph[node]["shape"]!r},' for name, node in graph.inputs.items()]
+        lines += [f'    "{name}": {self.shape_of(graph, name)!r},' for name in graph.inputs]
         lines += ["}", "TARGETS = {"]
         lines += [f'    "{name}": {shape!r},' for name, shape in targets.items()]
         return [*lines, "}", "", ""]
+
+    def shape_of(self, graph: Graph, name: str) -> tuple:
+        """The shape of one example of input ``name``, its length T where it follows T."""
+        shape = graph[graph.inputs[name]]["shape"]
+        if self.steps is not None and name in graph.follows_steps and len(shape) == 2:
+            return (self.steps, *shape[1:])
+        return shape
 
     def helpers(self) -> list[str]:
         used = {data["op"] for graph, _ in filter(None, [self.forward, self.training])

@@ -11,7 +11,7 @@ from .lowering import HELPERS
 # names the generated module itself defines or uses: its own, and every helper a
 # lowering calls (copied into the module from the ops' reference evaluations)
 MODULE_NAMES = {"np", "DTYPE", "STEPS", "PARAMS", "INPUTS", "TARGETS", "params", "inputs",
-                "batch", "t", "forward", "init_params", "initialize", "name_seed",
+                "batch", "steps", "t", "forward", "init_params", "initialize", "name_seed",
                 "check_input", "outputs", "loss_and_grads", "train_step"} | {
     name for names in HELPERS.values() for name in names}
 

@@ -59,6 +59,11 @@ class OnnxModel:
         """The model (the training graph if ``train``) as ONNX bytes."""
         return self.model(None, train).SerializeToString()
 
+    def fingerprint(self) -> bytes:
+        """What the models are: two artifacts with equal fingerprints compute the same."""
+        models = [self.serialize()] + ([self.serialize(train=True)] if self.training else [])
+        return b"".join(len(model).to_bytes(8, "little") + model for model in models)
+
     def save(self, path, train: bool = False) -> None:
         Path(path).write_bytes(self.serialize(train))
 
