@@ -112,14 +112,12 @@ def test_unrolled_onnx_models_compile_at_all_steps(monkeypatch):
     assert seen == [20]
 
 
-torch = pytest.importorskip("torch")
-
-
 @pytest.mark.parametrize("layers", [
     ("lstm", "forward", "last"), ("gru", "bidirectional", "sequence"),
     ("simple", "backward", "sequence"), ("lstm+gru", "forward", "last")])
 def test_long_sequences_match_torch(layers, monkeypatch):
     """Loss and every gradient at T = 60, compiled over a few steps, equal PyTorch's."""
+    pytest.importorskip("torch")
     from test_bptt_torch import assert_matches_torch
     from test_gradcheck import rnn, with_head
 
