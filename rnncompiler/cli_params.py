@@ -4,6 +4,7 @@ or ONNX's layout (``interop.py``)."""
 from __future__ import annotations
 
 from .arrays import check_params, load_npz, save_npz, save_text
+from .import_keras import import_keras
 from .import_onnx import import_onnx
 from .import_torch import import_torch
 from .interop import FORMATS, export_params, import_params, layers_of
@@ -31,12 +32,15 @@ def add_parsers(commands, common) -> None:
 
 def add_import_parser(commands, common) -> None:
     parser = commands.add_parser(
-        "import", parents=[common], help="a spec and parameters from a PyTorch or ONNX model",
+        "import", parents=[common], help="a spec and parameters from a PyTorch, ONNX or Keras "
+                                         "model",
         description="Write a spec and its parameters for a PyTorch state_dict of "
-                    "nn.RNN / LSTM / GRU modules and nn.Linear heads, applied in order, or "
-                    "for an ONNX model of one RNN / LSTM / GRU operator.")
-    parser.add_argument("source", metavar="STATE.pt|STATE.npz|MODEL.onnx")
-    parser.add_argument("--from", dest="frm", required=True, choices=("torch", "onnx"))
+                    "nn.RNN / LSTM / GRU modules and nn.Linear heads, applied in order, "
+                    "for an ONNX model of one RNN / LSTM / GRU operator, or for a Keras 3 "
+                    ".keras file (Sequential or Functional: SimpleRNN / LSTM / GRU, "
+                    "Bidirectional, Dense, TimeDistributed(Dense); read with h5py, no Keras).")
+    parser.add_argument("source", metavar="STATE.pt|STATE.npz|MODEL.onnx|MODEL.keras")
+    parser.add_argument("--from", dest="frm", required=True, choices=("torch", "onnx", "keras"))
     parser.add_argument("-o", "--output", required=True, metavar="SPEC.yaml")
     parser.add_argument("--params", required=True, metavar="P.npz")
     parser.add_argument("--name", default="imported", help="the spec's name")
@@ -48,6 +52,8 @@ def add_import_parser(commands, common) -> None:
 def cmd_import(args) -> int:
     if args.frm == "onnx":
         text, params = import_onnx(args.source, args.name)
+    elif args.frm == "keras":
+        text, params = import_keras(args.source, args.name)
     else:
         text, params = import_torch(args.source, args.name, args.returns)
     save_npz(args.params, params)

@@ -1,0 +1,259 @@
+"""``rnnc import MODEL.keras --from keras``: models saved by real Keras 3
+(tests/fixtures/keras, made by its make_fixtures.py) import to specs that compute what
+Keras computed, and train with the gradients Keras takes; what cannot map is refused."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rnncompiler as rc
+from rnncompiler.cli import main
+from rnncompiler.import_keras import _groups, keras_spec, read_keras
+
+# h5py is in the `test` extra; without it only the tests that need no weights run
+needs_h5py = pytest.mark.skipif(importlib.util.find_spec("h5py") is None,
+                                reason="pip install 'rnncompiler[keras]'")
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "keras"
+MODELS = ["sentiment", "stacked", "bigru_tagger", "gru_before", "functional", "seq2seq",
+          "autoencoder"]
+TRAINED = ["stacked", "bigru_tagger"]  # compiled with mse / categorical cross-entropy
+
+
+def imported(name, tmp_path):
+    """(spec, params) that ``rnnc import`` writes for the fixture ``name``."""
+    spec_file, params = tmp_path / f"{name}.yaml", tmp_path / f"{name}.npz"
+    assert main(["import", str(FIXTURES / f"{name}.keras"), "--from", "keras",
+                 "-o", str(spec_file), "--params", str(params), "--name", name]) == 0
+    return rc.load_spec(spec_file), dict(np.load(params))
+
+
+def recorded(name):
+    """Keras's inputs (by input name) and outputs (``out.<k>``) for the fixture."""
+    with np.load(FIXTURES / f"{name}.npz") as data:
+        arrays = dict(data)
+    inputs = {k: v for k, v in arrays.items()
+              if not k.startswith(("out.", "target.", "grad/")) and k != "loss"}
+    return inputs, arrays
+
+
+@needs_h5py
+@pytest.mark.parametrize("name", MODELS)
+def test_the_import_computes_what_keras_computed(name, tmp_path):
+    spec, params = imported(name, tmp_path)
+    inputs, arrays = recorded(name)
+    assert set(spec.inputs) == set(inputs)  # the Keras input names
+    got = rc.run(spec, params, inputs)
+    assert len(spec.outputs) == sum(k.startswith("out.") for k in arrays)
+    for k, output in enumerate(spec.outputs):
+        assert got[output].dtype == np.float32
+        np.testing.assert_allclose(got[output], arrays[f"out.{k}"], rtol=1e-5, atol=1e-6,
+                                   err_msg=f"{name}: {output}")
+
+
+@needs_h5py
+@pytest.mark.parametrize("name", MODELS)
+def test_the_onnx_backend_and_a_compiled_module_agree(name, tmp_path):
+    spec, params = imported(name, tmp_path)
+    inputs, arrays = recorded(name)
+    want = arrays["out.0"]
+    got = rc.run(spec, params, inputs, backend="onnx")[spec.outputs[0]]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    steps = next(v.shape[1] for k, v in inputs.items() if spec.inputs[k].sequence)
+    module_file = tmp_path / f"{name}_model.py"
+    assert main(["compile", str(tmp_path / f"{name}.yaml"), "--backend", "numpy", "-o",
+                 str(module_file), "--params", str(tmp_path / f"{name}.npz"),
+                 "--steps", str(steps)]) == 0
+    loaded = importlib.util.spec_from_file_location(f"keras_{name}", module_file)
+    module = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(module)
+    got = module.forward(params, inputs)[spec.outputs[0]]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@needs_h5py
+@pytest.mark.parametrize("name", TRAINED)
+def test_rnnc_grad_gives_the_loss_and_gradients_keras_took(name, tmp_path):
+    """A compiled model's loss becomes the spec's; Keras's gradients (saved laid out as its
+    weights) read as weights give ours."""
+    spec, _ = imported(name, tmp_path)
+    inputs, arrays = recorded(name)
+    assert spec.loss is not None
+    np.savez(tmp_path / "xy.npz", **inputs, **{spec.loss.target: arrays["target.0"]})
+    assert main(["grad", str(tmp_path / f"{name}.yaml"), "--params",
+                 str(tmp_path / f"{name}.npz"), "--inputs", str(tmp_path / "xy.npz"),
+                 "-o", str(tmp_path / "g.npz")]) == 0
+    got = dict(np.load(tmp_path / "g.npz"))
+    np.testing.assert_allclose(got["loss"], arrays["loss"], rtol=1e-5)
+    config, _, _ = read_keras(FIXTURES / f"{name}.keras")
+    grads = {k[len("grad/"):]: v.copy() for k, v in arrays.items() if k.startswith("grad/")}
+    for key, grad in grads.items():
+        if key.endswith("cell/vars/2") and grad.ndim == 2:  # a GRU bias [input, recurrent]
+            # r and z have one bias in our cell, the sum of Keras's two: each side's
+            # gradient is that bias's, so the recurrent side's r, z blocks are left out
+            width = 2 * grad.shape[1] // 3
+            np.testing.assert_allclose(grad[1, :width], grad[0, :width], atol=1e-7)
+            grad[1, :width] = 0
+    _, want = keras_spec(config, grads, name)
+    assert {f"grad.{k}" for k in want} == set(got) - {"loss"}
+    for key, value in want.items():
+        np.testing.assert_allclose(got[f"grad.{key}"], value, rtol=1e-4, atol=1e-6,
+                                   err_msg=key)
+
+
+@needs_h5py
+def test_what_the_specs_say(tmp_path):
+    """Names, cells, directions and lengths as the Keras models have them."""
+    functional, _ = imported("functional", tmp_path)
+    assert list(functional.inputs) == ["features"] and functional.outputs == ["head", "tags"]
+    assert [(l.name, l.type) for l in functional.layers] == [
+        ("encoder", "rnn"), ("summary", "rnn"), ("head", "dense"), ("tags", "dense")]
+    assert functional.layers[1].direction == "bidirectional"
+    assert functional.unroll.steps is None  # any length, as Keras's Input((None, 3))
+    before, _ = imported("gru_before", tmp_path)
+    assert (before.layers[0].cell, before.layers[0].direction) == ("gru_reset_before",
+                                                                  "backward")
+    seq2seq, _ = imported("seq2seq", tmp_path)
+    assert seq2seq.layers[1].initial_state == {"h": "encoder.h", "c": "encoder.c"}
+    assert (seq2seq.inputs["source"].steps, seq2seq.inputs["target_in"].steps) == (5, 4)
+    sentiment, _ = imported("sentiment", tmp_path)
+    assert sentiment.loss is None  # binary cross-entropy: no counterpart
+    assert sentiment.unroll.steps == 6
+
+
+@needs_h5py
+@pytest.mark.parametrize("name", MODELS)
+def test_weights_are_found_where_keras_put_them(name):
+    """Counted by class (``lstm``, ``lstm_1``...), each layer's group is the one whose
+    ``vars`` Keras marked with the layer's own name."""
+    import h5py
+
+    with zipfile.ZipFile(FIXTURES / f"{name}.keras") as archive:
+        config = json.loads(archive.read("config.json"))
+        with h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as h5:
+            names = {key: h5[key]["vars"].attrs["name"] for key in
+                     (f"layers/{k}" for k in h5["layers"])}
+    body = [(layer, None, {}) for layer in config["config"]["layers"]
+            if layer["class_name"] != "InputLayer"]
+    groups = _groups(body)
+    assert len(groups) >= 2 and all(names[group] == layer for layer, group in groups.items())
+
+
+# ---------------------------------------------------------------- refusals
+
+def edited(tmp_path, name, edit):
+    """A copy of the fixture ``name`` whose config.json ``edit`` changed."""
+    target = tmp_path / f"{name}_edited.keras"
+    with zipfile.ZipFile(FIXTURES / f"{name}.keras") as source, \
+            zipfile.ZipFile(target, "w") as out:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == "config.json":
+                config = json.loads(data)
+                edit(config["config"]["layers"])
+                data = json.dumps(config).encode()
+            out.writestr(info.filename, data)
+    return target
+
+
+def _set(index, key, value, inner=None):
+    def edit(layers):
+        config = layers[index]["config"]
+        (config[inner]["config"] if inner else config)[key] = value
+    return edit
+
+
+REFUSALS = [
+    ("stacked", _set(1, "activation", "relu"),
+     "layer 'simple_rnn' (SimpleRNN): SimpleRNN has activation 'relu'; the built-in simple "
+     "cell computes tanh"),
+    ("sentiment", _set(1, "recurrent_activation", "hard_sigmoid"),
+     "recurrent_activation 'hard_sigmoid'; the built-in lstm cell's gates are sigmoid"),
+    ("sentiment", _set(1, "stateful", True), "(LSTM): stateful: a spec carries no state"),
+    ("sentiment", _set(2, "activation", "elu"), "(Dense): activation 'elu': a spec's dense"),
+    ("bigru_tagger", _set(1, "merge_mode", "sum"),
+     "layer 'bidirectional' (Bidirectional): merge_mode 'sum'"),
+    ("bigru_tagger", _set(1, "activation", "relu", inner="layer"),
+     "layer 'bidirectional' (Bidirectional): its GRU has activation 'relu'"),
+    ("stacked", _set(1, "go_backwards", True),
+     "go_backwards with return_sequences: Keras returns the steps in reverse order"),
+    ("bigru_tagger", lambda layers: layers[2]["config"]["layer"].update(class_name="Conv1D"),
+     "TimeDistributed(Conv1D): only TimeDistributed(Dense) maps"),
+    ("seq2seq", lambda layers: layers[-1]["inbound_nodes"][0]["args"][0]["config"].update(
+        keras_history=["encoder", 0, 2]),  # the head reads the encoder's final c
+     "layer 'next' (Dense): reads the final state encoder.c; a spec feeds a final state "
+     "only as another rnn layer's initial_state"),
+    ("sentiment", lambda layers: layers[1]["config"].pop("units"),
+     "config.json is not a Keras 3 model as rnnc import reads one (KeyError: 'units')"),
+]
+
+
+@needs_h5py
+@pytest.mark.parametrize("name,edit,message", REFUSALS)
+def test_what_cannot_map_is_refused_in_one_line(name, edit, message, tmp_path, capsys):
+    source = edited(tmp_path, name, edit)
+    assert main(["import", str(source), "--from", "keras", "-o", str(tmp_path / "m.yaml"),
+                 "--params", str(tmp_path / "p.npz")]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.startswith(f"{source}: error: ") and err.count("\n") == 1
+    assert not (tmp_path / "m.yaml").exists() and not (tmp_path / "p.npz").exists()
+
+
+@needs_h5py
+def test_an_unknown_layer_is_refused(tmp_path, capsys):
+    assert main(["import", str(FIXTURES / "embedding.keras"), "--from", "keras", "-o",
+                 str(tmp_path / "m.yaml"), "--params", str(tmp_path / "p.npz")]) == 1
+    err = capsys.readouterr().err
+    assert "layer 'embedding' (Embedding): a spec has no Embedding layer" in err
+    assert err.count("\n") == 1 and not list(tmp_path.iterdir())
+
+
+def test_a_file_that_is_not_a_keras_zip(tmp_path, capsys):
+    (tmp_path / "m.keras").write_text("not a zip")
+    with zipfile.ZipFile(tmp_path / "empty.keras", "w") as archive:
+        archive.writestr("metadata.json", "{}")
+    for source, message in (("m.keras", "not a .keras file"),
+                            ("empty.keras", "not a Keras 3 .keras file: it has no config.json"),
+                            ("missing.keras", "not a .keras file")):
+        assert main(["import", str(tmp_path / source), "--from", "keras", "-o",
+                     str(tmp_path / "m.yaml"), "--params", str(tmp_path / "p.npz")]) == 1
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "m.yaml").exists() and not (tmp_path / "p.npz").exists()
+
+
+def test_without_h5py_the_error_says_what_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "h5py", None)  # import h5py raises ImportError
+    assert main(["import", str(FIXTURES / "sentiment.keras"), "--from", "keras", "-o",
+                 str(tmp_path / "m.yaml"), "--params", str(tmp_path / "p.npz")]) == 1
+    err = capsys.readouterr().err
+    assert "pip install 'rnncompiler[keras]'" in err and err.count("\n") == 1
+    assert not list(tmp_path.iterdir())
+
+
+# ---------------------------------------------------------------- live, where Keras is
+
+@needs_h5py
+@pytest.mark.parametrize("name", MODELS)
+def test_live_keras_computes_the_same(name, tmp_path):
+    """Keras itself (not installed in CI) loads the fixture and runs it on new inputs."""
+    keras = pytest.importorskip("keras")
+    model = keras.saving.load_model(FIXTURES / f"{name}.keras")
+    spec, params = imported(name, tmp_path)
+    rng = np.random.default_rng(7)
+    inputs, _ = recorded(name)
+    inputs = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in inputs.items()}
+    feed = [inputs[t.name] for t in model.inputs]
+    want = model.predict(feed if len(feed) > 1 else feed[0], verbose=0)
+    want = want if isinstance(want, list) else [want]
+    got = rc.run(spec, params, inputs)
+    for k, output in enumerate(spec.outputs):
+        np.testing.assert_allclose(got[output], np.asarray(want[k]), rtol=1e-5, atol=1e-6)
