@@ -187,7 +187,10 @@ class _Emitter:
                 sequences[outer] = body.fresh("step")
             return sequences[outer]
 
+        splits = self.split_groups(loop)
         for place in nx.topological_sort(self.body_order(loop)):
+            if place in body_values:  # a slice that a Split made with its neighbours
+                continue
             node = loop.template[place]
             data = graph[node]
             args = []
@@ -204,7 +207,9 @@ class _Emitter:
                     kind = "after" if arg.kind == "stepwise" else "in"
                     args.append(element(self.saved[(*arg.ref, kind)]))
             if data["op"] == "take_step" and loop.args[place][0].kind == "invariant":
-                body_values[place] = body.op("Identity", [element(args[0])])
+                body_values[place] = element(args[0])  # the Scan's element of the sequence
+            elif place in splits:
+                body_values.update(self.split(body, args[0], splits[place]))
             else:
                 body_values[place] = self.lower(node, body, args, context)
         index_outer = None
@@ -214,6 +219,46 @@ class _Emitter:
             index_outer = self.b.op("Range", [self.b.ints(0), self.b.op("Squeeze", [length]),
                                               self.b.ints(1)], hint="steps")
         self.finish_scan(loop, body, body_values, state_in, sequences, index_outer, context)
+
+    def split_groups(self, loop: Loop) -> dict:
+        """Slices of one value in a loop body, by place: [(start, stop, place)] of every
+        slice of the same value, where there are several (one Split makes them all; a
+        Scan body runs every step, and at a small batch each node costs more than its
+        work)."""
+        by_source: dict = {}
+        for place, node in loop.template.items():
+            data = self.graph[node]
+            if data["op"] == "slice_features":
+                arg = loop.args[place][0]
+                by_source.setdefault((arg.kind, arg.ref), []).append(
+                    (data["attrs"]["start"], data["attrs"]["stop"], place))
+        groups = {}
+        for (_, ref), slices in by_source.items():
+            slices.sort()
+            disjoint = all(a[1] <= b[0] for a, b in zip(slices, slices[1:]))
+            if len(slices) > 1 and disjoint:
+                source = self.graph.args(loop.template[slices[0][2]])[0]
+                width = self.graph[source]["shape"][-1]
+                groups.update({place: (slices, width) for _, _, place in slices})
+        return groups
+
+    def split(self, body: OnnxBuilder, source: str, group) -> dict:
+        """One Split of ``source``'s last axis into the group's slices (and the gaps)."""
+        slices, total = group
+        sizes, places, at = [], [], 0
+        for start, stop, place in slices:
+            if start > at:
+                sizes.append(start - at)
+                places.append(None)
+            sizes.append(stop - start)
+            places.append(place)
+            at = stop
+        if at < total:
+            sizes.append(total - at)
+            places.append(None)
+        names = body.op("Split", [source, body.ints(sizes)], outputs=len(sizes), axis=-1,
+                        hint="gates")
+        return {place: name for place, name in zip(places, names) if place is not None}
 
     def body_order(self, loop: Loop) -> nx.DiGraph:
         deps = nx.DiGraph()
@@ -232,12 +277,22 @@ class _Emitter:
         finals = sorted(loop.finals - set(carried))
         per_step += [("final", None, place) for place in finals]
         body_outputs = []
+        produced = {out for node in body.nodes for out in node.output}
+
+        def output(source: str, hint: str) -> str:
+            """A body output: the value itself where a body node makes it and no other
+            output is it already, else an Identity of it."""
+            if source in produced:
+                produced.discard(source)
+                return source
+            return body.op("Identity", [source], hint=hint)
+
         for place in carried:
-            out = body.op("Identity", [body_values[place]], hint=f"{place}_out")
+            out = output(body_values[place], f"{place}_out")
             body_outputs.append(self.body_info(body, out, loop.template[place]))
         for kind, _, place in per_step:
             source = state_in[place] if kind == "in" else body_values[place]
-            out = body.op("Identity", [source], hint=f"{place}_{kind}")
+            out = output(source, f"{place}_{kind}")
             body_outputs.append(self.body_info(body, out, loop.template[place]))
         body_inputs = [self.body_info(body, state_in[q], loop.template[q]) for q in carried]
         scan_inputs = list(sequences)
