@@ -91,6 +91,9 @@ def time_forward() -> None:
 
 def main() -> int:
     report(onnxruntime=ort.__version__, providers=ort.get_available_providers())
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        report(error="this onnxruntime has no CUDAExecutionProvider: pip install onnxruntime-gpu")
+        return 1
     try:
         good = check_specs()
     except rc.RnncError as error:
