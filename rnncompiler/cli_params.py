@@ -36,7 +36,8 @@ def add_import_parser(commands, common) -> None:
                                          "model",
         description="Write a spec and its parameters for a PyTorch state_dict of "
                     "nn.RNN / LSTM / GRU modules and nn.Linear heads, applied in order, "
-                    "for an ONNX model of one RNN / LSTM / GRU operator, or for a Keras 3 "
+                    "for an ONNX model of RNN / LSTM / GRU operators and dense heads (as "
+                    "torch.onnx.export writes it), or for a Keras 3 "
                     ".keras file (Sequential or Functional: SimpleRNN / LSTM / GRU, "
                     "Bidirectional, Dense, TimeDistributed(Dense); read with h5py, no Keras).")
     parser.add_argument("source", metavar="STATE.pt|STATE.npz|MODEL.onnx|MODEL.keras")

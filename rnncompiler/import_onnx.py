@@ -1,27 +1,49 @@
-"""``rnnc import MODEL.onnx --from onnx``: a spec and its parameters from an ONNX model
-whose network is one RNN / LSTM / GRU operator on a graph input.
+"""``rnnc import MODEL.onnx --from onnx``: a spec and its parameters from an ONNX model of
+RNN / LSTM / GRU operators and dense heads, as ``torch.onnx.export`` writes them.
 
-The operator's weights (``W``, ``R``, ``B``) must be initializers; ``direction``
-(forward, reverse, bidirectional), ``layout`` (0: [T, batch, input], 1: batch-first)
-and GRU's ``linear_before_reset`` (1: cell ``gru``, 0: ``gru_reset_before``) are read.
-The spec takes arrays batch-first (SPEC.md §7) whatever the model's layout, and its
-layer ``R`` returns ONNX's ``Y`` as one sequence: [batch, T, directions * hidden].
+rnncompiler/import_onnx_graph.py walks the nodes each graph output needs and gives each a
+meaning; this module turns what it found into a spec (docs/interop.md):
+
+- each recurrent operator becomes an rnn layer (named after the node, else ``R`` or
+  ``R1``, ``R2`` ...), fed a graph input or an earlier layer; ``direction``, ``layout``
+  and GRU's ``linear_before_reset`` (1: ``gru``, 0: ``gru_reset_before``) are read;
+- a layer returns its ``sequence`` where anything reads every step (or, for a backward or
+  bidirectional operator, the last step of Y, which is not its final state), else
+  ``last``: its final states, ONNX's Y_h, also Y's last step for a forward operator;
+- each Gemm or MatMul (with its bias Add and activation) becomes a dense layer; one that
+  reads the last step of a sequence layer becomes an rnn layer whose cell is that dense
+  layer applied at each step (custom cell ``dense_<activation>``, no recurrence), of which
+  ``return: last`` is the head on the last step;
+- the spec takes arrays batch-first (SPEC.md §7) whatever the model's layout, and keeps
+  the graph input's name where it is an identifier; its outputs are the graph outputs (a
+  head that gives one is named after it); one a spec cannot express is left out and the
+  spec says so, unless it is the first.
 """
 
 from __future__ import annotations
 
+import re
+import sys
+
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from .errors import RnncError
+from .import_onnx_graph import RECURRENT, Walker
+from .import_onnx_values import Refused, failure
 from .interop import import_params, layers_of
 from .params import init_params
 from .spec import load_spec_text
 
-CELLS = {"RNN": "simple", "LSTM": "lstm", "GRU": "gru"}
-DIRECTIONS = {"forward": "forward", "reverse": "backward", "bidirectional": "bidirectional"}
-UNSUPPORTED = ("clip", "input_forget", "activations")  # attributes no built-in cell has
+IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+BUILTIN = {"simple", "lstm", "gru", "gru_reset_before", "dense", "rnn", "repeat"}
+STEP_CELL = """\
+  {name}:
+    state: [h]
+    params: {{W: [units, input], b: [units]}}
+    equations: |
+      h[t] = {expr}
+"""
 
 
 def import_onnx(path: str, name: str) -> tuple[str, dict]:
@@ -29,51 +51,229 @@ def import_onnx(path: str, name: str) -> tuple[str, dict]:
     try:
         model = onnx.load(path)
     except Exception as error:  # protobuf and file errors alike
-        raise RnncError(f"{path}: not an ONNX model: {error}") from None
+        raise failure(path, f"not an ONNX model: {error}") from None
     graph = model.graph
-    nodes = [n for n in graph.node if n.op_type in CELLS]
-    if len(nodes) != 1:
-        raise RnncError(f"{path}: rnnc import takes a model with one RNN, LSTM or GRU "
-                        f"operator; this one has {len(nodes)}")
-    node = nodes[0]
-    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-    for key in UNSUPPORTED:
-        if key in attrs:
-            raise RnncError(f"{path}: {node.op_type} attribute '{key}' has no counterpart in "
-                            "the built-in cells; write the cell as a custom cell")
-    inputs = list(node.input) + [""] * (8 - len(node.input))
-    if any(inputs[4:]):
-        raise RnncError(f"{path}: {node.op_type} takes sequence_lens, initial states or "
-                        "peepholes here; rnnc import maps the operator on X, W, R, B only "
-                        "(peepholes: a custom cell, as specs/peephole.yaml)")
-    weights = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
-    graph_inputs = [i.name for i in graph.input if i.name not in weights]
-    if inputs[0] not in graph_inputs:
-        raise RnncError(f"{path}: the {node.op_type}'s input X must be a graph input")
-    for slot, label in ((1, "W"), (2, "R")):
-        if inputs[slot] not in weights:
-            raise RnncError(f"{path}: {node.op_type}'s {label} must be an initializer")
-    w, r = weights[inputs[1]], weights[inputs[2]]
-    directions, rows, features = w.shape
-    hidden = int(attrs.get("hidden_size", r.shape[-1]))
-    b = weights.get(inputs[3]) if inputs[3] else None
-    if inputs[3] and b is None:
-        raise RnncError(f"{path}: {node.op_type}'s B must be an initializer")
-    if b is None:  # no bias: zeros
-        b = np.zeros((directions, 2 * rows), dtype=w.dtype)
-    cell = CELLS[node.op_type]
-    if cell == "gru" and not attrs.get("linear_before_reset", 0):
-        cell = "gru_reset_before"
-    direction = attrs.get("direction", b"forward")
-    direction = DIRECTIONS[direction.decode() if isinstance(direction, bytes) else direction]
-    x_name = inputs[0] if inputs[0].isidentifier() else "x"
-    text = "\n".join([
-        f"# imported from {node.op_type} of an ONNX model (layout {attrs.get('layout', 0)}) "
-        "by rnnc import; arrays are batch-first", "rnnc: 1", f"name: {name}",
-        f"dtype: {'float64' if w.dtype.itemsize == 8 else 'float32'}",
-        "inputs:", f"  {x_name}: {{features: {features}}}", "layers:",
-        f"  - {{name: R, type: rnn, cell: {cell}, units: {hidden}, input: {x_name}, "
-        f"return: sequence, direction: {direction}}}"]) + "\n"
-    wanted = init_params(load_spec_text(text, filename=f"{name}.yaml"))
-    params = import_params({"R.W": w, "R.R": r, "R.B": b}, layers_of(wanted), "onnx")
-    return text, {k: v.astype(wanted[k].dtype) for k, v in params.items()}
+    if not any(n.op_type in RECURRENT for n in graph.node):
+        raise failure(path, "the model has no RNN, LSTM or GRU operator; an exporter that "
+                            "unrolls the loop writes MatMul and Tanh for each step "
+                            "(torch.onnx.export does so for nn.RNN with dynamo=True: export it "
+                            "with dynamo=False)")
+    if not graph.output:
+        raise failure(path, "the model has no graph output")
+    walker = Walker(model, path)
+    chosen, notes = [], []
+    for i, output in enumerate(graph.output):
+        try:
+            value = walker.evaluate(output.name)
+            try:
+                ref, layout = walker.output_ref(value)
+            except Refused as why:
+                raise failure(path, f"graph output '{output.name}' {why}") from None
+            Plan(walker, [*chosen, (output.name, ref)])  # can a spec give them all?
+        except RnncError as error:
+            if i == 0:
+                raise
+            notes.append(f"graph output '{output.name}' is left out: {error.message}")
+            continue
+        chosen.append((output.name, ref))
+        if layout not in ("[batch, T, features]", "[batch, features]"):
+            notes.append(f"graph output '{output.name}' is {layout}; the spec gives it "
+                         "batch-first, features last")
+    for source in walker.sources.values():
+        if source.kind == "input" and source.t == f"{source.id}[0]":
+            notes.insert(0, f"graph input '{source.id}' is [T, batch, features]; the spec takes "
+                            "it batch-first, [batch, T, features]")
+    for note in notes:
+        print(f"rnnc import: note: {note}", file=sys.stderr)
+    return Plan(walker, chosen).write(name, notes)
+
+
+class Plan:
+    """Which records the chosen outputs need, what each layer returns, and their names."""
+
+    def __init__(self, walker: Walker, outputs: list):
+        self.walker, self.outputs = walker, outputs
+        self.uses: dict[int, set] = {}
+        self.rnns, self.denses, self.inputs = set(), set(), []
+        todo = [ref for _, ref in outputs]
+        while todo:
+            ref = todo.pop()
+            src = walker.sources[ref[0]]
+            if src.kind == "input":
+                if src.id not in self.inputs:
+                    self.inputs.append(src.id)
+                continue
+            record = (walker.rnns if src.kind in ("seq", "state") else walker.denses)[src.owner]
+            if src.kind == "dense":
+                self.denses.add(src.owner)
+            else:
+                self.rnns.add(src.owner)
+                self.uses.setdefault(src.owner, set()).add(ref[1])
+            todo.append(record.input)
+        self.modes = {k: self._mode(k) for k in self.rnns}
+        refs = [ref for _, ref in outputs]
+        if len(set(refs)) != len(refs):
+            first = next(out for out, ref in outputs if ref == refs[-1])
+            raise failure(walker.path, f"it is the same as graph output '{first}'")
+        self._name()
+
+    def _mode(self, k: int) -> str:
+        record = self.walker.rnns[k]
+        uses = set(self.uses[k])
+        if record.direction == "forward":  # Y_h is Y's last step
+            uses = {"last" if u == "state" else u for u in uses}
+        mode = "sequence" if "seq" in uses or ("last" in uses and record.direction !=
+                                                "forward") else "last"
+        if mode == "sequence" and "state" in uses:
+            raise failure(self.walker.path, f"{record.label} is "
+                                            f"{record.direction}, and both its Y and its final "
+                                            "state Y_h are used; a spec's layer returns one of "
+                                            "them (`return: sequence` or `last`)")
+        return mode
+
+    # ------------------------------------------------------------------ names
+    def _name(self) -> None:
+        walker, taken = self.walker, set(BUILTIN)
+        self.names: dict[str, str] = {}  # source id (input) / "rnn<k>" / "dense<k>" -> name
+
+        def claim(*candidates) -> str:
+            for c in candidates:
+                c = re.sub(r"\W+", "_", c or "").strip("_")
+                if c and IDENT.match(c):
+                    base, n = c, 2
+                    while c in taken:
+                        c, n = f"{base}_{n}", n + 1
+                    taken.add(c)
+                    return c
+            raise AssertionError("no name")  # the last candidate always is one
+
+        for i in self.inputs:
+            self.names[i] = claim(i if IDENT.match(i) else "", "x")
+        rnns = sorted(self.rnns)
+        for n, k in enumerate(rnns, 1):
+            node = walker.rnns[k].node
+            self.names[f"rnn{k}"] = claim(node.removeprefix("node_"),
+                                          "R" if len(rnns) == 1 else f"R{n}")
+        direct = {ref: out for out, ref in self.outputs}
+        for n, k in enumerate(sorted(self.denses), 1):
+            record = walker.denses[k]
+            out = direct.get((record.out, "seq")) or direct.get((record.out, "vec"))
+            scope = record.node.strip("/").split("/")
+            self.names[f"dense{k}"] = claim(out if out and IDENT.match(out) else "",
+                                            "_".join(scope[:-1]) if len(scope) > 1 else "",
+                                            record.node.removeprefix("node_"), f"D{n}")
+        self.taken = taken
+        self.claim = claim
+
+    def layer_of(self, ref) -> tuple[str | None, str]:
+        """(the layer or input giving ``ref`` itself, or None; the sequence it is a step of)."""
+        src = self.walker.sources[ref[0]]
+        if src.kind == "input":
+            base = self.names[src.id]
+        elif src.kind == "dense":
+            base = self.names[f"dense{src.owner}"]
+        else:
+            base = self.names[f"rnn{src.owner}"]
+            if ref[1] != "seq" and self.modes[src.owner] == "sequence":
+                return None, base
+            return base, base
+        return (None if ref[1] == "last" else base), base
+
+    # ------------------------------------------------------------------ writing
+    def write(self, name: str, notes: list) -> tuple[str, dict]:
+        walker = self.walker
+        lines, arrays, cells, dtype = [], {}, {}, None
+        needed = {("rnn", k) for k in self.rnns} | {("dense", k) for k in self.denses}
+        items = [(k, kind) for kind, k in walker.order if (kind, k) in needed]
+        for k, kind in items:
+            if kind == "rnn":
+                r = walker.rnns[k]
+                layer = self.names[f"rnn{k}"]
+                source, _ = self.layer_of(r.input)
+                lines.append(f"  - {{name: {layer}, type: rnn, cell: {r.cell}, units: {r.units}, "
+                             f"input: {source}, return: {self.modes[k]}"
+                             + (f", direction: {r.direction}" if r.direction != "forward" else "")
+                             + "}")
+                arrays.update({f"{layer}.{p}": v for p, v in r.arrays.items()})
+                dtype = dtype or r.arrays["W"].dtype
+            else:
+                d = walker.denses[k]
+                layer = self.names[f"dense{k}"]
+                source, base = self.layer_of(d.input)
+                arrays[f"{layer}.W"] = d.W
+                arrays[f"{layer}.b"] = d.b if d.b is not None else np.zeros(len(d.W), d.W.dtype)
+                lines.append(self._dense(layer, d.W.shape[0], source, base, d.activation, cells))
+        outputs, names = [], [line.split("name: ")[1].split(",")[0] for line in lines]
+        for out, ref in self.outputs:
+            layer, base = self.layer_of(ref)
+            if layer is None:  # the last step of a sequence, as it is: an identity head
+                layer = self.claim(out if IDENT.match(out) else "", f"{base}_last")
+                units = self._features(ref)
+                lines.append(self._dense(layer, units, None, base, "linear", cells))
+                names.append(layer)
+                arrays[f"{layer}.W"] = np.eye(units)
+                arrays[f"{layer}.b"] = np.zeros(units)
+            outputs.append(layer)
+        text = self._text(name, lines, cells, outputs if outputs != names[-1:] else [], notes,
+                          dtype)
+        return text, self._params(text, name, arrays)
+
+    def _dense(self, layer, units, source, base, activation, cells) -> str:
+        if source is not None:
+            act = f", activation: {activation}" if activation != "linear" else ""
+            return f"  - {{name: {layer}, type: dense, units: {units}, input: {source}{act}}}"
+        cell = cells.get(activation) or self.claim(f"dense_{activation}", "dense_step")
+        cells[activation] = cell
+        return (f"  - {{name: {layer}, type: rnn, cell: {cell}, units: {units}, input: {base}, "
+                "return: last}")
+
+    def _features(self, ref) -> int:
+        src = self.walker.sources[ref[0]]
+        total = 1
+        for atom in src.feat:
+            total *= self.walker.space.sizes[atom][0]
+        return total
+
+    def _text(self, name, lines, cells, outputs, notes, dtype) -> str:
+        walker = self.walker
+        dtype = np.dtype(dtype or np.float32)
+        ops = [f"{walker.rnns[k].op} '{walker.rnns[k].node}'" if walker.rnns[k].node
+               else walker.rnns[k].op for k in sorted(self.rnns)]
+        head = [f"# imported from an ONNX model ({', '.join(ops)}) by rnnc import; arrays are "
+                "batch-first"]
+        head += [f"# note: {n}" for n in notes]
+        text = [*head, "rnnc: 1", f"name: {name}",
+                f"dtype: {'float64' if dtype == np.float64 else 'float32'}", "inputs:"]
+        for i in self.inputs:
+            src = walker.sources[i]
+            features = walker.space.sizes[src.feat[0]]
+            if features[1]:
+                raise failure(walker.path, f"graph input '{i}' has no static number of "
+                                           "features")
+            text.append(f"  {self.names[i]}: {{features: {features[0]}}}")
+        if cells:
+            text.append("cells:")
+            for activation, cell in cells.items():
+                expr = "W @ x[t] + b" if activation == "linear" else \
+                    f"{activation}(W @ x[t] + b)"
+                text.append(STEP_CELL.format(name=cell, expr=expr).rstrip("\n"))
+        text += ["layers:", *lines]
+        if outputs:
+            text.append(f"outputs: [{', '.join(outputs)}]")
+        steps = {walker.space.sizes[walker.sources[i].t] for i in self.inputs}
+        if len(steps) == 1 and not next(iter(steps))[1]:  # the model's own, fixed length
+            text.append(f"unroll: {{steps: {next(iter(steps))[0]}}}")
+        return "\n".join(text) + "\n"
+
+    def _params(self, text: str, name: str, arrays: dict) -> dict:
+        """Ours: the operators' W, R, B through interop's ONNX table, the heads' as they are."""
+        wanted = init_params(load_spec_text(text, filename=f"{name}.yaml"))
+        rnn_layers = {self.names[f"rnn{k}"] for k in self.rnns}
+        onnx_arrays = {k: v for k, v in arrays.items() if k.rsplit(".", 1)[0] in rnn_layers}
+        rnn_layout = {layer: info for layer, info in layers_of(wanted).items()
+                      if layer in rnn_layers}
+        params = import_params(onnx_arrays, rnn_layout, "onnx")
+        params.update({k: np.asarray(v) for k, v in arrays.items() if k not in onnx_arrays})
+        if set(params) != set(wanted):
+            raise AssertionError(f"parameters {sorted(set(params) ^ set(wanted))}")
+        return {k: v.astype(wanted[k].dtype) for k, v in params.items()}
