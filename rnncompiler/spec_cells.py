@@ -141,8 +141,11 @@ def _read_states(source: Source, path, value) -> tuple:
 
 
 def _read_params(source: Source, path, value, states) -> dict:
-    if not isinstance(value, dict) or not value:
+    if not isinstance(value, dict):
         raise source.error(path, f"expected a mapping of parameter names, got {describe(value)}")
+    if not value:
+        raise source.error(path, "a cell needs at least one parameter (what training learns); "
+                                 "got an empty mapping")
     params = {}
     for name, entry in value.items():
         ppath = path + (name,)

@@ -92,6 +92,7 @@ CASES = [
     case("cell_shadows_builtin.yaml", 8, 3, "is a built-in cell"),
     case("state_name_reserved.yaml", 9, 13, "'x' is reserved"),
     case("param_unused.yaml", 14, 7, "parameter 'W_extra' is not used"),
+    case("params_empty.yaml", 8, 13, "a cell needs at least one parameter"),
     case("param_shape_symbol.yaml", 11, 21, "got 'inputs' (did you mean 'input'?)"),
     case("param_init_unknown.yaml", 13, 35, "got 'zero' (did you mean 'zeros'?)"),
     case("eq_syntax_error.yaml", 14, 49, "invalid equation syntax"),
