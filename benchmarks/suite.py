@@ -230,7 +230,7 @@ def run_memory(root: str, steps: int, args, reuse: dict | None) -> dict:
     """Table 4's row for T = ``steps``: an LSTM training module at C2's other sizes."""
     batch, _, inputs, hidden = CONFIGS["C2"]
     case = {"cell": "lstm", "config": f"C2@T{steps}", "batch": batch, "steps": steps,
-            "input": inputs, "hidden": hidden, "modes": []}
+            "input": inputs, "hidden": hidden, "modes": ["scan"]}
     row: dict = {"steps": steps, "batch": batch, "input": inputs, "hidden": hidden}
     if reuse is not None:  # the same spec was compiled for table 1 already
         folder, prepared = reuse["folder"], reuse["prepare"]
@@ -252,6 +252,10 @@ def run_memory(root: str, steps: int, args, reuse: dict | None) -> dict:
 
 def ms(value) -> str:
     return "-" if value is None else f"{1e3 * value:.2f}"
+
+
+def seconds(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def ratio(a, b) -> str:
@@ -359,14 +363,18 @@ def print_tables(rows: list[dict], memory: list[dict], args) -> None:
         lines = []
         for m in memory:
             if m["status"] != "ok" and "numpy" not in m:
-                lines.append([str(m["steps"]), m["status"]] + ["-"] * 7)
+                lines.append([str(m["steps"]), m["status"]] + ["-"] * 9)
                 continue
             n, t = m["numpy"], m["torch"]
 
             def mib(v):
                 return "-" if v is None else f"{v / 2**20:.1f}"
 
-            lines.append([str(m["steps"]), f"{m['compile_s']:.2f}", str(m["source_lines"]),
+            prepared = m["prepare"]
+            lines.append([str(m["steps"]), f"{m['compile_s']:.2f}",
+                          seconds(prepared.get("onnx_scan_compile_s")),
+                          seconds(prepared.get("onnx_scan_train_session_s")),
+                          str(m["source_lines"]),
                           ms(n.get("fwdbwd_s")), mib(n.get("tracemalloc_peak_bytes")),
                           mib(n.get("rss_peak_bytes")), ms(t.get("fwdbwd_s")),
                           mib(t.get("rss_peak_bytes")),
@@ -374,7 +382,8 @@ def print_tables(rows: list[dict], memory: list[dict], args) -> None:
         b, _, i, h = CONFIGS["C2"]
         table(f"4. LSTM training module vs T (batch {b}, input {i}, hidden {h}): compile, "
               "one loss_and_grads call, its peak memory",
-              ["T", "compile s", "lines", "np f+b ms", "np tracemalloc MiB", "np RSS MiB",
+              ["T", "np compile s", "onnx compile s", "onnx train session s", "lines",
+               "np f+b ms", "np tracemalloc MiB", "np RSS MiB",
                "torch f+b ms", "torch RSS MiB", "others"], lines, first=1)
 
     notes = sorted({f"onnx-unrolled skipped at {r['config']}: {why}" for r in rows

@@ -134,6 +134,14 @@ def prepare(folder: str) -> dict:
             with open(os.path.join(folder, "scan_train.onnx"), "wb") as stream:
                 stream.write(model.serialize(train=True))
         result[f"onnx_{mode}_compile_s"] = time.perf_counter() - start
+    if "scan" in case["modes"]:  # creating onnxruntime sessions for the scan models
+        import onnxruntime as ort
+
+        for model in ("scan", "scan_train"):
+            start = time.perf_counter()
+            ort.InferenceSession(os.path.join(folder, f"{model}.onnx"),
+                                 providers=["CPUExecutionProvider"])
+            result[f"onnx_{model}_session_s"] = time.perf_counter() - start
     return result
 
 
