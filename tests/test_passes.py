@@ -74,6 +74,23 @@ def test_lstm_products_are_fused_hoisted_and_batched():
     assert _ops(training).count("outer_sum") == 8 + 1
 
 
+def test_gru_biases_join_the_hoisted_products():
+    """A GRU step reads slices of the hoisted input product (r and z together, n apart):
+    each slice of every step is biased before the loop, so the step adds no bias but
+    b_hn, which sits inside r * (W_hn h + b_hn)."""
+    spec = rc.load_spec(ROOT / "specs" / "sentiment_gru.yaml")
+    forward = rc.unroll(spec, 20)
+    optimize(forward, 2)
+    per_step = Counter(d["op"] for _, d in forward.nx.nodes(data=True) if d["step"] == 7)
+    # r and z: one sum; n: (W_hn h + b_hn), then x's part + r * that; h: (1 - z) n + z h
+    assert per_step["add"] == 4 and per_step["sigmoid"] == 1
+    biased = [node for node, d in forward.nx.nodes(data=True) if d["step"] is None
+              and d["op"] == "add" and any(forward[a]["op"] == "param" or
+                                           forward[a]["op"] == "stack_rows"
+                                           for a in forward.args(node))]
+    assert len(biased) == 2  # [r, z] and n of every step, before the loop
+
+
 def test_levels_give_the_same_gradients(rng):
     spec = rc.load_spec(ROOT / "specs" / "tagger_bilstm.yaml")
     params = rc.init_params(spec, seed=2)

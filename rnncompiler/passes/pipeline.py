@@ -25,6 +25,7 @@ from .eliminate_dead_nodes import eliminate_dead_nodes
 from .fuse_elementwise import fuse_elementwise
 from .fuse_gate_products import fuse_gate_products
 from .hoist_input_products import hoist_input_products
+from .hoist_invariant_terms import hoist_invariant_terms
 from .simplify_algebra import simplify_algebra
 from .transpose_loop_weights import transpose_loop_weights
 
@@ -33,14 +34,15 @@ LEVELS = {
     0: [],
     1: CLEAN_UP,
     2: [*CLEAN_UP, fuse_gate_products, hoist_input_products, batch_weight_gradients,
-        fuse_elementwise, hoist_input_products, transpose_loop_weights, *CLEAN_UP],
+        fuse_elementwise, hoist_input_products, hoist_invariant_terms, transpose_loop_weights,
+        *CLEAN_UP],
 }
 MAX_ROUNDS = 8
 # passes that finish their work in one run (a second would change nothing): run once;
 # fuse_elementwise works one level of a chain a run (the additions, then the activation)
 COMPLETE = {simplify_algebra, eliminate_common_subexpressions, eliminate_dead_nodes,
-            fuse_gate_products, hoist_input_products, batch_weight_gradients,
-            transpose_loop_weights}
+            fuse_gate_products, hoist_input_products, hoist_invariant_terms,
+            batch_weight_gradients, transpose_loop_weights}
 
 
 @dataclass
