@@ -3,6 +3,8 @@ or ONNX's layout (``interop.py``)."""
 
 from __future__ import annotations
 
+import sys
+
 from .arrays import check_params, load_npz, save_npz, save_text
 from .import_keras import import_keras
 from .import_onnx import import_onnx
@@ -48,15 +50,23 @@ def add_import_parser(commands, common) -> None:
     parser.add_argument("--return", dest="returns", choices=("last", "sequence"),
                         default="last", help="what the last recurrent layer gives: its final "
                                              "states (h_n, default) or every step")
+    parser.add_argument("--nonlinearity", choices=("tanh", "relu"), default=None,
+                        help="--from torch: that of the nn.RNN modules, which a state_dict "
+                             "does not record (default tanh; relu: a custom cell simple_relu)")
 
 
 def cmd_import(args) -> int:
+    if args.nonlinearity and args.frm != "torch":
+        print("rnnc import: error: --nonlinearity is for --from torch (a state_dict does not "
+              "record nn.RNN's); ONNX and Keras models name their activations", file=sys.stderr)
+        return 2
     if args.frm == "onnx":
         text, params = import_onnx(args.source, args.name)
     elif args.frm == "keras":
         text, params = import_keras(args.source, args.name)
     else:
-        text, params = import_torch(args.source, args.name, args.returns)
+        text, params = import_torch(args.source, args.name, args.returns,
+                                    args.nonlinearity or "tanh")
     save_npz(args.params, params)
     save_text(args.output, text)
     print(f"wrote {args.output} and {args.params}: {len(params)} parameters")

@@ -7,24 +7,25 @@ finds them; not by name): ``cell/vars/0..2`` for a recurrent layer (kernel
 [input, gates*units], recurrent kernel, bias), under ``forward_layer/`` and
 ``backward_layer/`` in a Bidirectional, ``vars/0..1`` for a Dense, ``layer/vars/0..1`` in
 a TimeDistributed; Keras-named (``<layer>/kernel``...), ``interop.import_params`` puts
-them in our layout. What a spec cannot compute as Keras does is refused (docs/interop.md).
+them in our layout (file reading: import_keras_file.py). Activations other than Keras's
+defaults that a cell can apply give a generated custom cell (import_cells.py); what a
+spec cannot compute as Keras does is refused (docs/interop.md).
 """
 
 from __future__ import annotations
 
-import io
-import json
 import re
-import zipfile
 
 import numpy as np
 
 from .errors import Location, RnncError
-from .interop import import_params, layers_of
+from .import_cells import cells_section, generated_cell, import_layers, unsupported
+from .import_keras_file import read_keras
 from .params import init_params
 from .spec import load_spec_text
 
 CELLS = {"SimpleRNN": "simple", "LSTM": "lstm", "GRU": "gru"}
+FUNCTIONS = ("sigmoid", "tanh", "relu", "linear")  # a generated cell's (import_cells.py)
 GATES = {"simple": 1, "lstm": 4, "gru": 3, "gru_reset_before": 3}
 ACTIVATIONS = ("linear", "tanh", "sigmoid", "relu", "softmax")  # SPEC.md §2, dense
 IDENTITY = ("Dropout", "SpatialDropout1D", "GaussianDropout", "GaussianNoise")
@@ -43,35 +44,6 @@ def import_keras(path: str, name: str) -> tuple[str, dict]:
                         f"({type(error).__name__}: {error})", Location(str(path))) from None
 
 
-def read_keras(path) -> tuple[dict, str, dict]:
-    """(config, Keras version, {path in model.weights.h5: array})."""
-    where = Location(str(path))
-    try:
-        with zipfile.ZipFile(path) as archive:
-            read = {m: archive.read(m) for m in ("config.json", "metadata.json",
-                                                 "model.weights.h5") if m in archive.namelist()}
-        config, meta = json.loads(read["config.json"]), json.loads(read.get("metadata.json", "{}"))
-        data = read["model.weights.h5"]
-    except KeyError as error:
-        raise RnncError(f"not a Keras 3 .keras file: it has no {error.args[0]}", where) from None
-    except (OSError, zipfile.BadZipFile, ValueError) as error:  # ValueError: not JSON
-        raise RnncError(f"not a .keras file (a zip of config.json and model.weights.h5): "
-                        f"{error}", where) from None
-    try:
-        import h5py
-    except ImportError:
-        raise RnncError("reading a .keras file's weights needs h5py: "
-                        "pip install 'rnncompiler[keras]'", where) from None
-    weights = {}
-    try:
-        with h5py.File(io.BytesIO(data), "r") as h5:
-            h5.visititems(lambda key, item: weights.__setitem__(key, np.asarray(item[()]))
-                          if isinstance(item, h5py.Dataset) else None)
-    except OSError as error:
-        raise RnncError(f"model.weights.h5 is not an HDF5 file: {error}", where) from None
-    return config, str(meta.get("keras_version", "?")), weights
-
-
 def keras_spec(config: dict, weights: dict, name: str, path="model.keras",
                version: str = "?") -> tuple[str, dict]:
     """(spec text, our parameters) for a model's config and its weights by h5 path."""
@@ -84,8 +56,7 @@ def keras_spec(config: dict, weights: dict, name: str, path="model.keras",
         importer.layer(layer, source, kwargs)
     text = importer.text(name, outputs, config.get("compile_config") or {}, version)
     wanted = init_params(load_spec_text(text, filename=f"{name}.yaml"))
-    params = import_params(importer.arrays, layers_of(wanted), "keras")
-    return text, {k: v.astype(wanted[k].dtype) for k, v in params.items()}
+    return text, import_layers(importer.arrays, wanted, "keras")
 
 
 def _graph(config: dict, fail):
@@ -162,6 +133,7 @@ class _Importer:
         self.inputs: dict[str, int | None] = {}  # input -> its steps (None: any; a vector)
         self.softmax: set[str] = set()  # dense layers with activation softmax
         self.used: set[str] = set()
+        self.cells: dict[str, str] = {}  # generated cells (import_cells.py): name -> body
         self.dtypes: set[str] = set()
 
     def fail(self, message: str):
@@ -264,11 +236,12 @@ class _Importer:
 
     def recurrent(self, layer: dict, source: str, states: list, group: str) -> None:
         if layer["class_name"] == "Bidirectional":
-            inner, cell = self.bidirectional(layer, layer["config"])
+            inner, (base, cell) = self.bidirectional(layer, layer["config"])
             direction, parts = "bidirectional", (("/forward", "/forward_layer"),
                                                  ("/backward", "/backward_layer"))
         else:
-            inner, cell = layer["config"], self.cell(layer, layer["class_name"], layer["config"])
+            inner = layer["config"]
+            base, cell = self.cell(layer, layer["class_name"], inner)
             direction = "backward" if inner.get("go_backwards") else "forward"
             parts = (("", ""),)
         units, sequence = int(inner["units"]), bool(inner.get("return_sequences"))
@@ -278,10 +251,10 @@ class _Importer:
                                "with the input (put it in a Bidirectional, or return the last)")
         ident = self.ident(_name(layer), "rnn")
         for ours, theirs in parts:
-            self.cell_arrays(layer, f"{group}{theirs}/cell/vars", ident + ours, cell, units,
+            self.cell_arrays(layer, f"{group}{theirs}/cell/vars", ident + ours, base, units,
                              self.shape[source][1])
         tags = ("fwd.", "bwd.") if direction == "bidirectional" else ("",)
-        keys = [f"{tag}{state}" for tag in tags for state in ("h", "c")[:1 + (cell == "lstm")]]
+        keys = [f"{tag}{state}" for tag in tags for state in ("h", "c")[:1 + (base == "lstm")]]
         line = (f"  - {{name: {ident}, type: rnn, cell: {cell}, units: {units}, input: {source}, "
                 f"return: {'sequence' if sequence else 'last'}")
         line += "" if direction == "forward" else f", direction: {direction}"
@@ -304,7 +277,7 @@ class _Importer:
                                "layer's final state (return_state)")
         return found
 
-    def bidirectional(self, layer: dict, config: dict) -> tuple[dict, str]:
+    def bidirectional(self, layer: dict, config: dict) -> tuple[dict, tuple]:
         merge = config.get("merge_mode")
         if merge != "concat":
             self.refuse(layer, f"merge_mode {merge!r}: a spec's bidirectional layer "
@@ -319,23 +292,29 @@ class _Importer:
                                "or GRU cell, the same both ways")
         return fwd, self.cell(layer, f"its {kind}", fwd)
 
-    def cell(self, layer: dict, kind: str, config: dict) -> str:
-        """Our built-in cell for a SimpleRNN / LSTM / GRU config, or a refusal."""
-        cell = CELLS[kind.split()[-1]]
-        if cell == "gru" and not config.get("reset_after", True):
-            cell = "gru_reset_before"
-        activation = _activation(config.get("activation", "tanh"))
-        if activation != "tanh":
-            self.refuse(layer, f"{kind} has activation '{activation}'; the built-in {cell} "
-                               "cell computes tanh (write a custom cell)")
-        recurrent = _activation(config.get("recurrent_activation", "sigmoid"))
-        if cell != "simple" and recurrent != "sigmoid":
-            self.refuse(layer, f"{kind} has recurrent_activation '{recurrent}'; the built-in "
-                               f"{cell} cell's gates are sigmoid (write a custom cell)")
+    def cell(self, layer: dict, kind: str, config: dict) -> tuple[str, str]:
+        """(built-in base cell, the cell: it or a generated one) for a SimpleRNN / LSTM / GRU
+        config, or a refusal."""
+        base = CELLS[kind.split()[-1]]
+        if base == "gru" and not config.get("reset_after", True):
+            base = "gru_reset_before"
+        given = {"activation": _activation(config.get("activation", "tanh"))}
+        if base != "simple":
+            given["recurrent_activation"] = _activation(config.get("recurrent_activation",
+                                                                   "sigmoid"))
+        for key, function in given.items():
+            if function not in FUNCTIONS:
+                self.refuse(layer, f"{kind} has {key} '{function}': "
+                                   + unsupported(function, FUNCTIONS))
         if config.get("stateful"):
             self.refuse(layer, "stateful: a spec carries no state between calls (give "
                                "initial states as inputs instead)")
-        return cell
+        f, g = given.get("recurrent_activation"), given["activation"]
+        cell, body = generated_cell(base, (g,) if base == "simple" else
+                                    (f, g, g) if base == "lstm" else (f, g))
+        if body is not None:
+            self.cells[cell] = body
+        return base, cell
 
     def cell_arrays(self, layer, group: str, keras: str, cell: str, units: int, features):
         """The kernel, recurrent kernel and bias of one direction, Keras-named."""
@@ -371,9 +350,19 @@ class _Importer:
         return "\n".join([
             f"# imported from a Keras {version} model by rnnc import; arrays are batch-first",
             "rnnc: 1", f"name: {name}", f"dtype: {next(iter(self.dtypes), 'float32')}",
-            "inputs:", *inputs, *(loss[1:] if loss else []), "layers:", *self.lines,
+            "inputs:", *inputs, *(loss[1:] if loss else []), *self.cell_lines(), "layers:",
+            *self.lines,
             f"outputs: [{', '.join(outs)}]", *(loss[:1] if loss else []),
             *([f"unroll: {{steps: {lengths.pop()}}}"] if one else [])]) + "\n"
+
+    def cell_lines(self) -> list[str]:
+        """``cells:``, each generated cell named apart from the spec's other names."""
+        named = {}
+        for cell, body in self.cells.items():
+            named[self.ident(cell, "cell")] = body
+            self.lines = [line.replace(f"cell: {cell},", f"cell: {list(named)[-1]},")
+                          for line in self.lines]
+        return cells_section(named)
 
     def loss(self, compiled: dict, outs: list):
         """The ``loss:`` line and the ``targets:`` lines for a compiled model's mse or

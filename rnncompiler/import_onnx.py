@@ -7,6 +7,8 @@ meaning; this module turns what it found into a spec (docs/interop.md):
 - each recurrent operator becomes an rnn layer (named after the node, else ``R`` or
   ``R1``, ``R2`` ...), fed a graph input or an earlier layer; ``direction``, ``layout``
   and GRU's ``linear_before_reset`` (1: ``gru``, 0: ``gru_reset_before``) are read;
+  peepholes, ``input_forget`` and other activations give a generated custom cell
+  (rnncompiler/import_cells.py);
 - a layer returns its ``sequence`` where anything reads every step (or, for a backward or
   bidirectional operator, the last step of Y, which is not its final state), else
   ``last``: its final states, ONNX's Y_h, also Y's last step for a forward operator;
@@ -29,9 +31,9 @@ import numpy as np
 import onnx
 
 from .errors import RnncError
+from .import_cells import cells_section, generated_cell, import_layers, onnx_peepholes
 from .import_onnx_graph import RECURRENT, Walker
 from .import_onnx_values import Refused, failure
-from .interop import import_params, layers_of
 from .params import init_params
 from .spec import load_spec_text
 
@@ -183,6 +185,7 @@ class Plan:
     def write(self, name: str, notes: list) -> tuple[str, dict]:
         walker = self.walker
         lines, arrays, cells, dtype = [], {}, {}, None
+        self.generated: dict[str, tuple] = {}  # generated cell -> (its name here, its body)
         needed = {("rnn", k) for k in self.rnns} | {("dense", k) for k in self.denses}
         items = [(k, kind) for kind, k in walker.order if (kind, k) in needed]
         for k, kind in items:
@@ -190,7 +193,11 @@ class Plan:
                 r = walker.rnns[k]
                 layer = self.names[f"rnn{k}"]
                 source, _ = self.layer_of(r.input)
-                lines.append(f"  - {{name: {layer}, type: rnn, cell: {r.cell}, units: {r.units}, "
+                cell, body = generated_cell(r.cell, r.activations, "P" in r.arrays, r.coupled)
+                if body is not None and cell not in self.generated:  # import_cells.py
+                    self.generated[cell] = (self.claim(cell), body)
+                cell = self.generated[cell][0] if body is not None else cell
+                lines.append(f"  - {{name: {layer}, type: rnn, cell: {cell}, units: {r.units}, "
                              f"input: {source}, return: {self.modes[k]}"
                              + (f", direction: {r.direction}" if r.direction != "forward" else "")
                              + "}")
@@ -251,8 +258,9 @@ class Plan:
                 raise failure(walker.path, f"graph input '{i}' has no static number of "
                                            "features")
             text.append(f"  {self.names[i]}: {{features: {features[0]}}}")
+        text += cells_section(dict(self.generated.values()))
         if cells:
-            text.append("cells:")
+            text += [] if self.generated else ["cells:"]
             for activation, cell in cells.items():
                 expr = "W @ x[t] + b" if activation == "linear" else \
                     f"{activation}(W @ x[t] + b)"
@@ -268,11 +276,15 @@ class Plan:
     def _params(self, text: str, name: str, arrays: dict) -> dict:
         """Ours: the operators' W, R, B through interop's ONNX table, the heads' as they are."""
         wanted = init_params(load_spec_text(text, filename=f"{name}.yaml"))
-        rnn_layers = {self.names[f"rnn{k}"] for k in self.rnns}
+        rnn_layers = {self.names[f"rnn{k}"]: self.walker.rnns[k] for k in self.rnns}
         onnx_arrays = {k: v for k, v in arrays.items() if k.rsplit(".", 1)[0] in rnn_layers}
-        rnn_layout = {layer: info for layer, info in layers_of(wanted).items()
-                      if layer in rnn_layers}
-        params = import_params(onnx_arrays, rnn_layout, "onnx")
+        peepholes = {}
+        for layer, record in rnn_layers.items():
+            if "P" in record.arrays:
+                tags = ("fwd", "bwd") if record.direction == "bidirectional" else ("",)
+                peepholes.update(onnx_peepholes(record.arrays["P"], layer, tags))
+        params = import_layers(onnx_arrays, {k: v for k, v in wanted.items()
+                                             if k.split(".")[0] in rnn_layers}, "onnx", peepholes)
         params.update({k: np.asarray(v) for k, v in arrays.items() if k not in onnx_arrays})
         if set(params) != set(wanted):
             raise AssertionError(f"parameters {sorted(set(params) ^ set(wanted))}")

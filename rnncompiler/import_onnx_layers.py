@@ -13,12 +13,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .import_cells import DEFAULTS, unsupported
 from .import_onnx_values import ONE, Const, Other, Refused, View, Zeros, mono, product, show
 
 RECURRENT = {"RNN": "simple", "LSTM": "lstm", "GRU": "gru"}
 GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
-DEFAULT_ACTIVATIONS = {"RNN": ["tanh"], "LSTM": ["sigmoid", "tanh", "tanh"],
-                       "GRU": ["sigmoid", "tanh"]}
+ROLES = {"RNN": "f", "LSTM": "f, g, h", "GRU": "f, g"}  # what `activations` lists
+CELL_FUNCTIONS = {"sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu"}  # lower-cased
 DIRECTIONS = {"forward": "forward", "reverse": "backward", "bidirectional": "bidirectional"}
 ACTIVATIONS = {"Tanh": "tanh", "Sigmoid": "sigmoid", "Relu": "relu", "Softmax": "softmax"}
 
@@ -50,6 +51,8 @@ class Recurrent:
     y_h: str
     layout: int
     label: str = ""  # "LSTM '<node or its Y>'", for messages
+    activations: tuple = ()  # ours (import_cells.py), in ONNX's order: f (g, h)
+    coupled: bool = False  # LSTM input_forget=1; peepholes: arrays["P"]
 
 
 @dataclass
@@ -75,23 +78,13 @@ class Layers:
         ins = ins + [None] * (8 - len(ins))
         for key in ("clip", "activation_alpha", "activation_beta"):
             if key in attrs:
-                raise Refused(f"attribute '{key}' has no counterpart in the built-in cells; "
-                              "write the cell as a custom cell")
-        if attrs.get("input_forget", 0):
-            raise Refused("attribute 'input_forget' has no counterpart in the built-in cells; "
-                          "write the cell as a custom cell")
+                raise Refused(f"attribute '{key}' has no counterpart in the cells rnnc import "
+                              "writes (built-in, or generated with Sigmoid, Tanh, Relu); write "
+                              "the cell as a custom cell")
         direction = attrs.get("direction", b"forward")
         direction = direction.decode() if isinstance(direction, bytes) else direction
         dirs = 2 if direction == "bidirectional" else 1
-        if "activations" in attrs:
-            given = [a.decode().lower() if isinstance(a, bytes) else a.lower()
-                     for a in attrs["activations"]]
-            if given != DEFAULT_ACTIVATIONS[op] * dirs:
-                raise Refused(f"activations {given} are not the defaults "
-                              f"{DEFAULT_ACTIVATIONS[op]}; write the cell as a custom cell")
-        if ins[7] is not None:
-            raise Refused("has peepholes (input P); the built-in lstm has none: write the cell "
-                          "as a custom cell (specs/peephole.yaml)")
+        activations = _activations(op, attrs.get("activations"), dirs)
         if ins[4] is not None:
             raise Refused("takes sequence_lens; rnnc import maps full-length sequences only "
                           "(a spec declares per-example lengths with `lengths: true`)")
@@ -104,12 +97,20 @@ class Layers:
                               f"{self.describe(ins[slot])}")
             if ins[slot] is not None:
                 arrays[label] = np.asarray(ins[slot].array)
+        if ins[7] is not None:  # peepholes: a generated cell (import_cells.py), unless zeros
+            if not isinstance(ins[7], Const):
+                raise Refused(f"its P must be an initializer or a Constant, not "
+                              f"{self.describe(ins[7])}")
+            if np.any(ins[7].array):
+                arrays["P"] = np.asarray(ins[7].array)
         w = arrays["W"]
         if w.ndim != 3 or w.shape[0] != dirs:
             raise Refused(f"W has shape {list(w.shape)}, not [{dirs}, gates*hidden, input]")
         units = int(attrs.get("hidden_size", arrays["R"].shape[-1]))
         if w.shape[1] != GATES[op] * units:
             raise Refused(f"W has {w.shape[1]} rows, not {GATES[op]} gates x {units}")
+        if "P" in arrays and arrays["P"].shape != (dirs, 3 * units):
+            raise Refused(f"P has shape {list(arrays['P'].shape)}, not [{dirs}, {3 * units}]")
         arrays.setdefault("B", np.zeros((dirs, 2 * w.shape[1]), dtype=w.dtype))
         layout = int(attrs.get("layout", 0))
         if not isinstance(ins[0], View):
@@ -131,7 +132,8 @@ class Layers:
                                       **common), states)
         self.order.append(("rnn", k))
         self.rnns.append(Recurrent(node.name, op, cell, units, DIRECTIONS[direction], arrays, ref,
-                                   y.source, y_h.source, layout, label))
+                                   y.source, y_h.source, layout, label, activations,
+                                   op == "LSTM" and bool(attrs.get("input_forget", 0))))
         return [y, y_h, y_c]
 
     def _zero_state(self, value, tensor: str, label: str) -> None:
@@ -345,3 +347,24 @@ def _bias(array, units: int) -> np.ndarray:
     if array.size != units or array.shape[-1] != units:
         raise Refused(f"its bias has shape {list(array.shape)}, not [{units}]")
     return array.reshape(units).copy()
+
+
+def _activations(op: str, given, dirs: int) -> tuple:
+    """Our activations for an operator's ``activations`` (None: the defaults), the same
+    for both directions."""
+    if given is None:
+        return DEFAULTS[RECURRENT[op]]
+    names = [a.decode() if isinstance(a, bytes) else a for a in given]
+    per = len(ROLES[op].split(","))
+    if len(names) != per * dirs:
+        raise Refused(f"activations {names}: the {op} operator takes {per} per direction "
+                      f"({ROLES[op]}), {per * dirs} here")
+    for function in names:
+        if function.lower() not in CELL_FUNCTIONS:
+            raise Refused(f"activations {names}: "
+                          + unsupported(function, ("Sigmoid", "Tanh", "Relu")))
+    if [n.lower() for n in names[:per]] != [n.lower() for n in names[per:]] and dirs == 2:
+        raise Refused(f"activations {names}: its directions differ (forward {names[:per]}, "
+                      f"backward {names[per:]}); a spec's bidirectional layer runs one cell "
+                      "both ways")
+    return tuple(CELL_FUNCTIONS[n.lower()] for n in names[:per])

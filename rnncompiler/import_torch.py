@@ -3,7 +3,8 @@
 
 The structure is read from the state_dict itself, in its order (the order the modules
 were registered, which is the order a plain model applies them): a recurrent module's
-cell from its gate count (4 LSTM, 3 GRU, 1 RNN with tanh), its hidden and input sizes
+cell from its gate count (4 LSTM, 3 GRU, 1 RNN: tanh, or relu where asked, as a state_dict
+cannot tell: a generated cell ``simple_relu``, import_cells.py), its hidden and input sizes
 from ``weight_hh_l0`` and ``weight_ih_l0``, its layers from ``_l<k>``, bidirectional
 from ``_reverse``; a Linear's sizes from its weight. Each torch layer ``k`` of a module
 ``rnn`` becomes an rnn layer ``rnn_l<k>``; all but the last recurrent layer return their
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import RnncError
-from .interop import import_params, layers_of
+from .import_cells import cells_section, generated_cell, import_layers
 from .params import init_params
 from .spec import load_spec_text
 
@@ -47,8 +48,10 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().numpy() for k, v in state.items()}
 
 
-def torch_spec(state: dict, name: str, returns: str = "last") -> tuple[str, dict]:
-    """(spec YAML text, parameters) for ``state``."""
+def torch_spec(state: dict, name: str, returns: str = "last",
+               nonlinearity: str = "tanh") -> tuple[str, dict]:
+    """(spec YAML text, parameters in PyTorch's layout) for ``state``; ``nonlinearity``
+    is nn.RNN's (tanh or relu)."""
     modules: dict[str, dict] = {}
     for key, value in state.items():
         match = RECURRENT.match(key)
@@ -63,7 +66,7 @@ def torch_spec(state: dict, name: str, returns: str = "last") -> tuple[str, dict
             continue
         raise RnncError(f"state_dict entry '{key}' is neither an nn.RNN/LSTM/GRU nor an "
                         "nn.Linear parameter")
-    layers, arrays, previous, features = [], {}, "x", None
+    layers, arrays, previous, features, cells = [], {}, "x", None, {}
     recurrent = [m for m, info in modules.items() if info["kind"] == "rnn"]
     for module, info in modules.items():
         ident = re.sub(r"\W", "_", module).strip("_") or "m"
@@ -89,7 +92,9 @@ def torch_spec(state: dict, name: str, returns: str = "last") -> tuple[str, dict
             bidirectional = "weight_ih_reverse" in keys
             last = module == recurrent[-1] and k == depth - 1
             layer = f"{ident}_l{k}"
-            layers.append(f"  - {{name: {layer}, type: rnn, cell: {CELLS[gates]}, units: "
+            cell, body = generated_cell(CELLS[gates], (nonlinearity,) if gates == 1 else None)
+            cells.update({cell: body} if body else {})
+            layers.append(f"  - {{name: {layer}, type: rnn, cell: {cell}, units: "
                           f"{hidden}, input: {previous}, return: "
                           f"{returns if last else 'sequence'}"
                           + (", direction: bidirectional" if bidirectional else "") + "}")
@@ -102,15 +107,22 @@ def torch_spec(state: dict, name: str, returns: str = "last") -> tuple[str, dict
             previous = layer
     if features is None:
         features = next(iter(modules.values()))["arrays"]["weight"].shape[1]
+    if nonlinearity != "tanh" and not cells:
+        raise RnncError(f"nonlinearity {nonlinearity} is nn.RNN's; the state_dict has no "
+                        "nn.RNN module (an LSTM's or GRU's activations are fixed)")
+    names = {line.split("name: ")[1].split(",")[0] for line in layers}
+    for cell in [c for c in cells if c in names]:  # named apart from the layers
+        layers = [line.replace(f"cell: {cell},", f"cell: {cell}_cell,") for line in layers]
+        cells[f"{cell}_cell"] = cells.pop(cell)
     text = "\n".join(["# imported from a PyTorch state_dict by rnnc import", "rnnc: 1",
                       f"name: {name}", "inputs:", f"  x: {{features: {features}}}",
-                      "layers:", *layers]) + "\n"
+                      *cells_section(cells), "layers:", *layers]) + "\n"
     return text, arrays
 
 
-def import_torch(path: str, name: str, returns: str = "last"):
-    """(spec text, our parameters) for the state_dict in ``path``."""
-    text, arrays = torch_spec(load_state_dict(path), name, returns)
+def import_torch(path: str, name: str, returns: str = "last", nonlinearity: str = "tanh"):
+    """(spec text, our parameters) for the state_dict in ``path``; ``nonlinearity``: that
+    of its nn.RNN modules (tanh or relu)."""
+    text, arrays = torch_spec(load_state_dict(path), name, returns, nonlinearity)
     wanted = init_params(load_spec_text(text, filename=f"{name}.yaml"))
-    params = import_params(arrays, layers_of(wanted), "torch")
-    return text, {k: v.astype(wanted[k].dtype) for k, v in params.items()}
+    return text, import_layers(arrays, wanted, "torch")

@@ -172,17 +172,18 @@ def _set(index, key, value, inner=None):
 
 
 REFUSALS = [
-    ("stacked", _set(1, "activation", "relu"),
-     "layer 'simple_rnn' (SimpleRNN): SimpleRNN has activation 'relu'; the built-in simple "
-     "cell computes tanh"),
+    ("stacked", _set(1, "activation", "elu"),
+     "layer 'simple_rnn' (SimpleRNN): SimpleRNN has activation 'elu': no equation function "
+     "computes 'elu' as it is (rnnc import writes cells of sigmoid, tanh, relu, linear)"),
     ("sentiment", _set(1, "recurrent_activation", "hard_sigmoid"),
-     "recurrent_activation 'hard_sigmoid'; the built-in lstm cell's gates are sigmoid"),
+     "LSTM has recurrent_activation 'hard_sigmoid': no equation function computes "
+     "'hard_sigmoid' as it is"),
     ("sentiment", _set(1, "stateful", True), "(LSTM): stateful: a spec carries no state"),
     ("sentiment", _set(2, "activation", "elu"), "(Dense): activation 'elu': a spec's dense"),
     ("bigru_tagger", _set(1, "merge_mode", "sum"),
      "layer 'bidirectional' (Bidirectional): merge_mode 'sum'"),
-    ("bigru_tagger", _set(1, "activation", "relu", inner="layer"),
-     "layer 'bidirectional' (Bidirectional): its GRU has activation 'relu'"),
+    ("bigru_tagger", _set(1, "activation", "softsign", inner="layer"),
+     "layer 'bidirectional' (Bidirectional): its GRU has activation 'softsign'"),
     ("stacked", _set(1, "go_backwards", True),
      "go_backwards with return_sequences: Keras returns the steps in reverse order"),
     ("bigru_tagger", lambda layers: layers[2]["config"]["layer"].update(class_name="Conv1D"),

@@ -287,14 +287,24 @@ def test_an_initial_state_from_a_graph_input_is_refused(tmp_path, capsys):
              "initial_h comes from graph input 'h0'")
 
 
-def test_peepholes_and_non_default_activations_are_refused(tmp_path, capsys):
-    inits = {"W": _w(1, 4 * H, I), "R": _w(1, 4 * H, H), "B": _w(1, 8 * H), "P": _w(1, 3 * H)}
-    lstm = helper.make_node("LSTM", ["tokens", "W", "R", "B", "", "", "", "P"], ["y"],
-                            hidden_size=H, name="peep")
-    _refused(tmp_path, capsys, _model([lstm], inits, ["y"]), "LSTM node 'peep'",
-             "peepholes", "specs/peephole.yaml")
-    relu = _gru_then([], activations=["Sigmoid", "Relu"])
-    _refused(tmp_path, capsys, relu, "activations ['sigmoid', 'relu'] are not the defaults")
+def test_activations_no_generated_cell_computes_are_refused(tmp_path, capsys):
+    """Peepholes, input_forget and Sigmoid / Tanh / Relu import as custom cells
+    (tests/test_import_cells.py); other activations, their alpha / beta, activations that
+    differ between directions, and clip do not."""
+    leaky = _gru_then([], activations=["Sigmoid", "LeakyRelu"], activation_alpha=[0.0, 0.1])
+    _refused(tmp_path, capsys, leaky, "GRU node '/rnn/GRU'", "attribute 'activation_alpha'")
+    hard = _gru_then([], activations=["HardSigmoid", "Tanh"])
+    _refused(tmp_path, capsys, hard, "activations ['HardSigmoid', 'Tanh']: no equation "
+             "function computes 'HardSigmoid' as it is (rnnc import writes cells of Sigmoid, "
+             "Tanh, Relu)")
+    inits = {"W": _w(2, 4 * H, I), "R": _w(2, 4 * H, H)}
+    lstm = helper.make_node("LSTM", ["tokens", "W", "R"], ["y"], hidden_size=H, name="bi",
+                            direction="bidirectional",
+                            activations=["Sigmoid", "Tanh", "Tanh", "Sigmoid", "Relu", "Relu"])
+    _refused(tmp_path, capsys, _model([lstm], inits, ["y"]), "LSTM node 'bi'",
+             "its directions differ", "runs one cell both ways")
+    short = _gru_then([], activations=["Sigmoid"])
+    _refused(tmp_path, capsys, short, "the GRU operator takes 2 per direction (f, g), 2 here")
 
 
 def test_one_direction_or_the_cell_state_alone_is_refused(tmp_path, capsys):
