@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .interop import CELL_OF, import_params
+from .interop import CELL_OF, ONNX_PEEPHOLES, PEEPHOLES, import_params
 from .spec_cells import builtin_cells
 
 DEFAULTS = {"simple": ("tanh",), "lstm": ("sigmoid", "tanh", "tanh"),
             "gru": ("sigmoid", "tanh"), "gru_reset_before": ("sigmoid", "tanh")}
 FUNCTIONS = ("sigmoid", "tanh", "relu", "linear")  # what a generated cell applies
-PEEPHOLES = frozenset({"p_i", "p_f", "p_o"})
 FORGET = frozenset({"W_xf", "W_hf", "b_f"})  # not in a cell whose forget gate is coupled
 # Written out for a refusal: an activation no equation function computes as it is
 HINTS = {"hard_sigmoid": "Keras 3's hard_sigmoid is clip(x/6 + 0.5, 0, 1): a cell written by "
@@ -111,7 +110,7 @@ def onnx_peepholes(p: np.ndarray, layer: str, tags) -> dict:
     out = {}
     for index, tag in enumerate(tags):
         prefix = f"{layer}.{tag}." if tag else f"{layer}."
-        for gate, value in zip("iof", np.split(np.asarray(p)[index], 3)):
+        for gate, value in zip(ONNX_PEEPHOLES, np.split(np.asarray(p)[index], 3)):
             out[f"{prefix}p_{gate}"] = value.copy()
     return out
 

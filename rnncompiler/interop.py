@@ -41,6 +41,8 @@ BLOCKS = {
 FORMATS = tuple(BLOCKS)
 CELL_OF = {frozenset(name for block in blocks for name in block if name): cell
            for cell, blocks in BLOCKS["onnx"].items()}
+PEEPHOLES = frozenset({"p_i", "p_f", "p_o"})  # an LSTM's peepholes (specs/peephole.yaml)
+ONNX_PEEPHOLES = ("i", "o", "f")  # the order of ONNX LSTM's P
 
 
 def layers_of(params: dict) -> dict[str, dict]:
@@ -60,13 +62,24 @@ def layers_of(params: dict) -> dict[str, dict]:
     layers = {}
     for layer, directions in grouped.items():
         names = frozenset(next(iter(directions.values())))
-        cell = "dense" if names == {"W", "b"} else CELL_OF.get(names)
+        peepholes = PEEPHOLES <= names and CELL_OF.get(names - PEEPHOLES) == "lstm"
+        cell = "dense" if names == {"W", "b"} else CELL_OF.get(names - PEEPHOLES) \
+            if peepholes else CELL_OF.get(names)
         if cell is None:
             raise RnncError(f"layer {layer}: parameters {', '.join(sorted(names))} are not "
                             "those of a built-in cell (simple, lstm, gru, gru_reset_before) "
                             "or a dense layer; a custom cell has no other framework's layout")
-        layers[layer] = {"cell": cell, "directions": directions}
+        layers[layer] = {"cell": cell, "directions": directions, "peepholes": peepholes}
     return layers
+
+
+def _peepholes(info: dict, layer: str, framework: str) -> bool:
+    """Whether the layer is an LSTM with peepholes (p_i, p_f, p_o; SPEC's
+    specs/peephole.yaml): only ONNX's LSTM has them (its ``P``, gates i, o, f)."""
+    if info.get("peepholes") and framework != "onnx":
+        raise RnncError(f"layer {layer}: an LSTM with peepholes has no {framework} layout "
+                        "(only ONNX's LSTM takes them, as P)")
+    return bool(info.get("peepholes"))
 
 
 def export_params(params: dict, to: str) -> dict[str, np.ndarray]:
@@ -81,6 +94,7 @@ def export_params(params: dict, to: str) -> dict[str, np.ndarray]:
             else:
                 out[f"{layer}.weight"], out[f"{layer}.bias"] = w, b
             continue
+        peepholes = _peepholes(info, layer, to)
         blocks = _blocks(to, cell, layer)
         packed = {tag: _pack(blocks, p) for tag, p in directions.items()}
         if to == "torch":
@@ -99,6 +113,9 @@ def export_params(params: dict, to: str) -> dict[str, np.ndarray]:
             out[f"{layer}.W"] = np.stack([packed[t][0] for t in tags])
             out[f"{layer}.R"] = np.stack([packed[t][1] for t in tags])
             out[f"{layer}.B"] = np.stack([np.concatenate(packed[t][2:]) for t in tags])
+            if peepholes:
+                out[f"{layer}.P"] = np.stack([np.concatenate(
+                    [directions[t][f"p_{g}"] for g in ONNX_PEEPHOLES]) for t in tags])
     return out
 
 
@@ -115,6 +132,7 @@ def import_params(arrays: dict, layout: dict, frm: str) -> dict[str, np.ndarray]
                 w, b = _get(arrays, f"{layer}.weight"), _get(arrays, f"{layer}.bias")
             out[f"{layer}.W"], out[f"{layer}.b"] = np.array(w), np.array(b)
             continue
+        peepholes = _peepholes(info, layer, frm)
         blocks = _blocks(frm, cell, layer)
         for index, tag in enumerate(t for t in ("", "fwd", "bwd") if t in directions):
             if frm == "torch":
@@ -132,6 +150,10 @@ def import_params(arrays: dict, layout: dict, frm: str) -> dict[str, np.ndarray]
                 wb, rb = np.split(_get(arrays, f"{layer}.B")[index], 2)
             prefix = f"{layer}.{tag}." if tag else f"{layer}."
             out.update({prefix + k: v for k, v in _unpack(blocks, w, r, wb, rb).items()})
+            if peepholes:
+                parts = np.split(_get(arrays, f"{layer}.P")[index], len(ONNX_PEEPHOLES))
+                out.update({f"{prefix}p_{g}": part.copy()
+                            for g, part in zip(ONNX_PEEPHOLES, parts)})
     return out
 
 

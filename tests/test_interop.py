@@ -279,3 +279,55 @@ def test_import_onnx_refuses_what_it_cannot_map(tmp_path, capsys):
     assert main(["import", str(path), "--from", "onnx", "-o", str(tmp_path / "m.yaml"),
                  "--params", str(tmp_path / "p.npz")]) == 1
     assert "attribute 'clip' has no counterpart" in capsys.readouterr().err
+
+
+def peephole_case(direction):
+    """specs/peephole.yaml's cell in a layer R (float32, random parameters)."""
+    text = (ROOT / "specs" / "peephole.yaml").read_text()
+    cells = text[text.index("cells:"):text.index("layers:")]
+    spec = rc.load_spec_text(f"""
+rnnc: 1
+name: case
+inputs: {{x: {{features: {I}}}}}
+{cells}layers:
+  - {{name: R, type: rnn, cell: peephole_lstm, units: {H}, input: x, return: sequence,
+     direction: {direction}}}
+unroll: {{steps: {T}}}
+""")
+    rng = np.random.default_rng(7)
+    params = {k: (0.5 * rng.standard_normal(v.shape)).astype(np.float32)
+              for k, v in rc.init_params(spec).items()}
+    return spec, params, rng.standard_normal((B, T, I)).astype(np.float32)
+
+
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+def test_peepholes_export_as_onnx_p(direction):
+    """An LSTM with peepholes (p_i, p_f, p_o) goes to ONNX with P [dirs, 3H] (i, o, f) and
+    back exactly; onnxruntime's LSTM fed W, R, B, P computes what the spec does."""
+    spec, params, x = peephole_case(direction)
+    exported = export_params(params, "onnx")
+    dirs = 2 if direction == "bidirectional" else 1
+    assert exported["R.P"].shape == (dirs, 3 * H)
+    back = import_params(exported, layers_of(rc.init_params(spec)), "onnx")
+    assert set(back) == set(params)
+    for key, value in params.items():
+        np.testing.assert_array_equal(back[key], value)
+    node = helper.make_node("LSTM", ["X", "W", "R", "B", "", "", "", "P"], ["Y"],
+                            hidden_size=H, direction=direction)
+    graph = helper.make_graph(
+        [node], "one", [helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
+                        for n in ("X", "W", "R", "B", "P")],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (y,) = session.run(None, {"X": x.transpose(1, 0, 2).copy(),
+                              **{k: exported[f"R.{k}"] for k in "WRBP"}})
+    want = y.transpose(2, 0, 1, 3).reshape(B, T, dirs * H)
+    np.testing.assert_allclose(rc.run(spec, params, {"x": x})["R"], want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("layout", ["torch", "keras"])
+def test_peepholes_have_no_torch_or_keras_layout(layout):
+    spec, params, _ = peephole_case("forward")
+    with pytest.raises(RnncError, match=f"peepholes has no {layout} layout"):
+        export_params(params, layout)
