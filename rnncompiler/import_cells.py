@@ -23,11 +23,10 @@ from .spec_cells import builtin_cells
 
 DEFAULTS = {"simple": ("tanh",), "lstm": ("sigmoid", "tanh", "tanh"),
             "gru": ("sigmoid", "tanh"), "gru_reset_before": ("sigmoid", "tanh")}
-FUNCTIONS = ("sigmoid", "tanh", "relu", "linear")  # what a generated cell applies
+# what a generated cell applies; hard_sigmoid is Keras 3's, clip(x/6 + 0.5, 0, 1), written
+# with the equation functions
+FUNCTIONS = ("sigmoid", "tanh", "relu", "linear", "hard_sigmoid")
 FORGET = frozenset({"W_xf", "W_hf", "b_f"})  # not in a cell whose forget gate is coupled
-# Written out for a refusal: an activation no equation function computes as it is
-HINTS = {"hard_sigmoid": "Keras 3's hard_sigmoid is clip(x/6 + 0.5, 0, 1): a cell written by "
-                         "hand can compute it as relu(x/6 + 0.5) - relu(x/6 - 0.5)"}
 
 
 def generated_cell(base: str, activations=None, peepholes: bool = False,
@@ -67,6 +66,8 @@ def generated_cell(base: str, activations=None, peepholes: bool = False,
 
 def _equations(base: str, acts: tuple, peepholes: bool, coupled: bool) -> list[str]:
     def apply(function: str, expr: str) -> str:
+        if function == "hard_sigmoid":  # the same sum twice: one node once the CSE pass ran
+            return f"relu(({expr}) / 6 + 0.5) - relu(({expr}) / 6 - 0.5)"
         return expr if function == "linear" else f"{function}({expr})"
 
     def gate(function, g, weights, peep=""):  # a gate's pre-activation, and its peephole
@@ -98,10 +99,9 @@ def cells_section(cells: dict) -> list[str]:
 
 
 def unsupported(function: str, allowed) -> str:
-    """Why an activation is refused: the functions that map, and a hint where there is one."""
-    hint = HINTS.get(function)
+    """Why an activation is refused: the functions that map."""
     return (f"no equation function computes '{function}' as it is (rnnc import writes cells "
-            f"of {', '.join(allowed)})" + (f"; {hint}" if hint else ""))
+            f"of {', '.join(allowed)})")
 
 
 def onnx_peepholes(p: np.ndarray, layer: str, tags) -> dict:

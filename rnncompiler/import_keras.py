@@ -25,7 +25,7 @@ from .params import init_params
 from .spec import load_spec_text
 
 CELLS = {"SimpleRNN": "simple", "LSTM": "lstm", "GRU": "gru"}
-FUNCTIONS = ("sigmoid", "tanh", "relu", "linear")  # a generated cell's (import_cells.py)
+FUNCTIONS = ("sigmoid", "tanh", "relu", "linear", "hard_sigmoid")  # import_cells.py's
 GATES = {"simple": 1, "lstm": 4, "gru": 3, "gru_reset_before": 3}
 ACTIVATIONS = ("linear", "tanh", "sigmoid", "relu", "softmax")  # SPEC.md §2, dense
 IDENTITY = ("Dropout", "SpatialDropout1D", "GaussianDropout", "GaussianNoise")

@@ -59,7 +59,8 @@ def test_every_generated_cell_is_a_valid_spec_cell():
                     want -= {"W_xf", "W_hf", "b_f", "p_f"} if coupled else set()
                 assert params == want, name
                 seen.add(name)
-    assert len(seen) == 4 - 1 + 2 * (16 - 1) + 64 * 4 - 1
+    n = len(FUNCTIONS)  # simple; gru and gru_reset_before; lstm with peepholes, coupling
+    assert len(seen) == n - 1 + 2 * (n ** 2 - 1) + n ** 3 * 4 - 1
 
 
 # ---------------------------------------------------------------- ONNX
@@ -262,6 +263,21 @@ def test_keras_activations_import_as_custom_cells(tmp_path):
     assert {f"grad.{k}" for k in wanted} == set(got) - {"loss"}
     for key, value in wanted.items():
         np.testing.assert_allclose(got[f"grad.{key}"], value, rtol=1e-4, atol=1e-6, err_msg=key)
+
+
+@needs_h5py
+def test_keras_hard_sigmoid_gates_import(tmp_path):
+    """Keras 2's default gates (hard_sigmoid, kept by older models) import as relu(a/6 + 0.5)
+    - relu(a/6 - 0.5): the outputs, loss and gradients Keras computed."""
+    spec, params = imported("hard_sigmoid", tmp_path)
+    assert [layer.cell for layer in spec.layers[:2]] == [
+        "lstm_hard_sigmoid_tanh_tanh", "gru_hard_sigmoid_tanh"]
+    inputs, arrays = recorded("hard_sigmoid")
+    for backend in ("numpy", "onnx"):
+        got = rc.run(spec, params, inputs, backend=backend)[spec.outputs[0]]
+        np.testing.assert_allclose(got, arrays["out.0"], rtol=1e-5, atol=1e-6, err_msg=backend)
+    loss, _ = rc.loss_and_grads(spec, params, {**inputs, spec.loss.target: arrays["target.0"]})
+    np.testing.assert_allclose(loss, arrays["loss"], rtol=1e-5)
 
 
 @needs_h5py

@@ -174,10 +174,10 @@ def _set(index, key, value, inner=None):
 REFUSALS = [
     ("stacked", _set(1, "activation", "elu"),
      "layer 'simple_rnn' (SimpleRNN): SimpleRNN has activation 'elu': no equation function "
-     "computes 'elu' as it is (rnnc import writes cells of sigmoid, tanh, relu, linear)"),
-    ("sentiment", _set(1, "recurrent_activation", "hard_sigmoid"),
-     "LSTM has recurrent_activation 'hard_sigmoid': no equation function computes "
-     "'hard_sigmoid' as it is"),
+     "computes 'elu' as it is (rnnc import writes cells of sigmoid, tanh, relu, linear, hard_sigmoid)"),
+    ("sentiment", _set(1, "recurrent_activation", "hard_silu"),
+     "LSTM has recurrent_activation 'hard_silu': no equation function computes "
+     "'hard_silu' as it is"),
     ("sentiment", _set(1, "stateful", True), "(LSTM): stateful: a spec carries no state"),
     ("sentiment", _set(2, "activation", "elu"), "(Dense): activation 'elu': a spec's dense"),
     ("bigru_tagger", _set(1, "merge_mode", "sum"),
