@@ -270,7 +270,7 @@ def _identifier_cases():
             yield pytest.param(field, name, id=f"{field}-{name[:20]}")
 
 
-@pytest.mark.parametrize(("field", "name"), _identifier_cases())
+@pytest.mark.parametrize(("field", "name"), list(_identifier_cases()))
 def test_identifiers(field, name):
     text = spec_text({field: name})
     if expected_rejection(field, name):
