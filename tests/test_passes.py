@@ -75,9 +75,9 @@ def test_lstm_products_are_fused_hoisted_and_batched():
 
 
 def test_gru_biases_join_the_hoisted_products():
-    """A GRU step reads slices of the hoisted input product (r and z together, n apart):
-    each slice of every step is biased before the loop, so the step adds no bias but
-    b_hn, which sits inside r * (W_hn h + b_hn)."""
+    """A GRU step reads slices of the hoisted input product (r and z together, n apart),
+    each adding its bias: the biases join into one vector added to the whole product before
+    the loop, so the step adds no bias but b_hn, inside r * (W_hn h + b_hn)."""
     spec = rc.load_spec(ROOT / "specs" / "sentiment_gru.yaml")
     forward = rc.unroll(spec, 20)
     optimize(forward, 2)
@@ -85,10 +85,12 @@ def test_gru_biases_join_the_hoisted_products():
     # r and z: one sum; n: (W_hn h + b_hn), then x's part + r * that; h: (1 - z) n + z h
     assert per_step["add"] == 4 and per_step["sigmoid"] == 1
     biased = [node for node, d in forward.nx.nodes(data=True) if d["step"] is None
-              and d["op"] == "add" and any(forward[a]["op"] == "param" or
-                                           forward[a]["op"] == "stack_rows"
-                                           for a in forward.args(node))]
-    assert len(biased) == 2  # [r, z] and n of every step, before the loop
+              and d["op"] == "add" and d["place"].endswith(".biased")]
+    assert len(biased) == 1
+    bias = forward.args(biased[0])[1]
+    assert forward[bias]["op"] == "concat"
+    assert [forward[a]["attrs"]["name"] for a in forward.args(bias)] == [
+        "RNN.b_r", "RNN.b_z", "RNN.b_xn"]
 
 
 def test_levels_give_the_same_gradients(rng):

@@ -25,6 +25,7 @@ class Context:
     step_variable: str | None = None  # "t" inside a loop
     whole_sequences: bool = False
     arg_shapes: tuple = ()
+    arg_batched: tuple = ()
     steps_variable: str | None = None  # "steps": T, read off the inputs, where lengths follow it
 
 
@@ -112,11 +113,29 @@ class FunctionWriter:
         return self.output_name(node) or data["place"] or data["layer"] or data["op"]
 
     def emit_assignment(self, node: int, name: str) -> None:
-        text = self.expr(node)[0]
+        in_place = self.sum_into_product(node)
+        text = self.expr(in_place[0] if in_place else node)[0]
         if "comment" in self.graph[node]:
             self.emit(f"# layer {self.graph[node]['layer']}: {self.graph[node]['comment']}")
         self.var[node] = self.names.take(name)
         self.emit(f"{self.var[node]} = {text}")
+        if in_place:  # the product's own buffer takes the sum: no second array of its size
+            self.emit(f"{self.var[node]} += {self.expr(in_place[1])[0]}")
+
+    def sum_into_product(self, node: int):
+        """(product, term) where ``node`` is a sum of a product that only it reads and
+        that has the sum's shape (the hoisted input product and its biases), else None."""
+        graph, data = self.graph, self.graph[node]
+        if data["op"] != "add" or data["step"] is not None:
+            return None
+        for product, term in (graph.args(node), graph.args(node)[::-1]):
+            arg = graph[product]
+            if arg["op"] in ("matvec", "matvec_t") and product not in self.var \
+                    and len(graph.users(product)) == 1 and arg["step"] is None \
+                    and arg["shape"] == data["shape"] and arg["batched"] == data["batched"] \
+                    and product != term:
+                return product, term
+        return None
 
     def expr(self, node: int):
         if node in self.var:
@@ -127,6 +146,7 @@ class FunctionWriter:
     def lower(self, node: int, texts: list, args: list):
         data = self.graph[node]
         self.context.arg_shapes = tuple(self.graph[arg]["shape"] for arg in args)
+        self.context.arg_batched = tuple(self.graph[arg]["batched"] for arg in args)
         return LOWERINGS[data["op"]](texts, data["attrs"], self.context)
 
     # --- loops --------------------------------------------------------------------------

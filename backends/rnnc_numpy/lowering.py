@@ -30,7 +30,18 @@ def _call(function: str):
 
 def _matvec(args, attrs, ctx):
     weight, vector = args
+    if _over_sequences(ctx):
+        flat = f"{_wrap(vector, ATOM)}.reshape(-1, {ctx.arg_shapes[1][-1]})"
+        return f"({flat} @ {_wrap(weight, ATOM)}.T).reshape(batch, -1, {ctx.arg_shapes[0][0]})", \
+            ATOM
     return f"{_wrap(vector, PRODUCT)} @ {_wrap(weight, ATOM)}.T", PRODUCT
+
+
+def _over_sequences(ctx) -> bool:
+    """A product with every step of every example's sequence, done as one 2-D product
+    ([batch * steps, n] @ [n, m]): NumPy's product of a [batch, steps, n] array runs one
+    small product per example, a third to a half slower."""
+    return not ctx.step_variable and len(ctx.arg_shapes[1]) == 2 and ctx.arg_batched[1]
 
 
 def _take_step(args, attrs, ctx):
@@ -69,6 +80,10 @@ def _zeros_shaped(args, attrs, ctx):
 
 def _matvec_t(args, attrs, ctx):
     weight, grad = args
+    if _over_sequences(ctx):
+        flat = f"{_wrap(grad, ATOM)}.reshape(-1, {ctx.arg_shapes[1][-1]})"
+        return f"({flat} @ {_wrap(weight, ATOM)}).reshape(batch, -1, {ctx.arg_shapes[0][1]})", \
+            ATOM
     return f"{_wrap(grad, PRODUCT)} @ {_wrap(weight, PRODUCT + 1)}", PRODUCT
 
 

@@ -1,9 +1,10 @@
 """Hoist the terms that every step adds alike (biases) into a sequence computed before the
 loop: ``(W x[t] + U h) + b`` becomes ``(W x + b)[t] + U h`` and ``(W x)[t] + b`` becomes
-``(W x + b)[t]``: one addition over all steps instead of one a step. Where a step reads a
-slice of the sequence (a GRU's n apart from its r and z), that slice of every step is
-biased at once. Runs after ``fuse_elementwise``, so that the sums it joined over adjacent
-slices (r and z) stay one sum. The sum's order changes: values agree to rounding.
+``(W x + b)[t]``: one addition over all steps instead of one a step. Where the steps read
+slices of the sequence, each adding its own bias (a GRU's r and z together, n apart), the
+biases are joined into one vector, added to the whole sequence once. Runs after
+``fuse_elementwise``, so that the sums it joined over adjacent slices (r and z) stay one
+sum. The sum's order changes: values agree to rounding.
 """
 
 from __future__ import annotations
@@ -18,33 +19,41 @@ def hoist_invariant_terms(graph: Graph) -> bool:
         matches = [_invariant_term(graph, node) for node in nodes]
         if all(matches):
             found.update(zip(nodes, matches))
+    biased_whole = _biased_wholes(graph, found)
     hoisted: dict[tuple, int] = {}
+    steps: dict[tuple, int] = {}  # (biased whole, step) -> that step of it
+    changed = False
     for node, (term, invariant, other, inner) in found.items():
+        sequence, window = _read_of(graph, term)
+        if window is not None and sequence not in biased_whole:
+            continue  # slices of a sequence that cannot be biased whole: left as they are
         data = graph[node]
         where = {k: data[k] for k in ("step", "layer", "block")}
-        step_node, (sequence, window) = term, _read_of(graph, term)
-        key = (sequence, window, invariant)
-        if key not in hoisted:
-            whole = sequence
-            if window is not None:  # the slice of every step at once
-                whole = graph.add("slice_features", [sequence], start=window[0],
-                                  stop=window[1], layer=data["layer"],
-                                  place=f"{graph[sequence]['place'] or 'sequence'}.part")
-            hoisted[key] = graph.add(
-                "add", [whole, invariant], layer=data["layer"],
-                place=f"{graph[sequence]['place'] or 'sequence'}.biased")
+        if window is None:
+            source = hoisted.setdefault((sequence, invariant), graph.add(
+                "add", [sequence, invariant], layer=data["layer"],
+                place=f"{graph[sequence]['place'] or 'sequence'}.biased"))
+        else:
+            source = biased_whole[sequence]
         # the term is read at this step only by this sum: it goes; else it stays for others
-        single = len(graph.users(step_node)) == 1
-        name = graph[step_node]["place"] + ("" if single and other is not None else ".biased")
-        total = graph.add("take_step", [hoisted[key]], index=data["step"], place=name, **where)
+        single = len(graph.users(term)) == 1
+        take = term if window is None else graph.args(term)[0]
+        if (source, data["step"]) not in steps:
+            name = graph[take]["place"] + ("" if window is not None or single and other
+                                           is not None else ".biased")
+            steps[(source, data["step"])] = graph.add("take_step", [source], index=data["step"],
+                                                      place=name, **where)
+        total = steps[(source, data["step"])]
+        if window is not None:
+            total = graph.add("slice_features", [total], start=window[0], stop=window[1],
+                              place=graph[term]["place"], **where)
         if single:
-            take = graph.args(step_node)[0] if window is not None else None
-            graph.remove(step_node)
-            if take is not None and not graph.users(take):
+            graph.remove(term)
+            if take != term and not graph.users(take):
                 graph.remove(take)
         if other is not None:
             total = graph.add("add", [total, other], place=data["place"], **where)
-        else:
+        elif window is None:
             graph[total]["place"] = data["place"]
         if "comment" in data:
             graph[total]["comment"] = data["comment"]
@@ -52,7 +61,50 @@ def hoist_invariant_terms(graph: Graph) -> bool:
         graph.remove(node)
         if inner is not None:
             graph.remove(inner)
-    return bool(found)
+        changed = True
+    return changed
+
+
+def _biased_wholes(graph: Graph, found: dict) -> dict:
+    """sequence -> ``sequence + [b_1, ..., b_k]`` for the sequences whose steps are read only
+    as slices that each add one bias (zeros where no slice reads): one addition over the
+    whole sequence, which NumPy does in place on the product it follows, where biasing
+    each slice apart would copy the slices into new arrays."""
+    by_sequence: dict[int, dict] = {}
+    terms = {match[0] for match in found.values()}
+    for term, invariant, _, _ in found.values():
+        sequence, window = _read_of(graph, term)
+        if window is not None:
+            by_sequence.setdefault(sequence, {}).setdefault(window, set()).add(invariant)
+    wholes = {}
+    for sequence, windows in by_sequence.items():
+        readers = [v for u in graph.users(sequence) for v in graph.users(u)]
+        width = graph[sequence]["shape"][-1]
+        ordered = sorted(windows)
+        if any(graph[u]["op"] != "take_step" for u in graph.users(sequence)) \
+                or any(v not in terms for v in readers) \
+                or any(len(invariants) != 1 for invariants in windows.values()) \
+                or any(a[1] > b[0] for a, b in zip(ordered, ordered[1:])):
+            continue
+        parts, at = [], 0
+        for start, stop in ordered:
+            (invariant,) = windows[(start, stop)]
+            if graph[invariant]["shape"] != (stop - start,):
+                break
+            if start > at:
+                parts.append(graph.add("zeros_shaped", shape=(start - at,), dtype=graph.dtype))
+            # a bias that is itself joined (b_r, b_z): its parts, so the vector is one join
+            parts += graph.args(invariant) if graph[invariant]["op"] == "concat" else [invariant]
+            at = stop
+        else:
+            if at < width:
+                parts.append(graph.add("zeros_shaped", shape=(width - at,), dtype=graph.dtype))
+            data = graph[sequence]
+            bias = graph.add("concat", parts, layer=data["layer"],
+                             place=f"{data['place'] or 'sequence'}.bias")
+            wholes[sequence] = graph.add("add", [sequence, bias], layer=data["layer"],
+                                         place=f"{data['place'] or 'sequence'}.biased")
+    return wholes
 
 
 def _read_of(graph: Graph, term: int):
