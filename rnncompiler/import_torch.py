@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import RnncError
+from .arrays import load_npz
+from .errors import Location, RnncError
 from .import_cells import cells_section, generated_cell, import_layers
 from .params import init_params
 from .spec import load_spec_text
@@ -31,20 +32,22 @@ CELLS = {4: "lstm", 3: "gru", 1: "simple"}
 
 def load_state_dict(path: str) -> dict[str, np.ndarray]:
     """A state_dict saved with ``torch.save`` (read with torch, weights only) or as .npz."""
+    where = Location(str(path))
     if Path(path).suffix == ".npz":
-        with np.load(path) as arrays:
-            return dict(arrays)
+        return load_npz(path, "a PyTorch state_dict")
     try:
         import torch
     except ImportError:
-        raise RnncError(f"{path}: reading a torch.save file needs torch; or save the "
-                        "state_dict as .npz ({k: v.numpy() for k, v in sd.items()})") from None
+        raise RnncError("reading a torch.save file needs torch; or save the state_dict as "
+                        ".npz ({k: v.numpy() for k, v in sd.items()})", where) from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise RnncError("no such file", where) from None
     except Exception as error:  # torch raises many kinds for a bad file
-        raise RnncError(f"{path}: not a PyTorch state_dict: {error}") from None
+        raise RnncError(f"not a PyTorch state_dict: {error}", where) from None
     if not isinstance(state, dict):
-        raise RnncError(f"{path}: holds a {type(state).__name__}, not a state_dict")
+        raise RnncError(f"holds a {type(state).__name__}, not a state_dict", where)
     return {k: v.detach().cpu().numpy() for k, v in state.items()}
 
 
@@ -123,6 +126,11 @@ def torch_spec(state: dict, name: str, returns: str = "last",
 def import_torch(path: str, name: str, returns: str = "last", nonlinearity: str = "tanh"):
     """(spec text, our parameters) for the state_dict in ``path``; ``nonlinearity``: that
     of its nn.RNN modules (tanh or relu)."""
-    text, arrays = torch_spec(load_state_dict(path), name, returns, nonlinearity)
+    try:
+        text, arrays = torch_spec(load_state_dict(path), name, returns, nonlinearity)
+    except RnncError as error:  # what the file holds: said of the file
+        if error.location is not None:
+            raise
+        raise RnncError(error.message, Location(str(path))) from None
     wanted = init_params(load_spec_text(text, filename=f"{name}.yaml"))
     return text, import_layers(arrays, wanted, "torch")

@@ -221,8 +221,28 @@ def test_import_refuses_what_it_cannot_map(tmp_path, capsys):
     np.savez(tmp_path / "s.npz", **{"conv.weight": np.zeros((2, 3, 4))})
     assert main(["import", str(tmp_path / "s.npz"), "--from", "torch", "-o",
                  str(tmp_path / "m.yaml"), "--params", str(tmp_path / "p.npz")]) == 1
-    assert "'conv.weight' is neither an nn.RNN/LSTM/GRU nor an nn.Linear parameter" in \
-        capsys.readouterr().err
+    assert f"{tmp_path / 's.npz'}: error: state_dict entry 'conv.weight' is neither an " \
+        "nn.RNN/LSTM/GRU nor an nn.Linear parameter" in capsys.readouterr().err
+    assert not (tmp_path / "m.yaml").exists() and not (tmp_path / "p.npz").exists()
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("bad.npz", b"not a zip", "not an .npz file of a PyTorch state_dict"),
+    ("pickled.npz", None, "not a valid .npz file of a PyTorch state_dict"),
+    ("missing.pt", False, "no such file"),
+])
+def test_import_a_file_that_is_no_state_dict(name, content, message, tmp_path, capsys):
+    """One located line and no traceback, whatever the file holds (a pickled .npz once
+    reached NumPy's own ValueError)."""
+    path = tmp_path / name
+    if content is None:
+        np.savez(path, w=np.array([{"a": 1}], dtype=object))
+    elif content:
+        path.write_bytes(content)
+    assert main(["import", str(path), "--from", "torch", "-o", str(tmp_path / "m.yaml"),
+                 "--params", str(tmp_path / "p.npz")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{path}: error: {message}") and err.count("\n") == 1, err
     assert not (tmp_path / "m.yaml").exists() and not (tmp_path / "p.npz").exists()
 
 
