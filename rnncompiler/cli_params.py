@@ -48,24 +48,29 @@ def add_import_parser(commands, common) -> None:
     parser.add_argument("--params", required=True, metavar="P.npz")
     parser.add_argument("--name", default="imported", help="the spec's name")
     parser.add_argument("--return", dest="returns", choices=("last", "sequence"),
-                        default="last", help="what the last recurrent layer gives: its final "
-                                             "states (h_n, default) or every step")
+                        default=None, help="--from torch: what the last recurrent layer "
+                                           "gives: its final states (h_n, default) or every "
+                                           "step")
     parser.add_argument("--nonlinearity", choices=("tanh", "relu"), default=None,
                         help="--from torch: that of the nn.RNN modules, which a state_dict "
                              "does not record (default tanh; relu: a custom cell simple_relu)")
 
 
 def cmd_import(args) -> int:
-    if args.nonlinearity and args.frm != "torch":
-        print("rnnc import: error: --nonlinearity is for --from torch (a state_dict does not "
-              "record nn.RNN's); ONNX and Keras models name their activations", file=sys.stderr)
-        return 2
+    for option, value, why in (
+            ("--nonlinearity", args.nonlinearity, "a state_dict does not record nn.RNN's; "
+                                                  "ONNX and Keras models name their activations"),
+            ("--return", args.returns, "a state_dict does not record what its model reads; "
+                                       "ONNX and Keras models say what they output")):
+        if value and args.frm != "torch":
+            print(f"rnnc import: error: {option} is for --from torch ({why})", file=sys.stderr)
+            return 2
     if args.frm == "onnx":
         text, params = import_onnx(args.source, args.name)
     elif args.frm == "keras":
         text, params = import_keras(args.source, args.name)
     else:
-        text, params = import_torch(args.source, args.name, args.returns,
+        text, params = import_torch(args.source, args.name, args.returns or "last",
                                     args.nonlinearity or "tanh")
     save_npz(args.params, params)
     save_text(args.output, text)

@@ -356,6 +356,9 @@ def test_nonlinearity_is_for_torch_and_nn_rnn(tmp_path, capsys):
     onnx_file.write_bytes(_op_model("RNN").SerializeToString())
     assert main(["import", str(onnx_file), "--from", "onnx", *args]) == 2
     assert "--nonlinearity is for --from torch" in capsys.readouterr().err
+    assert main(["import", str(onnx_file), "--from", "onnx", *args[:4], "--return",
+                 "sequence"]) == 2
+    assert "--return is for --from torch" in capsys.readouterr().err
     torch.manual_seed(0)
     lstm = torch.nn.LSTM(I, H)
     np.savez(tmp_path / "lstm.npz", **{f"rnn.{k}": v.numpy() for k, v in
