@@ -155,6 +155,10 @@ class Walker(Layers):
 
     def _fold(self, node, ins) -> np.ndarray:
         feeds = {name: v.array for name, v in zip(node.input, ins) if name}
+        size = _folded_size(node.op_type, [v.array if v is not None else None for v in ins])
+        if size > MAX_FOLDED:
+            raise Refused(f"would make a constant of {size:,} values (at most {MAX_FOLDED:,} "
+                          "are folded)")
         try:
             return np.asarray(ReferenceEvaluator(node, opsets={"": self.opset}).run(None, feeds)[0])
         except Exception as error:  # onnx.reference raises many kinds
@@ -309,3 +313,23 @@ def _constant(attrs) -> np.ndarray:
         if key in attrs:
             return np.asarray(attrs[key], dtype=dtype)
     raise Refused(f"holds {', '.join(attrs)}, not a tensor rnnc import reads")
+
+
+MAX_FOLDED = 1 << 24  # values a constant the walk folds may have: a model cannot exhaust memory
+
+
+def _folded_size(op: str, arrays: list) -> int:
+    """How many values folding ``op`` on these constants makes, where the op can make far
+    more than its inputs hold (Expand, Tile, Range); else 0."""
+    try:
+        if op == "Expand" and len(arrays) == 2:
+            shape = np.broadcast_shapes(np.shape(arrays[0]), tuple(int(d) for d in arrays[1]))
+            return int(np.prod(shape, dtype=np.float64))
+        if op == "Tile" and len(arrays) == 2:
+            return int(np.size(arrays[0]) * np.prod(np.asarray(arrays[1], np.float64)))
+        if op == "Range" and len(arrays) == 3:
+            start, limit, delta = (float(np.asarray(a).reshape(-1)[0]) for a in arrays)
+            return int(max(0.0, np.ceil((limit - start) / delta))) if delta else 0
+    except (ValueError, TypeError, OverflowError, IndexError):
+        return 0  # malformed: the fold itself says so
+    return 0

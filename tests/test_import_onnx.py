@@ -324,6 +324,17 @@ def test_weights_that_are_computed_are_refused(tmp_path, capsys):
     _refused(tmp_path, capsys, model, "its R must be an initializer or a Constant")
 
 
+def test_a_constant_too_large_to_fold_is_refused(tmp_path, capsys):
+    """The walk folds constants (shapes, sizes) with onnx.reference; an Expand, Tile or
+    Range of constants that would make 10^10 values is refused before it is made."""
+    model = _gru_then([_const("one", np.ones((1, 1), np.float32)),
+                       _const("huge", np.array([100000, 100000], np.int64)),
+                       helper.make_node("Expand", ["one", "huge"], ["big"], name="grow"),
+                       helper.make_node("Add", ["y", "big"], ["out"])])
+    _refused(tmp_path, capsys, model, "Expand node 'grow'",
+             "would make a constant of 10,000,000,000 values")
+
+
 # ---------------------------------------------------------------- torch.onnx.export
 
 @pytest.fixture(params=["torchscript", "dynamo"])
