@@ -93,6 +93,23 @@ def test_gru_biases_join_the_hoisted_products():
         "RNN.b_r", "RNN.b_z", "RNN.b_xn"]
 
 
+def test_gru_backward_sends_one_product_a_step():
+    """A GRU step sends back dh * z + W_hnᵀ dn + W_hrᵀ dr + W_hzᵀ dz: the three products
+    become one, on the forward's stacked weight, and dh * z is added to it."""
+    spec = rc.load_spec(ROOT / "specs" / "sentiment_gru.yaml")
+    training = training_graph(spec, 20)
+    optimize(training, 2)
+    backward = [d for _, d in training.nx.nodes(data=True)
+                if d["step"] == 7 and d["block"] == "RNN.grad"]
+    assert Counter(d["op"] for d in backward)["matvec_t"] == 1
+    (fused,) = [n for n, d in training.nx.nodes(data=True) if d["step"] == 7
+                and d["block"] == "RNN.grad" and d["op"] == "matvec_t"]
+    weight = training.args(fused)[0]
+    assert training[weight]["op"] == "stack_rows"
+    assert [training[a]["attrs"]["name"] for a in training.args(weight)] == [
+        "RNN.W_hn", "RNN.W_hr", "RNN.W_hz"]  # the forward's order: one stacked weight
+
+
 def test_levels_give_the_same_gradients(rng):
     spec = rc.load_spec(ROOT / "specs" / "tagger_bilstm.yaml")
     params = rc.init_params(spec, seed=2)

@@ -4,7 +4,8 @@ the weights stacked row-wise — the seed's ``tanh(W [h; x])`` — whose slices 
 
 Safe when the weights are the same at every step (parameters): the stacked weight is
 built once, before any loop. Backward loops get the transposed form: a sum of products
-``W_kᵀ @ g_k`` becomes one ``[W_1; ...; W_n]ᵀ @ [g_1, ..., g_n]``.
+``W_kᵀ @ g_k`` becomes one ``[W_1; ...; W_n]ᵀ @ [g_1, ..., g_n]``, the sum's other terms
+(a GRU's ``dh * z``) added to it (the sum's order changes: values agree to rounding).
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def fuse_transposed_products(graph: Graph) -> bool:
         products = [t for t in terms if graph[t]["op"] == "matvec_t"
                     and (graph[t]["block"], graph[t]["step"]) == here
                     and _invariant_matrix(graph, graph.args(t)[0]) and len(graph.users(t)) == 1]
-        if len(products) < 2 or len(products) != len(terms):
+        others = [t for t in terms if t not in products]  # a GRU's dh * z, say
+        if len(products) < 2:
             continue
         columns = {graph[graph.args(t)[0]]["shape"][1] for t in products}
         if len(columns) != 1:
@@ -96,9 +98,12 @@ def fuse_transposed_products(graph: Graph) -> bool:
         weight = stacked[weights]
         grads = graph.add("concat", [graph.args(t)[1] for t in products],
                           place=f"{graph[node]['place']}.gates", **where)
-        fused = graph.add("matvec_t", [weight, grads], place=f"{graph[node]['place']}.fused",
+        total = graph.add("matvec_t", [weight, grads], place=f"{graph[node]['place']}.fused",
                           **where)
-        graph.replace_uses(node, fused)
+        for i, other in enumerate(others, start=1):  # the other terms, then the product
+            place = graph[node]["place"] if i == len(others) else f"{graph[node]['place']}+{i}"
+            total = graph.add("add", [other, total], place=place, **where)
+        graph.replace_uses(node, total)
         for dead in [node, *_inner_adds(graph, node), *products]:
             graph.remove(dead)
         changed = True
