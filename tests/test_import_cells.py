@@ -32,6 +32,16 @@ B, T, I, H = 3, 5, 4, 6
 GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
 
 
+def compiled_module(spec_file, module_file):
+    """`rnnc compile --backend numpy` of ``spec_file`` at T steps, imported."""
+    assert main(["compile", str(spec_file), "--backend", "numpy", "-o", str(module_file),
+                 "--steps", str(T)]) == 0
+    loaded = importlib.util.spec_from_file_location(module_file.stem, module_file)
+    module = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(module)
+    return module
+
+
 # ---------------------------------------------------------------- the cells
 
 def test_every_generated_cell_is_a_valid_spec_cell():
@@ -200,12 +210,7 @@ def test_an_imported_custom_cell_trains_and_compiles(tmp_path):
     assert {f"grad.{k}" for k in params} == set(grads) - {"loss"}
     assert {k.rsplit(".", 1)[1] for k in params} >= {"p_i", "p_o"} and not any(
         k.endswith((".p_f", ".W_xf", ".b_f")) for k in params)  # coupled: no forget gate
-    module_file = tmp_path / "ours.py"
-    assert main(["compile", str(tmp_path / "m.yaml"), "--backend", "numpy", "-o",
-                 str(module_file), "--steps", str(T)]) == 0
-    loaded = importlib.util.spec_from_file_location("imported_cell", module_file)
-    module = importlib.util.module_from_spec(loaded)
-    loaded.loader.exec_module(module)
+    module = compiled_module(tmp_path / "m.yaml", tmp_path / "ours.py")
     np.testing.assert_allclose(module.forward(params, {"x": x})[spec.layers[0].name], want,
                                rtol=1e-5, atol=1e-6)
     compiled = tmp_path / "ours.onnx"
@@ -236,12 +241,7 @@ def test_keras_activations_import_as_custom_cells(tmp_path):
     for backend in ("numpy", "onnx"):
         got = rc.run(spec, params, inputs, backend=backend)[spec.outputs[0]]
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=backend)
-    module_file = tmp_path / "keras_cells.py"
-    assert main(["compile", str(tmp_path / "activations.yaml"), "--backend", "numpy", "-o",
-                 str(module_file), "--steps", str(T)]) == 0
-    loaded = importlib.util.spec_from_file_location("keras_cells", module_file)
-    module = importlib.util.module_from_spec(loaded)
-    loaded.loader.exec_module(module)
+    module = compiled_module(tmp_path / "activations.yaml", tmp_path / "keras_cells.py")
     np.testing.assert_allclose(module.forward(params, inputs)[spec.outputs[0]], want, rtol=1e-5,
                                atol=1e-6)
     np.savez(tmp_path / "xy.npz", **inputs, **{spec.loss.target: arrays["target.0"]})
