@@ -174,7 +174,8 @@ def _set(index, key, value, inner=None):
 REFUSALS = [
     ("stacked", _set(1, "activation", "elu"),
      "layer 'simple_rnn' (SimpleRNN): SimpleRNN has activation 'elu': no equation function "
-     "computes 'elu' as it is (rnnc import writes cells of sigmoid, tanh, relu, linear, hard_sigmoid)"),
+     "computes 'elu' as it is (rnnc import writes cells of sigmoid, tanh, relu, linear, "
+     "hard_sigmoid)"),
     ("sentiment", _set(1, "recurrent_activation", "hard_silu"),
      "LSTM has recurrent_activation 'hard_silu': no equation function computes "
      "'hard_silu' as it is"),

@@ -348,6 +348,6 @@ def test_peepholes_export_as_onnx_p(direction):
 
 @pytest.mark.parametrize("layout", ["torch", "keras"])
 def test_peepholes_have_no_torch_or_keras_layout(layout):
-    spec, params, _ = peephole_case("forward")
+    _, params, _ = peephole_case("forward")
     with pytest.raises(RnncError, match=f"peepholes has no {layout} layout"):
         export_params(params, layout)

@@ -16,8 +16,16 @@ test_bptt_torch.TORCH_LAYOUT) and detaches recurrent states:
 import numpy as np
 import pytest
 from test_bptt_torch import TORCH_LAYOUT, to_torch, torch_reference
-from test_gradcheck import (OUT, STEPS, TAGS, check_grads_structure, make_case, rnn, spec_text,
-                            with_head)
+from test_gradcheck import (
+    OUT,
+    STEPS,
+    TAGS,
+    check_grads_structure,
+    make_case,
+    rnn,
+    spec_text,
+    with_head,
+)
 
 import rnncompiler as rc
 

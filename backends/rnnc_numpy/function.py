@@ -222,7 +222,8 @@ class FunctionWriter:
         if block.cell is None:
             return f"layer {block.layer}: at every step" + ("" if whole else ", one at a time")
         direction = "backward" if block.backward else "forward"
-        return f"layer {block.name}: {block.cell} cell, {direction} over {self.steps_described(block)}"
+        steps = self.steps_described(block)
+        return f"layer {block.name}: {block.cell} cell, {direction} over {steps}"
 
     def steps_described(self, block) -> str:
         return "every step" if self.steps_of(block) == "steps" else f"{block.steps} steps"

@@ -11,6 +11,8 @@ The batch dimension is symbolic. Parameters are initializers.
 
 from __future__ import annotations
 
+import itertools
+
 import networkx as nx
 import onnx
 from onnx import TensorProto, helper
@@ -233,9 +235,9 @@ class _Emitter:
                 by_source.setdefault((arg.kind, arg.ref), []).append(
                     (data["attrs"]["start"], data["attrs"]["stop"], place))
         groups = {}
-        for (_, ref), slices in by_source.items():
+        for slices in by_source.values():
             slices.sort()
-            disjoint = all(a[1] <= b[0] for a, b in zip(slices, slices[1:]))
+            disjoint = all(a[1] <= b[0] for a, b in itertools.pairwise(slices))
             if len(slices) > 1 and disjoint:
                 source = self.graph.args(loop.template[slices[0][2]])[0]
                 width = self.graph[source]["shape"][-1]

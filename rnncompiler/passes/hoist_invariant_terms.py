@@ -9,6 +9,8 @@ sum. The sum's order changes: values agree to rounding.
 
 from __future__ import annotations
 
+import itertools
+
 from ..graph import Graph
 from .places import places
 
@@ -39,8 +41,8 @@ def hoist_invariant_terms(graph: Graph) -> bool:
         single = len(graph.users(term)) == 1
         take = term if window is None else graph.args(term)[0]
         if (source, data["step"]) not in steps:
-            name = graph[take]["place"] + ("" if window is not None or single and other
-                                           is not None else ".biased")
+            name = graph[take]["place"] + ("" if window is not None or (single and other
+                                                                        is not None) else ".biased")
             steps[(source, data["step"])] = graph.add("take_step", [source], index=data["step"],
                                                       place=name, **where)
         total = steps[(source, data["step"])]
@@ -84,7 +86,7 @@ def _biased_wholes(graph: Graph, found: dict) -> dict:
         if any(graph[u]["op"] != "take_step" for u in graph.users(sequence)) \
                 or any(v not in terms for v in readers) \
                 or any(len(invariants) != 1 for invariants in windows.values()) \
-                or any(a[1] > b[0] for a, b in zip(ordered, ordered[1:])):
+                or any(a[1] > b[0] for a, b in itertools.pairwise(ordered)):
             continue
         parts, at = [], 0
         for start, stop in ordered:
