@@ -23,6 +23,7 @@ from .import_cells import cells_section, generated_cell, import_layers, unsuppor
 from .import_keras_file import read_keras
 from .params import init_params
 from .spec import load_spec_text
+from .yaml_source import reads_as_text
 
 CELLS = {"SimpleRNN": "simple", "LSTM": "lstm", "GRU": "gru"}
 FUNCTIONS = ("sigmoid", "tanh", "relu", "linear", "hard_sigmoid")  # import_cells.py's
@@ -145,7 +146,8 @@ class _Importer:
     def ident(self, name: str, fallback: str) -> str:
         """An identifier, unique in the spec, for the Keras name ``name``."""
         ident = name if IDENT.fullmatch(name) else re.sub(r"\W", "_", name, flags=re.ASCII)
-        ident = base = ident if IDENT.fullmatch(ident) else fallback
+        ident = ident if IDENT.fullmatch(ident) else fallback
+        ident = base = ident if reads_as_text(ident) else f"{ident}_"  # not true, null, ...
         while ident in self.used:
             ident = f"{base}_{len(self.used)}"
         self.used.add(ident)

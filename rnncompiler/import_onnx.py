@@ -36,6 +36,7 @@ from .import_onnx_graph import RECURRENT, Walker
 from .import_onnx_values import Refused, failure
 from .params import init_params
 from .spec import load_spec_text
+from .yaml_source import reads_as_text
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 BUILTIN = {"simple", "lstm", "gru", "gru_reset_before", "dense", "rnn", "repeat"}
@@ -141,6 +142,8 @@ class Plan:
         def claim(*candidates) -> str:
             for c in candidates:
                 c = re.sub(r"\W+", "_", c or "").strip("_")
+                if c and not reads_as_text(c):  # a name YAML reads as true, null, a number
+                    c += "_"
                 if c and IDENT.match(c):
                     base, n = c, 2
                     while c in taken:

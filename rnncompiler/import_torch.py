@@ -24,6 +24,7 @@ from .errors import Location, RnncError
 from .import_cells import cells_section, generated_cell, import_layers
 from .params import init_params
 from .spec import load_spec_text
+from .yaml_source import reads_as_text
 
 RECURRENT = re.compile(r"^(?P<module>.*?)\.?(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh)_l"
                        r"(?P<layer>\d+)(?P<reverse>_reverse)?$")
@@ -74,6 +75,7 @@ def torch_spec(state: dict, name: str, returns: str = "last",
     for module, info in modules.items():
         ident = re.sub(r"\W", "_", module).strip("_") or "m"
         if info["kind"] == "dense":
+            ident = ident if reads_as_text(ident) else f"{ident}_"  # not true, null, ...
             weight = info["arrays"]["weight"]
             layers.append(f"  - {{name: {ident}, type: dense, units: {weight.shape[0]}, "
                           f"input: {previous}}}")

@@ -168,3 +168,12 @@ class _Builder:
             self.source.key_locs[path + (key,)] = self.here(key_node)
             result[key] = self.build(value_node, path + (key,), depth + 1)
         return result
+
+
+def reads_as_text(word: str) -> bool:
+    """Whether ``word``, written bare in YAML (as a spec's names are), reads back as that
+    string: ``true``, ``yes``, ``null`` and ``1e3`` do not."""
+    try:
+        return yaml.safe_load(word) == word
+    except yaml.YAMLError:
+        return False

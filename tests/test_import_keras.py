@@ -210,6 +210,24 @@ def test_what_cannot_map_is_refused_in_one_line(name, edit, message, tmp_path, c
 
 
 @needs_h5py
+def test_names_yaml_reads_otherwise_are_kept_apart(tmp_path):
+    """A layer named `yes` (YAML's true) or `null` becomes `yes_`, `null_`: a spec's names
+    are written bare, and the spec must read back."""
+    def rename(layers):
+        for layer, name in ((layers[1], "yes"), (layers[2], "null")):
+            layer["config"]["name"] = name
+            layer.pop("name", None)
+    source = edited(tmp_path, "stacked", rename)
+    assert main(["import", str(source), "--from", "keras", "-o", str(tmp_path / "m.yaml"),
+                 "--params", str(tmp_path / "p.npz")]) == 0
+    spec = rc.load_spec(tmp_path / "m.yaml")
+    assert [layer.name for layer in spec.layers[:2]] == ["yes_", "null_"]
+    inputs, arrays = recorded("stacked")
+    got = rc.run(spec, dict(np.load(tmp_path / "p.npz")), inputs)[spec.outputs[0]]
+    np.testing.assert_allclose(got, arrays["out.0"], rtol=1e-5, atol=1e-6)
+
+
+@needs_h5py
 def test_an_unknown_layer_is_refused(tmp_path, capsys):
     assert main(["import", str(FIXTURES / "embedding.keras"), "--from", "keras", "-o",
                  str(tmp_path / "m.yaml"), "--params", str(tmp_path / "p.npz")]) == 1

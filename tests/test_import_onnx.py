@@ -324,6 +324,16 @@ def test_weights_that_are_computed_are_refused(tmp_path, capsys):
     _refused(tmp_path, capsys, model, "its R must be an initializer or a Constant")
 
 
+def test_names_yaml_reads_otherwise_are_kept_apart(tmp_path):
+    """An operator named `true` on a graph input named `null`: the spec's layer and input
+    are `true_` and `null_` (written bare, `true` would read back as a boolean)."""
+    inits = {"W": _w(1, 4 * H, I), "R": _w(1, 4 * H, H)}
+    lstm = helper.make_node("LSTM", ["null", "W", "R"], ["y"], hidden_size=H, name="true")
+    model = _model([lstm], inits, ["y"], (("null", [None, None, I]),))
+    spec, _, _ = _import(tmp_path, model)
+    assert list(spec.inputs) == ["null_"] and spec.layers[0].name == "true_"
+
+
 def test_a_constant_too_large_to_fold_is_refused(tmp_path, capsys):
     """The walk folds constants (shapes, sizes) with onnx.reference; an Expand, Tile or
     Range of constants that would make 10^10 values is refused before it is made."""

@@ -226,6 +226,20 @@ def test_import_refuses_what_it_cannot_map(tmp_path, capsys):
     assert not (tmp_path / "m.yaml").exists() and not (tmp_path / "p.npz").exists()
 
 
+def test_a_module_named_as_yaml_reads_otherwise(tmp_path):
+    """A Linear head named `yes` (YAML's true) after a GRU `null`: layers `null_l0` and
+    `yes_`, and the spec reads back."""
+    rng = np.random.default_rng(0)
+    state = {"null.weight_ih_l0": rng.standard_normal((3 * H, I)),
+             "null.weight_hh_l0": rng.standard_normal((3 * H, H)),
+             "yes.weight": rng.standard_normal((2, H)), "yes.bias": rng.standard_normal(2)}
+    np.savez(tmp_path / "s.npz", **state)
+    assert main(["import", str(tmp_path / "s.npz"), "--from", "torch", "-o",
+                 str(tmp_path / "m.yaml"), "--params", str(tmp_path / "p.npz")]) == 0
+    spec = rc.load_spec(tmp_path / "m.yaml")
+    assert [layer.name for layer in spec.layers] == ["null_l0", "yes_"]
+
+
 @pytest.mark.parametrize("name,content,message", [
     ("bad.npz", b"not a zip", "not an .npz file of a PyTorch state_dict"),
     ("pickled.npz", None, "not a valid .npz file of a PyTorch state_dict"),
