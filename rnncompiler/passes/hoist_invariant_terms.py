@@ -21,92 +21,85 @@ def hoist_invariant_terms(graph: Graph) -> bool:
         matches = [_invariant_term(graph, node) for node in nodes]
         if all(matches):
             found.update(zip(nodes, matches))
-    biased_whole = _biased_wholes(graph, found)
-    hoisted: dict[tuple, int] = {}
-    steps: dict[tuple, int] = {}  # (biased whole, step) -> that step of it
+    biased = _biased_sequences(graph, found)
+    steps: dict[tuple, int] = {}  # (biased sequence, step) -> that step of it
     changed = False
-    for node, (term, invariant, other, inner) in found.items():
+    for node, (term, _, other, inner) in found.items():
         sequence, window = _read_of(graph, term)
-        if window is not None and sequence not in biased_whole:
-            continue  # slices of a sequence that cannot be biased whole: left as they are
+        if sequence not in biased:
+            continue  # read otherwise too, or its terms do not tile it: left as it is
         data = graph[node]
         where = {k: data[k] for k in ("step", "layer", "block")}
-        if window is None:
-            source = hoisted.setdefault((sequence, invariant), graph.add(
-                "add", [sequence, invariant], layer=data["layer"],
-                place=f"{graph[sequence]['place'] or 'sequence'}.biased"))
-        else:
-            source = biased_whole[sequence]
-        # the term is read at this step only by this sum: it goes; else it stays for others
-        single = len(graph.users(term)) == 1
         take = term if window is None else graph.args(term)[0]
-        if (source, data["step"]) not in steps:
-            name = graph[take]["place"] + ("" if window is not None or (single and other
-                                                                        is not None) else ".biased")
-            steps[(source, data["step"])] = graph.add("take_step", [source], index=data["step"],
-                                                      place=name, **where)
-        total = steps[(source, data["step"])]
+        key = (biased[sequence], data["step"])
+        if key not in steps:
+            steps[key] = graph.add("take_step", [biased[sequence]], index=data["step"],
+                                   place=graph[take]["place"], **where)
+        total = steps[key]
         if window is not None:
             total = graph.add("slice_features", [total], start=window[0], stop=window[1],
                               place=graph[term]["place"], **where)
-        if single:
-            graph.remove(term)
-            if take != term and not graph.users(take):
-                graph.remove(take)
         if other is not None:
             total = graph.add("add", [total, other], place=data["place"], **where)
-        elif window is None:
+        else:
             graph[total]["place"] = data["place"]
         if "comment" in data:
             graph[total]["comment"] = data["comment"]
         graph.replace_uses(node, total)
-        graph.remove(node)
-        if inner is not None:
-            graph.remove(inner)
+        for dead in (node, inner, term, take):  # the sum, and the old step nothing reads now
+            if dead is not None and dead in graph.nx and (dead == node or not graph.users(dead)):
+                graph.remove(dead)
         changed = True
     return changed
 
 
-def _biased_wholes(graph: Graph, found: dict) -> dict:
-    """sequence -> ``sequence + [b_1, ..., b_k]`` for the sequences whose steps are read only
-    as slices that each add one bias (zeros where no slice reads): one addition over the
-    whole sequence, which NumPy does in place on the product it follows, where biasing
-    each slice apart would copy the slices into new arrays."""
-    by_sequence: dict[int, dict] = {}
-    terms = {match[0] for match in found.values()}
-    for term, invariant, _, _ in found.values():
+def _biased_sequences(graph: Graph, found: dict) -> dict:
+    """sequence -> ``sequence + [b_1, ..., b_k]`` for the sequences read only by the terms
+    found, each adding one bias to its slice (zeros where no slice reads): one addition
+    over the whole sequence (NumPy's in place, on the product it follows), never a copy of
+    each slice biased apart."""
+    windows: dict[int, dict] = {}  # sequence -> {(start, stop): {invariants}}
+    terms: dict[int, set] = {}  # sequence -> the terms found reading it, or None: read otherwise
+    for node, (term, invariant, _, inner) in found.items():
         sequence, window = _read_of(graph, term)
-        if window is not None:
-            by_sequence.setdefault(sequence, {}).setdefault(window, set()).add(invariant)
-    wholes = {}
-    for sequence, windows in by_sequence.items():
-        readers = [v for u in graph.users(sequence) for v in graph.users(u)]
         width = graph[sequence]["shape"][-1]
-        ordered = sorted(windows)
-        if any(graph[u]["op"] != "take_step" for u in graph.users(sequence)) \
-                or any(v not in terms for v in readers) \
-                or any(len(invariants) != 1 for invariants in windows.values()) \
-                or any(a[1] > b[0] for a, b in itertools.pairwise(ordered)):
+        windows.setdefault(sequence, {}).setdefault(window or (0, width), set()).add(invariant)
+        alone = graph.users(term) == [inner if inner is not None else node]
+        terms.setdefault(sequence, set()).add(term if alone else None)
+    biased = {}
+    for sequence, by_window in windows.items():
+        steps = graph.users(sequence)
+        read = {r for step in steps for r in ([step] if step in terms[sequence]
+                                                else graph.users(step))}
+        ordered = sorted(by_window)
+        if read != terms[sequence] or any(graph[step]["op"] != "take_step" for step in steps) \
+                or any(len(invariants) != 1 for invariants in by_window.values()) \
+                or any(a[1] > b[0] for a, b in itertools.pairwise(ordered)) \
+                or any(graph[next(iter(by_window[w]))]["shape"] != (w[1] - w[0],)
+                       for w in ordered):
             continue
-        parts, at = [], 0
-        for start, stop in ordered:
-            (invariant,) = windows[(start, stop)]
-            if graph[invariant]["shape"] != (stop - start,):
-                break
-            if start > at:
-                parts.append(graph.add("zeros_shaped", shape=(start - at,), dtype=graph.dtype))
-            # a bias that is itself joined (b_r, b_z): its parts, so the vector is one join
-            parts += graph.args(invariant) if graph[invariant]["op"] == "concat" else [invariant]
-            at = stop
-        else:
-            if at < width:
-                parts.append(graph.add("zeros_shaped", shape=(width - at,), dtype=graph.dtype))
-            data = graph[sequence]
-            bias = graph.add("concat", parts, layer=data["layer"],
-                             place=f"{data['place'] or 'sequence'}.bias")
-            wholes[sequence] = graph.add("add", [sequence, bias], layer=data["layer"],
-                                         place=f"{data['place'] or 'sequence'}.biased")
-    return wholes
+        biased[sequence] = graph.add("add", [sequence, _bias(graph, sequence, by_window)],
+                                     layer=graph[sequence]["layer"],
+                                     place=f"{graph[sequence]['place'] or 'sequence'}.biased")
+    return biased
+
+
+def _bias(graph: Graph, sequence: int, by_window: dict) -> int:
+    """One bias vector over the sequence's features: each window's, zeros between."""
+    width = graph[sequence]["shape"][-1]
+    if list(by_window) == [(0, width)]:
+        return next(iter(by_window[(0, width)]))
+    parts, at = [], 0
+    for (start, stop), (invariant,) in sorted(by_window.items()):
+        if start > at:
+            parts.append(graph.add("zeros_shaped", shape=(start - at,), dtype=graph.dtype))
+        # a bias that is itself joined (b_r, b_z): its parts, so the vector is one join
+        parts += graph.args(invariant) if graph[invariant]["op"] == "concat" else [invariant]
+        at = stop
+    if at < width:
+        parts.append(graph.add("zeros_shaped", shape=(width - at,), dtype=graph.dtype))
+    return graph.add("concat", parts, layer=graph[sequence]["layer"],
+                     place=f"{graph[sequence]['place'] or 'sequence'}.bias")
 
 
 def _read_of(graph: Graph, term: int):
