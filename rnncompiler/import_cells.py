@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .interop import CELL_OF, ONNX_PEEPHOLES, PEEPHOLES, import_params
+from .interop import CELL_OF, PEEPHOLES, import_params
 from .spec_cells import builtin_cells
 
 DEFAULTS = {"simple": ("tanh",), "lstm": ("sigmoid", "tanh", "tanh"),
@@ -104,24 +104,12 @@ def unsupported(function: str, allowed) -> str:
             f"of {', '.join(allowed)})")
 
 
-def onnx_peepholes(p: np.ndarray, layer: str, tags) -> dict:
-    """Our p_i, p_o, p_f of each direction (``tags``, as the spec's keys have them) from an
-    ONNX LSTM's ``P`` [directions, 3*hidden] (order i, o, f)."""
-    out = {}
-    for index, tag in enumerate(tags):
-        prefix = f"{layer}.{tag}." if tag else f"{layer}."
-        for gate, value in zip(ONNX_PEEPHOLES, np.split(np.asarray(p)[index], 3)):
-            out[f"{prefix}p_{gate}"] = value.copy()
-    return out
-
-
-def import_layers(arrays: dict, wanted: dict, frm: str, extra: dict | None = None) -> dict:
+def import_layers(arrays: dict, wanted: dict, frm: str) -> dict:
     """Our parameters ``wanted`` (a spec's init_params) from ``arrays`` in ``frm``'s layout.
 
     A layer's cell is read from its parameter names, as ``interop.layers_of`` reads it; a
     generated cell's are its base cell's (less the forget gate's where it is coupled) and
-    peepholes: the base cell's map through ``interop.import_params``, the peepholes come
-    from ``extra`` (our names)."""
+    peepholes, all mapped by ``interop.import_params`` (the peepholes from ONNX's ``P``)."""
     grouped: dict[str, dict[str, set]] = {}
     for key in wanted:
         parts = key.split(".")
@@ -129,13 +117,15 @@ def import_layers(arrays: dict, wanted: dict, frm: str, extra: dict | None = Non
         grouped.setdefault(layer, {}).setdefault(tag, set()).add(parts[-1])
     layout = {}
     for layer, directions in grouped.items():
-        names = frozenset(next(iter(directions.values()))) - PEEPHOLES
+        given = frozenset(next(iter(directions.values())))
+        names = given - PEEPHOLES
         cell = "dense" if names == {"W", "b"} else CELL_OF.get(names) or CELL_OF.get(
             names | FORGET)
         if cell is None:
             raise AssertionError(f"layer {layer}: no base cell has {sorted(names)}")
-        layout[layer] = {"cell": cell, "directions": {tag: {} for tag in directions}}
-    params = {**import_params(arrays, layout, frm), **(extra or {})}
+        layout[layer] = {"cell": cell, "directions": {tag: {} for tag in directions},
+                         "peepholes": bool(given & PEEPHOLES)}
+    params = import_params(arrays, layout, frm)
     missing = set(wanted) - set(params)
     if missing:
         raise AssertionError(f"parameters {sorted(missing)} were not imported")

@@ -31,7 +31,7 @@ import numpy as np
 import onnx
 
 from .errors import RnncError
-from .import_cells import cells_section, generated_cell, import_layers, onnx_peepholes
+from .import_cells import cells_section, generated_cell, import_layers
 from .import_onnx_graph import RECURRENT, Walker
 from .import_onnx_values import Refused, failure
 from .params import init_params
@@ -281,13 +281,8 @@ class Plan:
         wanted = init_params(load_spec_text(text, filename=f"{name}.yaml"))
         rnn_layers = {self.names[f"rnn{k}"]: self.walker.rnns[k] for k in self.rnns}
         onnx_arrays = {k: v for k, v in arrays.items() if k.rsplit(".", 1)[0] in rnn_layers}
-        peepholes = {}
-        for layer, record in rnn_layers.items():
-            if "P" in record.arrays:
-                tags = ("fwd", "bwd") if record.direction == "bidirectional" else ("",)
-                peepholes.update(onnx_peepholes(record.arrays["P"], layer, tags))
         params = import_layers(onnx_arrays, {k: v for k, v in wanted.items()
-                                             if k.split(".")[0] in rnn_layers}, "onnx", peepholes)
+                                             if k.split(".")[0] in rnn_layers}, "onnx")
         params.update({k: np.asarray(v) for k, v in arrays.items() if k not in onnx_arrays})
         if set(params) != set(wanted):
             raise AssertionError(f"parameters {sorted(set(params) ^ set(wanted))}")
