@@ -45,7 +45,8 @@ class FunctionWriter:
         # INPUTS still state the T it was compiled for)
         self.steps_reference = next((node for name, node in graph.inputs.items()
                                      if name in graph.follows_steps), None)
-        self.context = self.outside_context()
+        self.steps_name = "steps" if self.steps_reference is not None else None
+        self.context = Context(steps_variable=self.steps_name)
         self.carried_starts: dict[int, int] = {}  # node -> how many loop states start from it
         self.invariants = set()  # nodes some loop reads at every step
         for loop in self.loops:
@@ -64,8 +65,8 @@ class FunctionWriter:
             self.var[node] = self.names.take(name)
             self.emit(f'{self.var[node]} = check_input(inputs, "{name}")')
         self.emit(f"batch = {self.var[next(iter(graph.inputs.values()))]}.shape[0]")
-        if self.steps_reference is not None and self.uses_steps():
-            self.emit(f"steps = {self.var[self.steps_reference]}.shape[1]")
+        if self.steps_name and self.uses_steps():
+            self.emit(f"{self.steps_name} = {self.var[self.steps_reference]}.shape[1]")
         for name, node in graph.params.items():
             self.var[node] = self.names.take(name)
             self.emit(f'{self.var[node]} = params["{name}"]')
@@ -77,17 +78,13 @@ class FunctionWriter:
                 self.emit_assignment(item, self.outside_name(item))
         return self.lines
 
-    def outside_context(self) -> Context:
-        return Context(steps_variable="steps" if self.steps_reference is not None else None)
-
     def uses_steps(self) -> bool:
         return any(loop.block.follows_steps for loop in self.loops) or any(
             data["attrs"].get("dynamic") for _, data in self.graph.nx.nodes(data=True))
 
     def steps_of(self, block) -> str:
         """A loop's length in the code: ``steps`` where it is T, else the number."""
-        return "steps" if block.follows_steps and self.steps_reference is not None \
-            else str(block.steps)
+        return self.steps_name if block.follows_steps and self.steps_name else str(block.steps)
 
     # --- values outside loops ---------------------------------------------------------
     def materialized(self, node: int) -> bool:
@@ -181,8 +178,7 @@ class FunctionWriter:
             for place in loop.saved:
                 self.saved[(block.name, place, "after")] = place_var[place]
         self.names.open_scope()
-        self.context = Context("t", whole_sequences=whole,
-                               steps_variable=self.outside_context().steps_variable)
+        self.context = Context("t", whole_sequences=whole, steps_variable=self.steps_name)
         self.emit_body(loop, place_var)
         if not whole:
             stores = [(buffer, loop.collected[stack]) for stack, buffer in buffers.items()]
@@ -192,7 +188,7 @@ class FunctionWriter:
                 self.emit(f"{buffer}[:, t] = {self.loop_value(loop, place, place_var)}")
             self.indent -= 1
         self.names.close_scope()
-        self.context = self.outside_context()
+        self.context = Context(steps_variable=self.steps_name)
         for place in loop.finals:
             self.var[loop.iterations[-1][place]] = place_var[place]
         for stack, buffer in buffers.items():
@@ -226,7 +222,7 @@ class FunctionWriter:
         return f"layer {block.name}: {block.cell} cell, {direction} over {steps}"
 
     def steps_described(self, block) -> str:
-        return "every step" if self.steps_of(block) == "steps" else f"{block.steps} steps"
+        return "every step" if self.steps_of(block) == self.steps_name else f"{block.steps} steps"
 
     def emit_body(self, loop: Loop, place_var: dict) -> None:
         for place in sorted(loop.keep_previous):
