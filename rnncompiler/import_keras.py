@@ -21,9 +21,9 @@ import numpy as np
 from .errors import Location, RnncError
 from .import_cells import cells_section, generated_cell, import_layers, unsupported
 from .import_keras_file import read_keras
+from .import_names import SpecNames
 from .params import init_params
 from .spec import load_spec_text
-from .yaml_source import reads_as_text
 
 CELLS = {"SimpleRNN": "simple", "LSTM": "lstm", "GRU": "gru"}
 FUNCTIONS = ("sigmoid", "tanh", "relu", "linear", "hard_sigmoid")  # import_cells.py's
@@ -32,7 +32,6 @@ ACTIVATIONS = ("linear", "tanh", "sigmoid", "relu", "softmax")  # SPEC.md §2, d
 IDENTITY = ("Dropout", "SpatialDropout1D", "GaussianDropout", "GaussianNoise")
 LOSSES = {"mse": "mse", "mean_squared_error": "mse", "MeanSquaredError": "mse",
           "categorical_crossentropy": "cross_entropy", "CategoricalCrossentropy": "cross_entropy"}
-IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def import_keras(path: str, name: str) -> tuple[str, dict]:
@@ -133,7 +132,7 @@ class _Importer:
         self.shape: dict[str, tuple] = {}  # our name -> (gives a sequence, features)
         self.inputs: dict[str, int | None] = {}  # input -> its steps (None: any; a vector)
         self.softmax: set[str] = set()  # dense layers with activation softmax
-        self.used: set[str] = set()
+        self.names = SpecNames()
         self.cells: dict[str, str] = {}  # generated cells (import_cells.py): name -> body
         self.dtypes: set[str] = set()
 
@@ -145,13 +144,7 @@ class _Importer:
 
     def ident(self, name: str, fallback: str) -> str:
         """An identifier, unique in the spec, for the Keras name ``name``."""
-        ident = name if IDENT.fullmatch(name) else re.sub(r"\W", "_", name, flags=re.ASCII)
-        ident = ident if IDENT.fullmatch(ident) else fallback
-        ident = base = ident if reads_as_text(ident) else f"{ident}_"  # not true, null, ...
-        while ident in self.used:
-            ident = f"{base}_{len(self.used)}"
-        self.used.add(ident)
-        return ident
+        return self.names.claim(name, fallback)
 
     def dtype(self, layer: dict) -> None:
         policy = layer["config"].get("dtype", "float32")

@@ -24,7 +24,6 @@ meaning; this module turns what it found into a spec (docs/interop.md):
 
 from __future__ import annotations
 
-import re
 import sys
 
 import numpy as np
@@ -32,13 +31,12 @@ import onnx
 
 from .errors import RnncError
 from .import_cells import cells_section, generated_cell, import_layers
+from .import_names import IDENT, SpecNames
 from .import_onnx_graph import RECURRENT, Walker
 from .import_onnx_values import Refused, failure
 from .params import init_params
 from .spec import load_spec_text
-from .yaml_source import reads_as_text
 
-IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 BUILTIN = {"simple", "lstm", "gru", "gru_reset_before", "dense", "rnn", "repeat"}
 STEP_CELL = """\
   {name}:
@@ -136,24 +134,11 @@ class Plan:
 
     # ------------------------------------------------------------------ names
     def _name(self) -> None:
-        walker, taken = self.walker, set(BUILTIN)
+        walker = self.walker
+        self.claim = claim = SpecNames(BUILTIN).claim
         self.names: dict[str, str] = {}  # source id (input) / "rnn<k>" / "dense<k>" -> name
-
-        def claim(*candidates) -> str:
-            for c in candidates:
-                c = re.sub(r"\W+", "_", c or "").strip("_")
-                if c and not reads_as_text(c):  # a name YAML reads as true, null, a number
-                    c += "_"
-                if c and IDENT.match(c):
-                    base, n = c, 2
-                    while c in taken:
-                        c, n = f"{base}_{n}", n + 1
-                    taken.add(c)
-                    return c
-            raise AssertionError("no name")  # the last candidate always is one
-
         for i in self.inputs:
-            self.names[i] = claim(i if IDENT.match(i) else "", "x")
+            self.names[i] = claim(i if IDENT.fullmatch(i) else "", "x")
         rnns = sorted(self.rnns)
         for n, k in enumerate(rnns, 1):
             node = walker.rnns[k].node
@@ -164,11 +149,9 @@ class Plan:
             record = walker.denses[k]
             out = direct.get((record.out, "seq")) or direct.get((record.out, "vec"))
             scope = record.node.strip("/").split("/")
-            self.names[f"dense{k}"] = claim(out if out and IDENT.match(out) else "",
+            self.names[f"dense{k}"] = claim(out if out and IDENT.fullmatch(out) else "",
                                             "_".join(scope[:-1]) if len(scope) > 1 else "",
                                             record.node.removeprefix("node_"), f"D{n}")
-        self.taken = taken
-        self.claim = claim
 
     def layer_of(self, ref) -> tuple[str | None, str]:
         """(the layer or input giving ``ref`` itself, or None; the sequence it is a step of)."""
@@ -217,7 +200,7 @@ class Plan:
         for out, ref in self.outputs:
             layer, base = self.layer_of(ref)
             if layer is None:  # the last step of a sequence, as it is: an identity head
-                layer = self.claim(out if IDENT.match(out) else "", f"{base}_last")
+                layer = self.claim(out if IDENT.fullmatch(out) else "", f"{base}_last")
                 units = self._features(ref)
                 lines.append(self._dense(layer, units, None, base, "linear", cells))
                 names.append(layer)

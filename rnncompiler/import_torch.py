@@ -22,9 +22,9 @@ import numpy as np
 from .arrays import load_npz
 from .errors import Location, RnncError
 from .import_cells import cells_section, generated_cell, import_layers
+from .import_names import SpecNames
 from .params import init_params
 from .spec import load_spec_text
-from .yaml_source import reads_as_text
 
 RECURRENT = re.compile(r"^(?P<module>.*?)\.?(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh)_l"
                        r"(?P<layer>\d+)(?P<reverse>_reverse)?$")
@@ -71,11 +71,11 @@ def torch_spec(state: dict, name: str, returns: str = "last",
         raise RnncError(f"state_dict entry '{key}' is neither an nn.RNN/LSTM/GRU nor an "
                         "nn.Linear parameter")
     layers, arrays, previous, features, cells = [], {}, "x", None, {}
+    names = SpecNames(["x"])
     recurrent = [m for m, info in modules.items() if info["kind"] == "rnn"]
     for module, info in modules.items():
-        ident = re.sub(r"\W", "_", module).strip("_") or "m"
         if info["kind"] == "dense":
-            ident = ident if reads_as_text(ident) else f"{ident}_"  # not true, null, ...
+            ident = names.claim(module, "linear")
             weight = info["arrays"]["weight"]
             layers.append(f"  - {{name: {ident}, type: dense, units: {weight.shape[0]}, "
                           f"input: {previous}}}")
@@ -96,7 +96,7 @@ def torch_spec(state: dict, name: str, returns: str = "last",
                 features = found[keys["weight_ih"]].shape[1]
             bidirectional = "weight_ih_reverse" in keys
             last = module == recurrent[-1] and k == depth - 1
-            layer = f"{ident}_l{k}"
+            layer = names.claim(f"{module}_l{k}")
             cell, body = generated_cell(CELLS[gates], (nonlinearity,) if gates == 1 else None)
             cells.update({cell: body} if body else {})
             layers.append(f"  - {{name: {layer}, type: rnn, cell: {cell}, units: "
@@ -115,10 +115,10 @@ def torch_spec(state: dict, name: str, returns: str = "last",
     if nonlinearity != "tanh" and not cells:
         raise RnncError(f"nonlinearity {nonlinearity} is nn.RNN's; the state_dict has no "
                         "nn.RNN module (an LSTM's or GRU's activations are fixed)")
-    names = {line.split("name: ")[1].split(",")[0] for line in layers}
-    for cell in [c for c in cells if c in names]:  # named apart from the layers
-        layers = [line.replace(f"cell: {cell},", f"cell: {cell}_cell,") for line in layers]
-        cells[f"{cell}_cell"] = cells.pop(cell)
+    for cell in list(cells):  # named apart from the layers
+        named = names.claim(cell)
+        layers = [line.replace(f"cell: {cell},", f"cell: {named},") for line in layers]
+        cells[named] = cells.pop(cell)
     text = "\n".join(["# imported from a PyTorch state_dict by rnnc import", "rnnc: 1",
                       f"name: {name}", "inputs:", f"  x: {{features: {features}}}",
                       *cells_section(cells), "layers:", *layers]) + "\n"
