@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from rnncompiler.graph import Graph
 from rnncompiler.schedule import Loop, Program
 
-from .lowering import ATOM, LEAVES, LOWERINGS
+from .lowering import ATOM, LEAVES, LOWERINGS, VIEWS
 from .names import Names
 
 
@@ -30,9 +30,15 @@ class Context:
 
 
 class FunctionWriter:
-    def __init__(self, graph: Graph, program: Program, indent: int = 1):
+    def __init__(self, graph: Graph, program: Program, indent: int = 1,
+                 function: str | None = None):
         self.graph = graph
         self.program = program
+        # with the function's name, the arrays its loops fill that it does not return are
+        # kept between calls (``workspace``), keyed by it
+        self.function = function
+        self.uses_workspace = False
+        self.returned = self.storage_of(graph.outputs.values())
         self.names = Names()
         self.var: dict[int, str] = {}  # node -> variable holding its value
         self.saved: dict[tuple, str] = {}  # (block, place, "after" | "in") -> buffer
@@ -54,6 +60,17 @@ class FunctionWriter:
                 self.carried_starts[start] = self.carried_starts.get(start, 0) + 1
             self.invariants |= {arg.ref for args in loop.args.values() for arg in args
                                 if arg.kind in ("invariant", "slice")}
+
+    def storage_of(self, nodes) -> set[int]:
+        """``nodes`` and every node whose array one of their values may be, or view."""
+        seen, pending = set(), list(nodes)
+        while pending:
+            node = pending.pop()
+            if node not in seen:
+                seen.add(node)
+                if self.graph[node]["op"] in VIEWS:
+                    pending.extend(self.graph.args(node))
+        return seen
 
     def emit(self, text: str = "") -> None:
         self.lines.append(("    " * self.indent + text) if text else "")
@@ -197,17 +214,25 @@ class FunctionWriter:
     def allocate(self, loop: Loop, buffers: dict, place_var: dict) -> None:
         """Arrays that a loop fills one step at a time: collected sequences, saved values."""
         block = loop.block
-        wanted = [(buffer, loop.collected[stack]) for stack, buffer in buffers.items()]
+        wanted = [(buffer, loop.collected[stack], stack in self.returned)
+                  for stack, buffer in buffers.items()]
         for kind, places in (("after", loop.saved), ("in", loop.saved_in)):
             for place in sorted(places):
                 name = self.names.take(f"saved_{block.name}_{place}" + ("_in" if kind == "in"
                                                                         else ""))
                 self.saved[(block.name, place, kind)] = name
-                wanted.append((name, place))
-        for buffer, place in wanted:
+                values = {iteration[place] for iteration in loop.iterations}
+                if place in loop.carried:
+                    values.add(loop.carried[place])
+                wanted.append((name, place, bool(values & self.returned)))
+        for buffer, place, returned in wanted:
             shape = (self.steps_of(block), *self.graph[loop.template[place]]["shape"])
-            self.emit(f"{buffer} = np.empty((batch, {', '.join(map(str, shape))}), "
-                      "dtype=DTYPE)")
+            dims = f"(batch, {', '.join(map(str, shape))})"
+            if self.function and not returned:
+                self.uses_workspace = True
+                self.emit(f'{buffer} = workspace("{self.function}.{buffer}", {dims})')
+            else:
+                self.emit(f"{buffer} = np.empty({dims}, dtype=DTYPE)")
 
     def describe(self, loop: Loop, whole: bool) -> str:
         block = loop.block

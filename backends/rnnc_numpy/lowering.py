@@ -194,3 +194,6 @@ HELPERS = {
 
 # ops that are variables of the module rather than expressions
 LEAVES = ("input", "param")
+
+# ops whose value may be their (first) argument's array, or a view of it
+VIEWS = ("identity", "take_step", "slice_features", "cut_chunk")
