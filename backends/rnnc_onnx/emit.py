@@ -23,7 +23,8 @@ from rnncompiler.graph import Graph
 from rnncompiler.schedule import Loop, schedule
 
 from .builder import OPSET, OnnxBuilder
-from .lowering import LEAVES, LOWERINGS, Context
+from .layouts import LAYOUT_FREE, TimeMajor
+from .lowering import LOWERINGS, Context
 
 MODES = ("unrolled", "scan", "native")
 
@@ -67,10 +68,11 @@ class _Emitter:
         self.mode = mode
         self.b = OnnxBuilder(graph.dtype)
         self.values: dict[int, str] = {}  # graph node -> tensor name
-        self.saved: dict[tuple, str] = {}  # (block, place, "after" | "in") -> sequence tensor
+        self.saved: dict[tuple, str] = {}  # (block, place, "after" | "in") -> [T, batch, n]
         self.dynamic = mode != "unrolled" and graph.steps is not None and bool(
             graph.follows_steps)
         self.context = Context(transposed=self.transposed)
+        self.time_major = TimeMajor(self)  # what Scans read and write (layouts.py)
         self.transposes: dict[str, str] = {}
 
     # --- the model ------------------------------------------------------------------------
@@ -98,6 +100,8 @@ class _Emitter:
         else:
             self.emit_program()
         outputs = []
+        for node in graph.outputs.values():
+            self.value(node)
         produced = {out for n in b.nodes for out in n.output}
         renamed: dict[str, str] = {}
         for name, node in graph.outputs.items():
@@ -134,6 +138,11 @@ class _Emitter:
             data = self.graph[node]
             if data["op"] == "const":
                 self.values[node] = self.b.constant(data["attrs"]["value"])
+            elif node in self.time_major.values:
+                self.values[node] = self.b.op("Transpose", [self.time_major.values[node]],
+                                              perm=[1, 0, 2], hint="batch_first")
+            elif data["op"] in LAYOUT_FREE and self.time_major.takes_all(node):
+                self.values[node] = self.lower(node, self.b, self.time_major.args(node))
             else:
                 self.lower(node)
         return self.values[node]
@@ -154,6 +163,8 @@ class _Emitter:
 
     # --- scan and native ------------------------------------------------------------------
     def emit_program(self) -> None:
+        """The loops in the schedule's order; the values outside them where something reads
+        them (a loop, an output), so that a Scan can take a sequence time-major."""
         program = schedule(self.graph)
         native = None
         if self.mode == "native":
@@ -161,8 +172,7 @@ class _Emitter:
             native = NativeLayers(self, program)
         for item in program.items:
             if not isinstance(item, Loop):
-                if self.graph[item]["op"] not in LEAVES:
-                    self.value(item)
+                continue
             elif native is not None and native.takes(item):
                 native.emit(item)
             else:
@@ -181,6 +191,7 @@ class _Emitter:
         body_values: dict[str, str] = {}  # place -> tensor in the body
         state_in = {q: body.fresh(f"{q}_in") for q in sorted(loop.carried)}
         sequences: dict[str, str] = {}  # outer sequence tensor -> its element in the body
+        batch_first: set[str] = set()  # outer sequences the Scan reads along axis 1
         context = Context(steps_tensor=self.context.steps_tensor, transposed=self.transposed)
         context.step_index = body.fresh("t")  # the step, where a body needs it
 
@@ -189,6 +200,13 @@ class _Emitter:
                 sequences[outer] = body.fresh("step")
             return sequences[outer]
 
+        def element_of(node: int) -> str:
+            outer = self.time_major.value(node)
+            if outer is None:
+                outer = self.value(node)
+                batch_first.add(outer)
+            return element(outer)
+
         splits = self.split_groups(loop)
         for place in nx.topological_sort(self.body_order(loop)):
             if place in body_values:  # a slice that a Split made with its neighbours
@@ -196,6 +214,9 @@ class _Emitter:
             node = loop.template[place]
             data = graph[node]
             args = []
+            if data["op"] == "take_step" and loop.args[place][0].kind == "invariant":
+                body_values[place] = element_of(loop.args[place][0].ref)  # the Scan's element
+                continue
             for arg in loop.args[place]:
                 if arg.kind == "local":
                     args.append(body_values[arg.ref])
@@ -204,13 +225,11 @@ class _Emitter:
                 elif arg.kind == "invariant":
                     args.append(self.value(arg.ref))
                 elif arg.kind == "slice":
-                    args.append(element(self.value(arg.ref)))
+                    args.append(element_of(arg.ref))
                 else:
                     kind = "after" if arg.kind == "stepwise" else "in"
                     args.append(element(self.saved[(*arg.ref, kind)]))
-            if data["op"] == "take_step" and loop.args[place][0].kind == "invariant":
-                body_values[place] = element(args[0])  # the Scan's element of the sequence
-            elif place in splits:
+            if place in splits:
                 body_values.update(self.split(body, args[0], splits[place]))
             else:
                 body_values[place] = self.lower(node, body, args, context)
@@ -220,7 +239,8 @@ class _Emitter:
             length = self.context.steps(self.b, loop.block.steps, loop.block.follows_steps)
             index_outer = self.b.op("Range", [self.b.ints(0), self.b.op("Squeeze", [length]),
                                               self.b.ints(1)], hint="steps")
-        self.finish_scan(loop, body, body_values, state_in, sequences, index_outer, context)
+        self.finish_scan(loop, body, body_values, state_in, sequences, batch_first,
+                         index_outer, context)
 
     def split_groups(self, loop: Loop) -> dict:
         """Slices of one value in a loop body, by place: [(start, stop, place)] of every
@@ -269,8 +289,8 @@ class _Emitter:
             deps.add_edges_from((a.ref, place) for a in args if a.kind == "local")
         return deps
 
-    def finish_scan(self, loop, body, body_values, state_in, sequences, index_outer,
-                    context) -> None:
+    def finish_scan(self, loop, body, body_values, state_in, sequences, batch_first,
+                    index_outer, context) -> None:
         b = self.b
         carried = sorted(loop.carried)
         per_step = [("collected", stack, place) for stack, place in loop.collected.items()]
@@ -299,7 +319,7 @@ class _Emitter:
         body_inputs = [self.body_info(body, state_in[q], loop.template[q]) for q in carried]
         scan_inputs = list(sequences)
         body_inputs += [body.value_info(sequences[s], ["batch", None]) for s in scan_inputs]
-        axes = [1] * len(scan_inputs)
+        axes = [1 if outer in batch_first else 0 for outer in scan_inputs]
         if index_outer is not None:
             scan_inputs.append(index_outer)
             body_inputs.append(body.value_info(context.step_index, [], TensorProto.INT64))
@@ -311,7 +331,7 @@ class _Emitter:
                          scan_input_axes=axes)
         if per_step:
             attrs.update(scan_output_directions=[direction] * len(per_step),
-                         scan_output_axes=[1] * len(per_step))
+                         scan_output_axes=[0] * len(per_step))
         outputs = b.op(
             "Scan", [self.value(loop.carried[q]) for q in carried] + scan_inputs,
             outputs=len(carried) + len(per_step), hint=loop.block.name,
@@ -321,10 +341,10 @@ class _Emitter:
             self.values[loop.iterations[-1][place]] = name
         for (kind, stack, place), name in zip(per_step, outputs[len(carried):]):
             if kind == "collected":
-                self.values[stack] = name
+                self.time_major.values[stack] = name
             elif kind == "final":
                 last = b.ints(-1 if not loop.block.backward else 0)
-                self.values[loop.iterations[-1][place]] = b.op("Gather", [name, last], axis=1)
+                self.values[loop.iterations[-1][place]] = b.op("Gather", [name, last], axis=0)
             else:
                 self.saved[(loop.block.name, place, kind)] = name
 

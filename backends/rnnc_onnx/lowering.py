@@ -217,13 +217,18 @@ def _softmax_grad(b, x, attrs, ctx):
 
 
 def _shift_steps(b, x, attrs, ctx):
-    sequence, first = x
-    first = b.op("Unsqueeze", [first, b.ints([1])])
-    if attrs["backward"]:
-        rest = b.op("Slice", [sequence, b.ints([1]), b.ints([2**62]), b.ints([1])])
-        return b.op("Concat", [rest, first], axis=1)
-    rest = b.op("Slice", [sequence, b.ints([0]), b.ints([-1]), b.ints([1])])
-    return b.op("Concat", [first, rest], axis=1)
+    return shift_steps_along(b, *x, attrs["backward"], axis=1)
+
+
+def shift_steps_along(b, sequence, first, backward: bool, axis: int) -> str:
+    """[first, seq[0], ..., seq[T-2]] along the steps' ``axis`` (backward: [seq[1], ...,
+    seq[T-1], first])."""
+    first = b.op("Unsqueeze", [first, b.ints([axis])])
+    if backward:
+        rest = b.op("Slice", [sequence, b.ints([1]), b.ints([2**62]), b.ints([axis])])
+        return b.op("Concat", [rest, first], axis=axis)
+    rest = b.op("Slice", [sequence, b.ints([0]), b.ints([-1]), b.ints([axis])])
+    return b.op("Concat", [first, rest], axis=axis)
 
 
 LOWERINGS = {

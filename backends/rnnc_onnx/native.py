@@ -141,8 +141,7 @@ class NativeLayers:
         y, finals = outputs[0], dict(zip(states, outputs[1:]))
         for d, part in enumerate(parts):
             for stack in part.collected:
-                one = b.op("Gather", [y, b.ints(d)], axis=1)
-                e.values[stack] = b.op("Transpose", [one], perm=[1, 0, 2])
+                e.time_major.values[stack] = b.op("Gather", [y, b.ints(d)], axis=1)
             for state in states:
                 last = part.iterations[-1][state]
                 e.values[last] = b.op("Gather", [finals[state], b.ints(d)], axis=0)
