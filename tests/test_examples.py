@@ -121,10 +121,10 @@ def test_generated_module_reads_like_the_equations(tmp_path):
     # i, f and o: one sigmoid over the three gates' slice of the fused product
     assert sum(" = sigmoid(" in line for line in code) == 1
     assert "i_f_o = sigmoid(" in source
-    # the hoisted input product: one 2-D product over every example's steps, its biases
-    # added in its own buffer
-    assert "(x.reshape(-1, 1) @ np.concatenate([RNN_W_xi, RNN_W_xf, RNN_W_xo, RNN_W_xc]" \
-        in source
+    # the hoisted input product: one 2-D product over every example's steps, into an array
+    # kept between calls, its biases added in it
+    assert "np.matmul(x.reshape(-1, 1), np.concatenate([RNN_W_xi, RNN_W_xf, RNN_W_xo, " \
+        "RNN_W_xc], axis=0).T, out=gates_i_1_all_biased.reshape(-1, 400))" in source
     assert "+= np.concatenate([RNN_b_i, RNN_b_f, RNN_b_o, RNN_b_c], axis=-1)" in source
     compile(source, "generated", "exec")
 

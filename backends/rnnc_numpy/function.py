@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from rnncompiler.graph import Graph
 from rnncompiler.schedule import Loop, Program
 
-from .lowering import ATOM, LEAVES, LOWERINGS, VIEWS
+from .lowering import ATOM, LEAVES, LOWERINGS, VIEWS, product_into
 from .names import Names
 
 
@@ -128,13 +128,36 @@ class FunctionWriter:
 
     def emit_assignment(self, node: int, name: str) -> None:
         in_place = self.sum_into_product(node)
-        text = self.expr(in_place[0] if in_place else node)[0]
+        product = in_place[0] if in_place else node
         if "comment" in self.graph[node]:
             self.emit(f"# layer {self.graph[node]['layer']}: {self.graph[node]['comment']}")
-        self.var[node] = self.names.take(name)
-        self.emit(f"{self.var[node]} = {text}")
+        kept = self.kept_product(product, node)
+        text = None if kept else self.expr(product)[0]
+        self.var[node] = var = self.names.take(name)
+        if kept:
+            weight, vector = (self.expr(arg)[0] for arg in self.graph.args(product))
+            width = self.graph[product]["shape"][-1]
+            self.uses_workspace = True
+            self.emit(f'{var} = workspace("{self.function}.{var}", (*{vector}.shape[:2], '
+                      f'{width}))')
+            self.emit(product_into(self.graph[product]["op"], weight, vector, var, width,
+                                   self.graph[self.graph.args(product)[1]]["shape"][-1]))
+        else:
+            self.emit(f"{var} = {text}")
         if in_place:  # the product's own buffer takes the sum: no second array of its size
-            self.emit(f"{self.var[node]} += {self.expr(in_place[1])[0]}")
+            self.emit(f"{var} += {self.expr(in_place[1])[0]}")
+
+    def kept_product(self, product: int, node: int) -> bool:
+        """Whether a product over whole sequences (a hoisted input product), which only
+        this function reads, is computed into an array kept between calls: taken afresh
+        it costs page faults at every call (as the loops' arrays would)."""
+        graph, data = self.graph, self.graph[product]
+        if not self.function or data["op"] not in ("matvec", "matvec_t") \
+                or data["step"] is not None or {product, node} & self.returned:
+            return False
+        vector = graph.args(product)[1]
+        return vector in self.var and graph[vector]["batched"] \
+            and len(graph[vector]["shape"]) == 2
 
     def sum_into_product(self, node: int):
         """(product, term) where ``node`` is a sum of a product that only it reads and

@@ -37,6 +37,13 @@ def _matvec(args, attrs, ctx):
     return f"{_wrap(vector, PRODUCT)} @ {_wrap(weight, ATOM)}.T", PRODUCT
 
 
+def product_into(op: str, weight: str, vector: str, out: str, width: int, inputs: int) -> str:
+    """The statement computing a product over whole sequences into the array ``out``
+    ([batch, steps, width]), as one 2-D product."""
+    weight = f"{weight}.T" if op == "matvec" else weight
+    return f"np.matmul({vector}.reshape(-1, {inputs}), {weight}, out={out}.reshape(-1, {width}))"
+
+
 def _over_sequences(ctx) -> bool:
     """A product with every step of every example's sequence, done as one 2-D product
     ([batch * steps, n] @ [n, m]): NumPy's product of a [batch, steps, n] array runs one
@@ -195,5 +202,6 @@ HELPERS = {
 # ops that are variables of the module rather than expressions
 LEAVES = ("input", "param")
 
-# ops whose value may be their (first) argument's array, or a view of it
-VIEWS = ("identity", "take_step", "slice_features", "cut_chunk")
+# ops whose value may be an argument's array, or a view of it (a stack of steps that run
+# at once is the value of its steps' computation)
+VIEWS = ("identity", "take_step", "slice_features", "cut_chunk", "stack_steps")
