@@ -130,3 +130,17 @@ def test_a_returned_layer_is_never_kept(cell, returns, direction, rng):
     module["forward"](params, feeds[1])
     for name, value in kept.items():
         np.testing.assert_array_equal(first[name], value, err_msg=name)
+
+
+def test_a_sequence_the_backward_reads_is_kept_once():
+    """A simple cell's backward reads h[t], which the layer's sequence holds already: the
+    forward fills one array (NumPy) and writes one scan output (ONNX), not two."""
+    spec = load_spec_text(RETURNED.format(cell="simple", returns="sequence",
+                                          direction="forward", width=4, sequence=True))
+    source = rc.compile_spec(spec, train=True).source
+    forward_loop = source.split("def loss_and_grads")[1].split("# gradients of layer")[0]
+    assert forward_loop.count("[:, t] = ") == 1 and "saved_" not in forward_loop
+    model = rc.compile_spec(spec, "onnx", train=True).model(rc.init_params(spec), True)
+    scans = [node for node in model.graph.node if node.op_type == "Scan"]
+    carried = 1  # h
+    assert len(scans[0].output) == carried + 1

@@ -223,7 +223,8 @@ class FunctionWriter:
         if not whole:
             stores = [(buffer, loop.collected[stack]) for stack, buffer in buffers.items()]
             stores += [(self.saved[(block.name, place, "after")], place)
-                       for place in sorted(loop.saved)]
+                       for place in sorted(loop.saved)
+                       if self.saved[(block.name, place, "after")] not in buffers.values()]
             for buffer, place in stores:
                 self.emit(f"{buffer}[:, t] = {self.loop_value(loop, place, place_var)}")
             self.indent -= 1
@@ -239,8 +240,12 @@ class FunctionWriter:
         block = loop.block
         wanted = [(buffer, loop.collected[stack], stack in self.returned)
                   for stack, buffer in buffers.items()]
+        collected = {place: buffer for (_, place, _), buffer in zip(wanted, buffers.values())}
         for kind, places in (("after", loop.saved), ("in", loop.saved_in)):
             for place in sorted(places):
+                if kind == "after" and place in collected:  # the sequence is what is saved
+                    self.saved[(block.name, place, kind)] = collected[place]
+                    continue
                 name = self.names.take(f"saved_{block.name}_{place}" + ("_in" if kind == "in"
                                                                         else ""))
                 self.saved[(block.name, place, kind)] = name
