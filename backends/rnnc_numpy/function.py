@@ -34,8 +34,9 @@ class FunctionWriter:
                  function: str | None = None):
         self.graph = graph
         self.program = program
-        # with the function's name, the arrays its loops fill that it does not return are
-        # kept between calls (``workspace``), keyed by it
+        # with the function's name, the large arrays it fills and does not return (its
+        # loops' buffers, products over whole sequences) are kept between calls
+        # (``workspace``), keyed by it
         self.function = function
         self.uses_workspace = False
         self.returned = self.storage_of(graph.outputs.values())
@@ -135,13 +136,13 @@ class FunctionWriter:
         text = None if kept else self.expr(product)[0]
         self.var[node] = var = self.names.take(name)
         if kept:
-            weight, vector = (self.expr(arg)[0] for arg in self.graph.args(product))
-            width = self.graph[product]["shape"][-1]
+            weight, vector = self.graph.args(product)
+            width, inputs = self.graph[product]["shape"][-1], self.graph[vector]["shape"][-1]
             self.uses_workspace = True
-            self.emit(f'{var} = workspace("{self.function}.{var}", (*{vector}.shape[:2], '
-                      f'{width}))')
-            self.emit(product_into(self.graph[product]["op"], weight, vector, var, width,
-                                   self.graph[self.graph.args(product)[1]]["shape"][-1]))
+            self.emit(f'{var} = workspace("{self.function}.{var}", '
+                      f'(*{self.var[vector]}.shape[:2], {width}))')
+            self.emit(product_into(self.graph[product]["op"], self.expr(weight)[0],
+                                   self.var[vector], var, width, inputs))
         else:
             self.emit(f"{var} = {text}")
         if in_place:  # the product's own buffer takes the sum: no second array of its size
@@ -240,7 +241,7 @@ class FunctionWriter:
         block = loop.block
         wanted = [(buffer, loop.collected[stack], stack in self.returned)
                   for stack, buffer in buffers.items()]
-        collected = {place: buffer for (_, place, _), buffer in zip(wanted, buffers.values())}
+        collected = {loop.collected[stack]: buffer for stack, buffer in buffers.items()}
         for kind, places in (("after", loop.saved), ("in", loop.saved_in)):
             for place in sorted(places):
                 if kind == "after" and place in collected:  # the sequence is what is saved
