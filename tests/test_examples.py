@@ -4,6 +4,7 @@ interpreter; the generated module runs where rnncompiler cannot be imported."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 import textwrap
@@ -134,3 +135,16 @@ def test_generated_module_checks_its_inputs():
     params = rc.init_params(rc.load_spec(ROOT / "specs" / "sentiment.yaml"))
     with pytest.raises(ValueError, match=r"input 'x': expected shape \[batch, 3, 1\]"):
         module.run(params, {"x": np.zeros((2, 4, 1))})
+
+
+def test_a_step_the_loop_reads_twice_is_read_once():
+    """Each `[:, t]` is a NumPy call, and at batch 1 the calls are what a step costs: the
+    LSTM's backward names each saved step it reads more than once, at the top of its body,
+    and reads every saved sequence at one place."""
+    source = rc.compile_spec(rc.load_spec(ROOT / "specs" / "sentiment_lstm.yaml"),
+                             train=True).source
+    backward = source.split("back through every step")[1].split("return loss")[0]
+    for saved in re.findall(r"(saved_\w+) = workspace", source):
+        assert backward.count(f"{saved}[:, t]") <= 1, saved
+    assert "h_1_t = saved_RNN_h_1[:, t]" in backward
+    assert "(1 - h_1_t * h_1_t)" in backward

@@ -9,6 +9,7 @@ like its equation. A backward loop reads what its forward loop saved at every st
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from rnncompiler.graph import Graph
@@ -40,6 +41,8 @@ class FunctionWriter:
         self.function = function
         self.uses_workspace = False
         self.returned = self.storage_of(graph.outputs.values())
+        self.step_reads: dict = {}  # (step of a sequence, hint) -> its name in a loop body
+        self.read_counts: Counter | None = None  # while counting them
         self.names = Names()
         self.var: dict[int, str] = {}  # node -> variable holding its value
         self.saved: dict[tuple, str] = {}  # (block, place, "after" | "in") -> buffer
@@ -284,6 +287,7 @@ class FunctionWriter:
             self.emit(f"{previous} = {place_var[place]}")
             place_var[("previous", place)] = previous
         self.body_var: dict = {}
+        self.bind_step_reads(loop, place_var)
         for place in loop.body:
             data = self.graph[loop.template[place]]
             text = self.template_expr(loop, place, place_var)[0]
@@ -292,6 +296,29 @@ class FunctionWriter:
             name = place_var.get(place) or self.names.take(place)
             self.body_var[place] = name
             self.emit(f"{name} = {text}")
+
+    def bind_step_reads(self, loop: Loop, place_var: dict) -> None:
+        """A step of a saved or outside sequence that the body reads more than once gets a
+        name of its own at the top of the body (``h_1_t = saved_RNN_h_1[:, t]``): each
+        ``[:, t]`` is a NumPy call, and at batch 1 the calls are what a step costs."""
+        self.step_reads: dict = {}
+        self.read_counts: Counter = Counter()
+        for place in loop.body:  # a dry run, counting the reads as the lines will make them
+            self.template_expr(loop, place, place_var)
+            self.body_var[place] = place
+        counted, self.read_counts, self.body_var = self.read_counts, None, {}
+        for key, count in counted.items():
+            if count > 1:
+                text, hint = key
+                self.step_reads[key] = name = self.names.take(f"{hint}_t")
+                self.emit(f"{name} = {text}")
+
+    def step_read(self, text: str, hint: str):
+        """``text`` (a step of a sequence), or the name the body gave it."""
+        key = (text, hint)
+        if self.read_counts is not None:
+            self.read_counts[key] += 1
+        return self.step_reads.get(key, text), ATOM
 
     def loop_value(self, loop: Loop, place: str, place_var: dict) -> str:
         return self.body_var.get(place) or place_var.get(place) or \
@@ -305,10 +332,12 @@ class FunctionWriter:
             if arg.kind == "invariant":
                 texts.append(self.expr(arg.ref))
             elif arg.kind == "slice":
-                texts.append((f"{self.expr(arg.ref)[0]}[:, t]", ATOM))
+                sequence = self.expr(arg.ref)[0]
+                texts.append(self.step_read(f"{sequence}[:, t]", sequence))
             elif arg.kind in ("stepwise", "stepwise_in"):
                 kind = "after" if arg.kind == "stepwise" else "in"
-                texts.append((f"{self.saved[(*arg.ref, kind)]}[:, t]", ATOM))
+                place = arg.ref[1] + ("_in" if kind == "in" else "")
+                texts.append(self.step_read(f"{self.saved[(*arg.ref, kind)]}[:, t]", place))
             elif arg.kind == "carried":
                 texts.append((place_var.get(("previous", arg.ref), place_var[arg.ref]), ATOM))
             elif arg.ref in self.body_var:
