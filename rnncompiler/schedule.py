@@ -10,7 +10,8 @@ places with the same ops, and classifies every argument of the loop body as
 - ``stepwise`` / ``stepwise_in``: another loop's place at the same step, or the value its
   carried place had on entering that step (a backward loop reading the forward values it
   needs; the forward loop saves them),
-- ``slice``: ``x[t]`` of a sequence computed before the loop.
+- ``slice``: ``x[t]`` of a sequence computed before the loop (an input's, or one that an
+  earlier loop collects).
 
 Outside the block, a block's nodes may be used by ``stack_steps`` over all steps (the loop
 collects that place into a sequence) or at the last step (the value after the loop).
@@ -81,6 +82,7 @@ def schedule(graph: Graph) -> Program:
     for node in graph.outputs.values():
         if node in in_loop:
             _link_outside_use(graph, None, node, in_loop, program)
+    _read_collected_sequences(loops)
     for loop in loops.values():
         _order_body(graph, loop)
     program.items = _order_items(graph, loops, in_loop)
@@ -193,6 +195,21 @@ def _classify_stepwise(graph: Graph, loop: Loop, refs: list, where: dict) -> Arg
                 other.saved_in.add(source)
                 return Arg("stepwise_in", (other.block.name, source))
     return None
+
+
+def _read_collected_sequences(loops: dict) -> None:
+    """A place another loop reads step by step that its own loop collects into a sequence
+    anyway (a simple cell's h[t], read by its backward loop) is read from that sequence,
+    as ``x[t]`` is (``slice``): the loop saves it once, as the sequence."""
+    stacks = {(loop.block.name, place): stack for loop in loops.values()
+              for stack, place in loop.collected.items()}
+    for loop in loops.values():
+        for args in loop.args.values():
+            for i, arg in enumerate(args):
+                if arg.kind == "stepwise" and arg.ref in stacks:
+                    args[i] = Arg("slice", stacks[arg.ref])
+    for name, place in stacks:
+        loops[name].saved.discard(place)
 
 
 def _link_outside_use(graph: Graph, user: int, arg: int, in_loop: dict, program: Program):

@@ -65,3 +65,27 @@ def test_generated_loop_keeps_previous_value_when_needed():
     source = rc.compile_spec(rc.load_spec_text(CROSSED), steps=3).source
     assert "h_prev = A_h" in source
     assert "for t in reversed(range(steps)):" in source
+
+
+SIMPLE = """
+rnnc: 1
+name: simple
+inputs: {x: {features: 3}}
+targets: {y: {features: 4}}
+layers:
+  - {name: R, type: rnn, cell: simple, units: 4, input: x, return: sequence}
+loss: {type: mse, output: R, target: y}
+"""
+
+
+def test_a_collected_place_is_read_from_its_sequence():
+    """A simple cell's backward loop reads h[t], which the forward loop collects into the
+    layer's sequence anyway: it reads that sequence (``slice``), and nothing is saved."""
+    loops = _loops(rc.api.training_graph(rc.load_spec_text(SIMPLE), 4))
+    forward = loops["R"]
+    backward = next(loop for loop in loops.values() if loop.block.gradient_of)
+    (stack,) = forward.collected
+    assert forward.saved == set()
+    reads = [arg for args in backward.args.values() for arg in args]
+    assert any(arg.kind == "slice" and arg.ref == stack for arg in reads)
+    assert not any(arg.kind == "stepwise" for arg in reads)

@@ -196,7 +196,7 @@ class FunctionWriter:
         whole = loop.is_map and not loop.finals and not loop.saved_in and not any(
             graph[arg.ref]["batched"] for place, args in loop.args.items() for arg in args
             if arg.kind == "invariant" and graph[loop.template[place]]["op"] != "take_step"
-        ) and not any(arg.kind in ("stepwise", "stepwise_in")
+        ) and not any(arg.kind in ("stepwise", "stepwise_in", "slice")
                       for args in loop.args.values() for arg in args)
         self.emit()
         self.emit(f"# {self.describe(loop, whole)}")
@@ -227,8 +227,7 @@ class FunctionWriter:
         if not whole:
             stores = [(buffer, loop.collected[stack]) for stack, buffer in buffers.items()]
             stores += [(self.saved[(block.name, place, "after")], place)
-                       for place in sorted(loop.saved)
-                       if self.saved[(block.name, place, "after")] not in buffers.values()]
+                       for place in sorted(loop.saved)]
             for buffer, place in stores:
                 self.emit(f"{buffer}[:, t] = {self.loop_value(loop, place, place_var)}")
             self.indent -= 1
@@ -244,12 +243,8 @@ class FunctionWriter:
         block = loop.block
         wanted = [(buffer, loop.collected[stack], stack in self.returned)
                   for stack, buffer in buffers.items()]
-        collected = {loop.collected[stack]: buffer for stack, buffer in buffers.items()}
         for kind, places in (("after", loop.saved), ("in", loop.saved_in)):
             for place in sorted(places):
-                if kind == "after" and place in collected:  # the sequence is what is saved
-                    self.saved[(block.name, place, kind)] = collected[place]
-                    continue
                 name = self.names.take(f"saved_{block.name}_{place}" + ("_in" if kind == "in"
                                                                         else ""))
                 self.saved[(block.name, place, kind)] = name

@@ -294,8 +294,7 @@ class _Emitter:
         b = self.b
         carried = sorted(loop.carried)
         per_step = [("collected", stack, place) for stack, place in loop.collected.items()]
-        collected = {place for place in loop.collected.values()}
-        per_step += [("after", None, place) for place in sorted(loop.saved - collected)]
+        per_step += [("after", None, place) for place in sorted(loop.saved)]
         per_step += [("in", None, place) for place in sorted(loop.saved_in)]
         finals = sorted(loop.finals - set(carried))
         per_step += [("final", None, place) for place in finals]
@@ -343,8 +342,6 @@ class _Emitter:
         for (kind, stack, place), name in zip(per_step, outputs[len(carried):]):
             if kind == "collected":
                 self.time_major.values[stack] = name
-                if place in loop.saved:  # the sequence is what is saved
-                    self.saved[(loop.block.name, place, "after")] = name
             elif kind == "final":
                 last = b.ints(-1 if not loop.block.backward else 0)
                 self.values[loop.iterations[-1][place]] = b.op("Gather", [name, last], axis=0)
