@@ -135,21 +135,24 @@ class FunctionWriter:
         product = in_place[0] if in_place else node
         if "comment" in self.graph[node]:
             self.emit(f"# layer {self.graph[node]['layer']}: {self.graph[node]['comment']}")
-        kept = self.kept_product(product, node)
-        text = None if kept else self.expr(product)[0]
-        self.var[node] = var = self.names.take(name)
-        if kept:
-            weight, vector = self.graph.args(product)
-            width, inputs = self.graph[product]["shape"][-1], self.graph[vector]["shape"][-1]
-            self.uses_workspace = True
-            self.emit(f'{var} = workspace("{self.function}.{var}", '
-                      f'(*{self.var[vector]}.shape[:2], {width}))')
-            self.emit(product_into(self.graph[product]["op"], self.expr(weight)[0],
-                                   self.var[vector], var, width, inputs))
+        if self.kept_product(product, node):
+            self.var[node] = var = self.names.take(name)
+            self.emit_kept_product(product, var)
         else:
+            text = self.expr(product)[0]
+            self.var[node] = var = self.names.take(name)
             self.emit(f"{var} = {text}")
         if in_place:  # the product's own buffer takes the sum: no second array of its size
             self.emit(f"{var} += {self.expr(in_place[1])[0]}")
+
+    def emit_kept_product(self, product: int, var: str) -> None:
+        args = self.graph.args(product)
+        vector, width = self.var[args[1]], self.graph[product]["shape"][-1]
+        self.uses_workspace = True
+        self.emit(f'{var} = workspace("{self.function}.{var}", (*{vector}.shape[:2], {width}))')
+        texts = [self.expr(arg) for arg in args]  # (lowering them sets the context)
+        self.set_args(args)
+        self.emit(product_into(self.graph[product]["op"], texts, self.context, var))
 
     def kept_product(self, product: int, node: int) -> bool:
         """Whether a product over whole sequences (a hoisted input product), which only
@@ -186,9 +189,13 @@ class FunctionWriter:
 
     def lower(self, node: int, texts: list, args: list):
         data = self.graph[node]
+        self.set_args(args)
+        return LOWERINGS[data["op"]](texts, data["attrs"], self.context)
+
+    def set_args(self, args: list) -> None:
+        """What the lowering of an op with these arguments knows of them."""
         self.context.arg_shapes = tuple(self.graph[arg]["shape"] for arg in args)
         self.context.arg_batched = tuple(self.graph[arg]["batched"] for arg in args)
-        return LOWERINGS[data["op"]](texts, data["attrs"], self.context)
 
     # --- loops --------------------------------------------------------------------------
     def emit_loop(self, loop: Loop) -> None:

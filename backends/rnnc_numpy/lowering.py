@@ -31,17 +31,26 @@ def _call(function: str):
 def _matvec(args, attrs, ctx):
     weight, vector = args
     if _over_sequences(ctx):
-        flat = f"{_wrap(vector, ATOM)}.reshape(-1, {ctx.arg_shapes[1][-1]})"
-        return f"({flat} @ {_wrap(weight, ATOM)}.T).reshape(batch, -1, {ctx.arg_shapes[0][0]})", \
-            ATOM
+        flat, right, width = _flat_operands("matvec", args, ctx)
+        return f"({flat} @ {right}).reshape(batch, -1, {width})", ATOM
     return f"{_wrap(vector, PRODUCT)} @ {_wrap(weight, ATOM)}.T", PRODUCT
 
 
-def product_into(op: str, weight: str, vector: str, out: str, width: int, inputs: int) -> str:
+def _flat_operands(op: str, args, ctx) -> tuple[str, str, int]:
+    """A product over whole sequences as one 2-D product: the sequence as rows
+    ([batch * steps, n]), the weight as the right operand, and the product's width."""
+    weight, vector = args
+    flat = f"{_wrap(vector, ATOM)}.reshape(-1, {ctx.arg_shapes[1][-1]})"
+    if op == "matvec":
+        return flat, f"{_wrap(weight, ATOM)}.T", ctx.arg_shapes[0][0]
+    return flat, _wrap(weight, ATOM), ctx.arg_shapes[0][1]
+
+
+def product_into(op: str, args, ctx, out: str) -> str:
     """The statement computing a product over whole sequences into the array ``out``
-    ([batch, steps, width]), as one 2-D product."""
-    weight = f"{weight}.T" if op == "matvec" else weight
-    return f"np.matmul({vector}.reshape(-1, {inputs}), {weight}, out={out}.reshape(-1, {width}))"
+    ([batch, steps, width])."""
+    flat, right, width = _flat_operands(op, args, ctx)
+    return f"np.matmul({flat}, {right}, out={out}.reshape(-1, {width}))"
 
 
 def _over_sequences(ctx) -> bool:
@@ -88,9 +97,8 @@ def _zeros_shaped(args, attrs, ctx):
 def _matvec_t(args, attrs, ctx):
     weight, grad = args
     if _over_sequences(ctx):
-        flat = f"{_wrap(grad, ATOM)}.reshape(-1, {ctx.arg_shapes[1][-1]})"
-        return f"({flat} @ {_wrap(weight, ATOM)}).reshape(batch, -1, {ctx.arg_shapes[0][1]})", \
-            ATOM
+        flat, right, width = _flat_operands("matvec_t", args, ctx)
+        return f"({flat} @ {right}).reshape(batch, -1, {width})", ATOM
     return f"{_wrap(grad, PRODUCT)} @ {_wrap(weight, PRODUCT + 1)}", PRODUCT
 
 
