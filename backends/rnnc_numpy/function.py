@@ -149,7 +149,8 @@ class FunctionWriter:
         args = self.graph.args(product)
         vector, width = self.var[args[1]], self.graph[product]["shape"][-1]
         self.uses_workspace = True
-        self.emit(f'{var} = workspace("{self.function}.{var}", (*{vector}.shape[:2], {width}))')
+        self.emit(f'{var} = workspace(kept, "{self.function}.{var}", '
+                  f'(*{vector}.shape[:2], {width}))')
         texts = [self.expr(arg) for arg in args]  # (lowering them sets the context)
         self.set_args(args)
         self.emit(product_into(self.graph[product]["op"], texts, self.context, var))
@@ -264,7 +265,7 @@ class FunctionWriter:
             dims = f"(batch, {', '.join(map(str, shape))})"
             if self.function and not returned:
                 self.uses_workspace = True
-                self.emit(f'{buffer} = workspace("{self.function}.{buffer}", {dims})')
+                self.emit(f'{buffer} = workspace(kept, "{self.function}.{buffer}", {dims})')
             else:
                 self.emit(f"{buffer} = np.empty({dims}, dtype=DTYPE)")
 

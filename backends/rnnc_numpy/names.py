@@ -12,8 +12,8 @@ from .lowering import HELPERS
 # lowering calls (copied into the module from the ops' reference evaluations)
 MODULE_NAMES = {"np", "DTYPE", "STEPS", "PARAMS", "INPUTS", "TARGETS", "params", "inputs",
                 "batch", "steps", "t", "forward", "init_params", "initialize", "name_seed",
-                "check_input", "outputs", "loss_and_grads", "train_step", "threading",
-                "workspace", "release_workspace", "_workspace", "_orthogonal"} | {
+                "check_input", "outputs", "loss_and_grads", "train_step", "kept",
+                "workspace", "release_workspace", "_workspaces", "_orthogonal"} | {
     name for names in HELPERS.values() for name in names}
 
 
