@@ -170,13 +170,11 @@ class _Emitter:
         if self.mode == "native":
             from .native import NativeLayers
             native = NativeLayers(self, program)
-        for item in program.items:
-            if not isinstance(item, Loop):
-                continue
-            elif native is not None and native.takes(item):
-                native.emit(item)
+        for loop in (item for item in program.items if isinstance(item, Loop)):
+            if native is not None and native.takes(loop):
+                native.emit(loop)
             else:
-                self.emit_loop(item)
+                self.emit_loop(loop)
 
     def emit_loop(self, loop: Loop) -> None:
         """One loop of the schedule as a ``Scan`` (or, for a step-by-step map whose steps
