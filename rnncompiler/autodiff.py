@@ -117,6 +117,7 @@ class _Backward:
         self.carries = defaultdict(list)  # (block, iteration, place, lane) -> contributions
         self.carry_sums: dict = {}
         self.accumulators: dict = {}  # (param, grad block) -> running sum
+        self.accumulator_names: dict = {}  # (target, grad block, lane) -> its place
         self.acc_counts = defaultdict(int)  # (param, grad block, iteration) -> terms so far
         self.outside_terms = defaultdict(list)  # param -> contributions from outside loops
         self.names: set = set()  # nodes renamed after what they are a gradient of
@@ -225,6 +226,14 @@ class _Backward:
                     self.route_final(node, carry, lane)
                 else:
                     parts.append(carry)
+        # what loops summed over their steps for a value they read at every step (a loop
+        # of one step reads its start as such a value): from outside, like a final use
+        for running in [running for (target, _, at_lane), running in self.accumulators.items()
+                        if target == node and at_lane == lane]:
+            if node in self.at:
+                self.route_final(node, running, lane)
+            else:
+                parts.append(running)
         if node in self.at:
             loop, place, i = self.at[node]
             if place in loop.carried and self.has_carry(lane):
@@ -235,8 +244,6 @@ class _Backward:
             for whole in self.full_sum(loop.block.name, place, lane):
                 parts.append(self.graph.add("take_step", [whole], index=where["step"],
                                             place=f"d{place}{self.suffix(lane)}.seq", **where))
-        parts += [running for (target, _, at_lane), running in self.accumulators.items()
-                  if target == node and at_lane == lane]
         parts += self.contribs.pop((node, lane), [])
         if not parts:
             parts = [self.zeros_like(node)]
@@ -351,14 +358,39 @@ class _Backward:
         running = self.accumulators.get(key)
         if running is None:
             running = self.zeros_like(target)
-        short = data["attrs"]["name"].rsplit(".", 1)[-1] if data["op"] == "param" \
-            else f"{data['place'] or data['op']}{self.suffix(lane)}"
+        short = self.accumulator_name(target, where, lane)
         if count:  # the running sum's last term at this step keeps the plain name
             self.graph[running]["place"] = f"d{short}+{count}"
         self.accumulators[key] = self.graph.add("add", [running, value], place=f"d{short}",
                                                 **where)
         if data["op"] != "param":
             self.lanes_seen[target].add(lane)
+
+    def accumulator_name(self, target: int, where: dict, lane: int) -> str:
+        """The name of the running sum of ``target``'s gradient in a backward loop: a
+        parameter of the loop's own layer by its short name (``W_hh``), anything else
+        qualified by where it lives (``words.W`` of a dense layer fed back, ``E1.h`` of the
+        encoder whose final state a one-step decoder reads). Unique in the loop: places
+        are identities, and two sums sharing one would be merged."""
+        key = (target, where["block"], lane)
+        if key not in self.accumulator_names:
+            data = self.graph[target]
+            if data["op"] == "param":
+                name = data["attrs"]["name"]
+                if data["layer"] == where["layer"]:
+                    name = name.rsplit(".", 1)[-1]
+            else:
+                owner = data["block"] or data["layer"]
+                own = data["place"] or data["attrs"].get("name") or data["op"]
+                name = f"{owner}.{own}{self.suffix(lane)}" if owner else \
+                    f"{own}{self.suffix(lane)}"
+            taken = {(block, place) for (_, block, _), place in self.accumulator_names.items()}
+            unique, n = name, 1
+            while (where["block"], unique) in taken:
+                n += 1
+                unique = f"{name}#{n}"
+            self.accumulator_names[key] = unique
+        return self.accumulator_names[key]
 
     def param_total(self, param: int):
         parts = [acc for (p, _, _), acc in self.accumulators.items() if p == param]
