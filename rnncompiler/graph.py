@@ -55,6 +55,7 @@ class Graph:
         self.steps: int | None = None  # T, the length of sequences that follow it
         self.follows_steps: set[str] = set()  # inputs, targets and layers whose length is T
         self.masks: dict[str, int] = {}  # a sequence with variable lengths -> its mask
+        self.starts: dict[tuple, int] = {}  # (block, state) -> the value its state starts from
         self._next_id = 0
         self._consts: dict[float, int] = {}
 
@@ -111,9 +112,10 @@ class Graph:
         for name, node in self.outputs.items():
             if node == old:
                 self.outputs[name] = new
-        for name, node in self.layer_values.items():
-            if node == old:
-                self.layer_values[name] = new
+        for table in (self.layer_values, self.starts):
+            for name, node in table.items():
+                if node == old:
+                    table[name] = new
 
     def set_args(self, node: int, args) -> None:
         for source, _, key in list(self.nx.in_edges(node, keys=True)):
@@ -128,6 +130,7 @@ class Graph:
             for name in [n for n, v in table.items() if v == node]:
                 del table[name]
         self._consts = {v: n for v, n in self._consts.items() if n != node}
+        self.starts = {key: start for key, start in self.starts.items() if start != node}
 
     # --- reading ----------------------------------------------------------------------
     # (through networkx's own node and successor dicts, ``_node`` and ``_succ``: the
