@@ -8,6 +8,8 @@ that a backend can re-roll into a loop.
 
 from __future__ import annotations
 
+import numpy as np
+
 from . import equations as eq
 from . import ops
 from .errors import SpecError
@@ -121,9 +123,11 @@ class _Unroller:
         prefix = f"{layer.name}.{direction}." if direction else f"{layer.name}."
         params = {name: graph.params[prefix + name] for name in cell.params}
         state = {s: self.initial_state(layer, direction, s) for s in cell.states}
+        for name, start in state.items():  # (a loop of one step reads it as a constant)
+            graph.starts[(block, name)] = start
         outputs = {}
         sequence = source is not None and len(graph[source]["shape"]) == 2
-        fed_back, generated = None, {}
+        fed_back, generated, invariants = None, {}, {}
         if layer.feedback:  # the dense layer's output at t-1, zeros before the first step
             dense = self.spec.layer(layer.feedback)
             fed_back = graph.add("zeros", [self.batch_ref], layer=layer.name, size=dense.units)
@@ -135,7 +139,7 @@ class _Unroller:
                 parts = [x_t, fed_back] if x_t is not None else [fed_back]
                 x_t = graph.add("concat", parts, place="x", **where) if len(parts) > 1 \
                     else parts[0]
-            new = _CellStep(graph, cell, params, x_t, state, where).build()
+            new = _CellStep(graph, cell, params, x_t, state, where, invariants).build()
             if mask is None:
                 state = new
                 outputs[t] = state[cell.output]
@@ -234,8 +238,10 @@ def _dense_comment(layer: LayerSpec) -> str:
 class _CellStep:
     """One step of a cell: its equations turned into graph nodes."""
 
-    def __init__(self, graph: Graph, cell, params: dict, x_t: int, previous: dict, where: dict):
+    def __init__(self, graph: Graph, cell, params: dict, x_t: int, previous: dict, where: dict,
+                 invariants: dict):
         self.graph = graph
+        self.invariants = invariants  # (op, args) -> its node, shared by every step
         self.cell = cell
         self.params = params
         self.x_t = x_t
@@ -250,6 +256,9 @@ class _CellStep:
             self.target = equation.target
             node = self.node(equation.expr)
             data = self.graph[node]
+            if (data["op"] == "const" or node in self.hoisted) and not equation.is_state:
+                self.locals[equation.target] = node  # the same at every step: no line here
+                continue
             if (data["step"] != self.where["step"] or data["block"] != self.where["block"]
                     or "comment" in data):
                 # h[t] = h[t-1] or h[t] = n: the state gets a node of its own at this step
@@ -282,4 +291,24 @@ class _CellStep:
     def op(self, name: str, operands: list) -> int:
         args = [self.node(operand) for operand in operands]
         self.counter += 1
+        if all(self.graph[arg]["op"] in ("param", "const") or arg in self.hoisted
+               for arg in args):
+            return self.invariant(name, args)
         return self.graph.add(name, args, place=f"{self.target}.{self.counter}", **self.where)
+
+    def invariant(self, name: str, args: list) -> int:
+        """An op of parameters and numbers only (``-0.5``, ``2 * b``) is the same at every
+        step: a number, folded here, or one node before the loop that every step reads."""
+        graph = self.graph
+        if all(graph[arg]["op"] == "const" for arg in args):
+            value = ops.get(name).evaluate(*(graph[arg]["attrs"]["value"] for arg in args))
+            if np.ndim(value) == 0 and np.isfinite(value):
+                return graph.const(float(value))
+        key = (name, tuple(args))
+        if key not in self.invariants:
+            self.invariants[key] = graph.add(name, args, layer=self.where["layer"])
+        return self.invariants[key]
+
+    @property
+    def hoisted(self):
+        return self.invariants.values()
