@@ -28,7 +28,7 @@ def eliminate_common_subexpressions(graph: Graph) -> bool:
         same = _hash_cons(graph, order, apart)
         disagree = {key for key, nodes in step_places.items()
                     if any(same[n] != n for n in nodes)
-                    and not periodic(graph, nodes, [same[n] for n in nodes])}
+                    and not periodic(graph, nodes, [same[n] for n in nodes], step_places)}
         if not disagree:
             break
         apart |= disagree

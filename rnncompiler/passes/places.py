@@ -25,11 +25,14 @@ def places(graph: Graph) -> dict[tuple, list[int]]:
     return result
 
 
-def periodic(graph: Graph, nodes: list[int], targets: list[int]) -> bool:
+def periodic(graph: Graph, nodes: list[int], targets: list[int],
+             step_places: dict[tuple, list[int]]) -> bool:
     """Whether the nodes of one place (in run order) may become ``targets``.
 
-    Becoming the same step of one other place of the loop is always periodic. The other
-    patterns (the same value at every step, the previous step's value, another loop's
+    Becoming the same step of one other place of the loop is periodic where the two do
+    not start apart: if the next step reads both places (both carried), they must start
+    from the same value (``h[t] = c[t]`` with h and c started from two inputs keeps its
+    h). The other patterns (the same value at every step, the previous step's value, another loop's
     value) are periodic for the users at the same step only: a user that read the place
     a step late would read its target two steps late."""
     if any(target is None for target in targets):
@@ -39,7 +42,9 @@ def periodic(graph: Graph, nodes: list[int], targets: list[int]) -> bool:
     block = graph[nodes[0]]["block"]
     same_step = all(s == step for (_, _, s), step in zip(here, steps))
     if same_step and {(b, p) for b, p, _ in here} == {(block, here[0][1])}:
-        return True
+        starts = carried_starts(graph, nodes, step_places)
+        others = carried_starts(graph, step_places[(block, here[0][1])], step_places)
+        return not (starts and others) or starts == others
     users = [(n, u) for n in nodes for u in graph.users(n)]
     # every user at the node's own step of this loop, or after the loop
     here_or_after = steps[0] is not None and all(
@@ -56,6 +61,26 @@ def periodic(graph: Graph, nodes: list[int], targets: list[int]) -> bool:
     return (here[0][2] is None and len({(b, p) for b, p, _ in rest}) == 1
             and all(b == block and s == step for (b, _, s), step in zip(rest, steps))
             and bool(rest) and only_here)  # the previous step's value, the first from outside
+
+
+def carried_starts(graph: Graph, nodes: list[int], step_places: dict) -> set[int]:
+    """The values a place starts from: where the next step reads the place (its ``[t-1]``),
+    what the first step reads at the same argument instead."""
+    starts = set()
+    block = graph[nodes[0]]["block"]
+    iteration: dict[tuple, dict[int, int]] = {}  # a user's place -> {its node: iteration}
+    for i, node in enumerate(nodes):
+        for user in graph.users(node):
+            key = (graph[user]["block"], graph[user]["place"])
+            if key[0] != block or key not in step_places:
+                continue
+            if key not in iteration:
+                iteration[key] = {n: j for j, n in enumerate(step_places[key])}
+            if iteration[key].get(user) != i + 1:
+                continue
+            first = graph.args(step_places[key][0])
+            starts |= {first[k] for k, arg in enumerate(graph.args(user)) if arg == node}
+    return starts
 
 
 def joined_name(names: list[str]) -> str:

@@ -36,8 +36,8 @@ def simplify_algebra(graph: Graph) -> bool:
     accepted = {}
     step_places = places(graph)
     for nodes in step_places.values():
-        if any(n in target for n in nodes) and periodic(graph, nodes, [target.get(n)
-                                                                       for n in nodes]):
+        if any(n in target for n in nodes) and \
+                periodic(graph, nodes, [target.get(n) for n in nodes], step_places):
             accepted.update((n, target[n]) for n in nodes)
     for node in order:
         if node in target and graph[node]["step"] is None and graph[target[node]]["step"] is None:
