@@ -56,10 +56,13 @@ def _slice_where_used(graph: Graph) -> bool:
                 if other["block"] == data["block"] or other["step"] != data["step"]:
                     continue
                 if other["block"] not in views:
+                    # a loop may read the slices of several others' (a bidirectional layer's
+                    # two directions both have a dx): another layer's are named by block
+                    owner = "" if other["layer"] == data["layer"] else f"{data['block']}."
                     views[other["block"]] = graph.add(
                         "slice_features", graph.args(node), **data["attrs"],
                         step=data["step"], layer=other["layer"], block=other["block"],
-                        place=f"{data['place']}.view")
+                        place=f"{owner}{data['place']}.view")
                 graph.set_args(user, [views[other["block"]] if a == node else a
                                       for a in graph.args(user)])
             if not graph.users(node) and node not in graph.outputs.values():
