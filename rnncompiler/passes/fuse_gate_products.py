@@ -104,8 +104,8 @@ def fuse_transposed_products(graph: Graph) -> bool:
             place = graph[node]["place"] if i == len(others) else f"{graph[node]['place']}+{i}"
             total = graph.add("add", [other, total], place=place, **where)
         graph.replace_uses(node, total)
-        for dead in [node, *_inner_adds(graph, node), *products]:
-            graph.remove(dead)
+        for dead in dict.fromkeys([node, *_inner_adds(graph, node), *products]):
+            graph.remove(dead)  # (once: a sum may add one product twice, p + p)
         changed = True
     return changed
 
@@ -115,6 +115,8 @@ def _forward_order(graph: Graph, products: list[int], stacks: dict) -> list[int]
     backward product then reuses the forward's stacked weight, and its gradients line up
     with the forward's gates."""
     weight_of = {graph.args(t)[0]: t for t in products}
+    if len(weight_of) != len(products):  # a weight in two products: keep every product
+        return products
     order = stacks.get(frozenset(weight_of))
     return [weight_of[w] for w in order] if order else products
 
