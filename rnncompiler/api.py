@@ -11,6 +11,7 @@ import numpy as np
 from .arrays import check_inputs, check_params
 from .autodiff import training_graph
 from .backend import Artifact, EmitOptions, check_supported, get_backend
+from .errors import RnncError
 from .params import init_params
 from .passes.pipeline import optimize
 from .spec import Spec
@@ -50,9 +51,23 @@ REPRESENTATIVE_STEPS = 8
 
 def representative_steps(spec: Spec) -> int:
     """The fewest steps at which ``spec``'s artifact has its general form: a truncation
-    window or chunk of k steps needs two of them and a few more."""
+    window or chunk of k steps needs two of them and a few more; neither of the two
+    compiles may meet the length of a sequence the spec fixes (``steps: N``), where a
+    sequence of T steps would meet it alike or clash with it."""
     k = spec.unroll.k or 0
-    return max(REPRESENTATIVE_STEPS, 2 * k + 4)
+    few = max(REPRESENTATIVE_STEPS, 2 * k + 4)
+    fixed = fixed_lengths(spec)
+    while few in fixed or few + 1 in fixed:
+        few += 1
+    return few
+
+
+def fixed_lengths(spec: Spec) -> set[int]:
+    """The lengths of the sequences that do not follow T (``steps: N`` in the spec)."""
+    arrays = [*spec.inputs.values(), *spec.targets.values()]
+    return {array.steps for array in arrays if array.sequence and array.steps} | {
+        layer.output.steps for layer in spec.layers
+        if layer.output.sequence and layer.output.steps}
 
 
 def _compile(spec: Spec, backend: str, steps: int | None, train: bool, onnx_mode, device,
@@ -61,10 +76,14 @@ def _compile(spec: Spec, backend: str, steps: int | None, train: bool, onnx_mode
     build = functools.partial(_build, spec, chosen, train=train, onnx_mode=onnx_mode,
                               device=device, state_io=state_io, level=level, steps=steps)
     few = representative_steps(spec)
-    if steps is not None and steps > few + 1 and onnx_mode != "unrolled":
-        first = build(unrolled_steps=few)
-        if hasattr(first, "fingerprint") and \
-                first.fingerprint() == build(unrolled_steps=few + 1).fingerprint():
+    if steps is not None and steps > few + 1 and steps not in fixed_lengths(spec) \
+            and onnx_mode != "unrolled":
+        try:
+            first = build(unrolled_steps=few)
+            second = build(unrolled_steps=few + 1)
+        except RnncError:  # (a spec whose fixed lengths fit T only): compiled at T below
+            first = second = None
+        if hasattr(first, "fingerprint") and first.fingerprint() == second.fingerprint():
             return first
     return build(unrolled_steps=steps)
 
