@@ -1,8 +1,9 @@
 """``rnnc``: the command line (SPEC.md §8).
 
 Parses arguments, calls the public API, and turns an ``RnncError`` into one line on
-stderr and exit status 1. Usage errors exit with 2. Output files are written whole or
-not at all.
+stderr and exit status 1. Usage errors exit with 2. Any other exception on a valid spec
+is a bug in the compiler: one line that says so, and exit status 3. Output files are
+written whole or not at all.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from .gradcheck import gradcheck
 from .params import init_params, param_infos
 from .spec import Spec, load_spec
 
-EPILOG = "Spec format: SPEC.md. Exit status: 0 done, 1 bad input, 2 bad usage."
+EPILOG = ("Spec format: SPEC.md. Exit status: 0 done, 1 bad input, 2 bad usage, "
+          "3 internal error (a bug in rnnc).")
 
 
 def _steps(text: str) -> int:
@@ -168,6 +170,24 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # `rnnc check SPEC | head`: the reader left; not an error
         sys.stdout = open(os.devnull, "w")
         return 0
+    except Exception as error:  # a valid spec reached a compiler bug: say so, in one line
+        print(internal_error(error, args), file=sys.stderr)
+        return 3
+
+
+def internal_error(error: Exception, args) -> str:
+    """One line for an unexpected exception: what it was, that it is rnnc's fault, what
+    may avoid it, and what to report (RNNC_TRACEBACK=1 prints the traceback too)."""
+    if os.environ.get("RNNC_TRACEBACK"):
+        import traceback
+        traceback.print_exc()
+    what = " ".join(f"{type(error).__name__}: {error}".split())
+    if len(what) > 300:
+        what = what[:297] + "..."
+    spec = getattr(args, "spec", None)
+    avoid = "; -O0 may avoid it" if getattr(args, "level", 0) else ""
+    return (f"{spec + ': ' if spec else ''}internal error: {what} — a bug in rnnc{avoid}; "
+            "please report it with the spec")
 
 
 def cmd_schema(args) -> int:
