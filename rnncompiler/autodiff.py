@@ -263,6 +263,10 @@ class _Backward:
     def carry_sum(self, block: str, i: int, place: str, lane: int) -> int:
         """What iteration ``i`` sends back to the previous step's ``place``."""
         key = (block, i, place, lane)
+        if key not in self.carry_sums and key not in self.carries:
+            # the place's reader in the next step needs no gradient (a fed-back output read
+            # by states the loss does not see): nothing comes back, at any step alike
+            return self.zeros_like(self.loops[block].iterations[i][place])
         if key not in self.carry_sums:
             loop = self.loops[block]
             where = self.where_in(loop, i)
