@@ -82,9 +82,10 @@ class OnnxBackend:
     modes = MODES
 
     def forward_level(self, options: EmitOptions, level: int) -> int:
-        """Native mode maps recurrent layers as the spec wrote them: no rewriting of their
-        products first (the operators do their own)."""
-        return min(level, 1) if options.onnx_mode == "native" else level
+        """Native mode maps recurrent layers as the spec wrote them, unrewritten: the
+        operators do their own fusing, and a loop of one step, which simplification may
+        leave without a node named for its state (h = (1 - z) * n + z * 0), still maps."""
+        return 0 if options.onnx_mode == "native" else level
 
     def emit(self, graph: Graph, options: EmitOptions | None = None,
              training: Graph | None = None) -> OnnxModel:
