@@ -121,13 +121,14 @@ def _read_of(graph: Graph, term: int):
 
 def _invariant_term(graph: Graph, node: int):
     """``(s[t] + other) + invariant`` or ``s[t] + invariant`` (``s[t]`` possibly a slice
-    of it) with ``s`` computed before the loop: (the term, invariant, other, inner sum)."""
+    of it) with ``s`` computed before the loop and the invariant the same for every example
+    (a bias): (the term, invariant, other, inner sum)."""
     data = graph[node]
     if data["op"] != "add":
         return None
     for first, invariant in (graph.args(node), graph.args(node)[::-1]):
-        if graph[invariant]["step"] is not None:
-            continue
+        if graph[invariant]["step"] is not None or graph[invariant]["batched"]:
+            continue  # (a vector of each example's, fed at every step, is no bias to hoist)
         if _reads_at(graph, first, data) and graph[first]["shape"] == data["shape"]:
             return first, invariant, None, None
         if graph[first]["op"] != "add" or graph[first]["step"] != data["step"] \
