@@ -123,8 +123,8 @@ class _Unroller:
         prefix = f"{layer.name}.{direction}." if direction else f"{layer.name}."
         params = {name: graph.params[prefix + name] for name in cell.params}
         state = {s: self.initial_state(layer, direction, s) for s in cell.states}
-        for name, start in state.items():  # (a loop of one step reads it as a constant)
-            graph.starts[(block, name)] = start
+        for name, start in state.items():  # (what ONNX native starts its operator from, at
+            graph.starts[(block, name)] = start  # any T: a loop of one step carries nothing)
         outputs = {}
         sequence = source is not None and len(graph[source]["shape"]) == 2
         fed_back, generated, invariants = None, {}, {}
@@ -301,12 +301,14 @@ class _CellStep:
         step: a number, folded here, or one node before the loop that every step reads."""
         graph = self.graph
         if all(graph[arg]["op"] == "const" for arg in args):
-            value = ops.get(name).evaluate(*(graph[arg]["attrs"]["value"] for arg in args))
+            with np.errstate(all="ignore"):  # log(0), 1 / 0: not folded, computed as written
+                value = ops.get(name).evaluate(*(graph[arg]["attrs"]["value"] for arg in args))
             if np.ndim(value) == 0 and np.isfinite(value):
                 return graph.const(float(value))
         key = (name, tuple(args))
         if key not in self.invariants:
-            self.invariants[key] = graph.add(name, args, layer=self.where["layer"])
+            self.invariants[key] = graph.add(name, args, layer=self.where["layer"],
+                                             place=f"{self.target}.{self.counter}")
         return self.invariants[key]
 
     @property
