@@ -128,8 +128,8 @@ def native_applies(spec: rc.Spec) -> bool:
     """ONNX ``native`` mode maps every recurrent layer onto ONNX's own operators: built-in
     cells without feedback, in float32 (it refuses the others, saying so)."""
     layers = [layer for layer in spec.layers if layer.type == "rnn"]
-    return spec.dtype == "float32" and bool(layers) and all(layer.cell in NATIVE_CELLS and not layer.feedback
-                                for layer in layers)
+    return spec.dtype == "float32" and bool(layers) and all(
+        layer.cell in NATIVE_CELLS and not layer.feedback for layer in layers)
 
 
 NATIVE_CELLS = ("simple", "lstm", "gru", "gru_reset_before")
