@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# Keras 3, where installed (.ci/run installs it), runs on PyTorch: the peer comparisons of
+# test_import_keras.py need no TensorFlow
+os.environ.setdefault("KERAS_BACKEND", "torch")
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))

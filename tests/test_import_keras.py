@@ -264,7 +264,8 @@ def test_without_h5py_the_error_says_what_to_install(tmp_path, capsys, monkeypat
 @needs_h5py
 @pytest.mark.parametrize("name", MODELS)
 def test_live_keras_computes_the_same(name, tmp_path):
-    """Keras itself (not installed in CI) loads the fixture and runs it on new inputs."""
+    """Keras itself (installed in CI, on PyTorch) loads the fixture and runs it on new
+    inputs."""
     keras = pytest.importorskip("keras")
     model = keras.saving.load_model(FIXTURES / f"{name}.keras")
     spec, params = imported(name, tmp_path)
