@@ -144,12 +144,13 @@ class _Unroller:
                 state = new
                 outputs[t] = state[cell.output]
             else:  # variable lengths: past an example's length its state is kept, its output 0
-                m = graph.add("take_step", [mask], place="mask", index=t, **where)
-                keep = graph.add("sub", [graph.const(1.0), m], place="keep", **where)
+                # (places a cell's own names cannot take: they are no identifiers)
+                m = graph.add("take_step", [mask], place="length.mask", index=t, **where)
+                keep = graph.add("sub", [graph.const(1.0), m], place="length.keep", **where)
                 state = {name: _keep_past_length(graph, name, new[name], state[name], m, keep,
                                                  where) for name in cell.states}
                 if layer.returns == "sequence":
-                    outputs[t] = graph.add("mul", [m, state[cell.output]], place="out",
+                    outputs[t] = graph.add("mul", [m, state[cell.output]], place="length.out",
                                            **where)
             if layer.feedback:
                 fed_back = generated[t] = self.dense_step(

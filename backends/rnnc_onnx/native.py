@@ -87,10 +87,10 @@ class NativeLayers:
         """Variable lengths: the examples' lengths as ONNX's ``sequence_lens`` (the op then
         keeps each state past its example's length and writes zeros there, as the graph
         does); else none."""
-        if "mask" not in loop.template:
+        if "length.mask" not in loop.template:
             return ""
         e = self.emitter
-        mask = loop.args["mask"][0].ref  # the sequence_mask the loop reads a step of
+        mask = loop.args["length.mask"][0].ref  # the sequence_mask the loop reads a step of
         lengths = e.graph.args(mask)[0]
         return e.b.op("Cast", [e.value(lengths)], to=TensorProto.INT32)
 
