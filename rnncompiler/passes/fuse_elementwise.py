@@ -29,8 +29,9 @@ def fuse_elementwise(graph: Graph) -> bool:
     runs = _runs(graph)
     accepted = _periodic_runs(graph, runs)
     joined: dict[tuple, int] = {}  # invariants joined once, shared by every step
+    taken = set(places(graph))  # (block, place) before fusing: a cell's own i_f is no i + f
     for run in accepted:
-        _fuse(graph, run, joined)
+        _fuse(graph, run, joined, taken)
     return bool(accepted) | _slice_where_used(graph)
 
 
@@ -152,7 +153,7 @@ def _periodic_runs(graph: Graph, runs: list[list[int]]) -> list[list[int]]:
     return accepted
 
 
-def _fuse(graph: Graph, run: list[int], joined: dict) -> None:
+def _fuse(graph: Graph, run: list[int], joined: dict, taken: set) -> None:
     first = graph[run[0]]
     where = {k: first[k] for k in ("step", "layer", "block")}
     args = []
@@ -175,8 +176,10 @@ def _fuse(graph: Graph, run: list[int], joined: dict) -> None:
                                         place=joined_name([value_name(graph, m)
                                                            for m in members]))
             args.append(joined[key])
-    fused = graph.add(first["op"], args, place=joined_name([graph[n]["place"] for n in run]),
-                      **where)
+    name = joined_name([graph[n]["place"] for n in run])
+    while (first["block"], name) in taken:  # the same at every step: taken are the old places
+        name += "'"
+    fused = graph.add(first["op"], args, place=name, **where)
     start = 0
     for node in run:
         size = graph[node]["shape"][-1]
