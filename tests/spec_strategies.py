@@ -8,13 +8,15 @@ so that a fuzzer can report which parts of the language its examples covered.
 
 Specs are built as Python dicts, one layer at a time, from what the layers so far make
 (sequences of T or of their own length, vectors), choosing only combinations the
-validator accepts, then written with ``yaml.safe_dump``, which quotes names such as
+validator accepts, then written with PyYAML's safe dumper, which quotes names such as
 ``on`` or ``null`` that YAML would otherwise read as booleans or nothing.
 
 Custom cells are drawn as equations that stay finite over 30 steps: every state goes
-through a squashing function (tanh, sigmoid, softmax, a clip) or is a gated sum like the
-LSTM's c, exp and log only appear in bounded forms such as ``exp(-relu(z))`` and
-``log(1 + sigmoid(z))``, and division is by nonzero constants only.
+through a squashing function (tanh, sigmoid, softmax, a clip), is a gated or convex sum
+with its previous value (the LSTM's c, the GRU's h), a bounded factor times its previous
+value, or a copy of another bounded value; exp and log only appear in bounded forms such
+as ``exp(-relu(z))`` and ``log(1 + sigmoid(z))``, and division is by nonzero constants
+only. Now and then a cell reads no x[t] at all.
 
 Sizes stay small (units and features 1..4) so that each spec compiles in a moment.
 """
@@ -74,6 +76,7 @@ FEATURES: tuple[str, ...] = (
     "custom:constant", "custom:negative_constant", "custom:unary_minus", "custom:division",
     "custom:repeated_subexpression", "custom:intermediate", "custom:scalar_local",
     "custom:input_local", "custom:concat", "custom:state_after_assignment", "custom:state_copy",
+    "custom:ignores_input",
     "custom:equations_list", "custom:comment",
     *(f"custom:fn:{name}" for name in FUNCTIONS),
 )
@@ -173,9 +176,11 @@ def _call(function: str, *args: _Expr) -> _Expr:
     return _atom(f"{function}({', '.join(arg.text for arg in args)})")
 
 
-# Parameter kinds: the shape the equations need, and how a shape may be spelt in YAML.
-_INPUT, _RECURRENT, _VECTOR, _INPUT_VECTOR = ("units", "input"), ("units", "units"), \
-    ("units",), ("input",)
+# The shapes of parameters, as written in YAML (a concat's parameter is ("units", a sum)).
+_INPUT = ("units", "input")  # W @ x[t]
+_RECURRENT = ("units", "units")  # U @ h[t-1]
+_VECTOR = ("units",)  # a bias, or a peephole p * c[t-1]
+_INPUT_VECTOR = ("input",)  # a gain on the input, g * x[t]
 
 
 @dataclass
@@ -199,6 +204,7 @@ class _CellWriter:
     assigned: list = field(default_factory=list)  # states whose s[t] later lines may use
     taken: set = field(default_factory=set)
     features: set = field(default_factory=set)
+    reads_input: bool = True  # whether lines may read x[t]
 
     def write(self) -> dict:
         """The cell's YAML entry."""
@@ -209,9 +215,13 @@ class _CellWriter:
         order = list(self.states)
         if count == 2 and draw(st.booleans()):
             order.reverse()  # the output state need not be assigned first
+        # Now and then no line is made to read x[t]: a cell whose states follow only the
+        # parameters and each other is valid too (and has tripped the optimiser).
+        self.reads_input = draw(st.integers(0, 7)) > 0
         for i, state in enumerate(order):
             self.write_locals(draw(st.integers(0, 2 if i == 0 else 1)))
-            self.write_state(state, first=(i == 0))
+            # the first state's line leads with a parameter: the cell must have one
+            self.write_state(state, lead=None if i else "input" if self.reads_input else "param")
         entry = {"state": list(self.states)}
         output = draw(st.sampled_from((None, *self.states)))
         if output is not None:
@@ -246,14 +256,20 @@ class _CellWriter:
                 self.features.add(f"custom:fn:{function}")
         if "concat(" in text:
             self.features.add("custom:concat")
+        if "x[t]" not in text:
+            self.features.add("custom:ignores_input")
         if re.search(r"(?<![A-Za-z0-9_])\.?\d", text.replace("[t-1]", "")):
             self.features.add("custom:constant")
         if any(name in self.params for name in ("W", "b")):
             self.features.add("custom:param_named_W_b")
 
     def write_locals(self, count: int) -> None:
+        """``count`` intermediate names: a bounded vector, a gate, an input-sized vector
+        or a constant (a scalar)."""
         for _ in range(count):
-            kind = self.draw(st.sampled_from(("unit", "gate", "input", "scalar")))
+            kinds = ("unit", "gate", "input", "scalar") if self.reads_input \
+                else ("unit", "gate", "scalar")
+            kind = self.draw(st.sampled_from(kinds))
             name = _fresh(self.draw, LOCAL_NAMES, self.taken, "v")
             if kind == "unit":
                 value = self.within_line(lambda depth: self.bounded(self.pre(depth + 1)))
@@ -273,16 +289,17 @@ class _CellWriter:
             self.lines.append(f"{name} = {value.text}")
             self.features.add("custom:intermediate")
 
-    def write_state(self, state: str, first: bool) -> None:
+    def write_state(self, state: str, lead: str | None) -> None:
+        """``state[t] = ...``; ``lead`` chooses what the first term reads (see ``pre``)."""
         form = self.draw(st.sampled_from(("squash", "convex", "gated_sum", "average",
                                           "multiplied", "of_assigned", "copy")))
         if form in ("of_assigned", "copy") and not self.assigned:
-            form = "squash"  # the first state's line reads x[t] and declares a parameter
+            form = "squash"  # the first state's line declares a parameter
         if form == "copy":
             self.lines.append(f"{state}[t] = {self.copied_state(state).text}")
             self.assigned.append(state)
             return
-        value = self.within_line(lambda depth: self.state_value(state, form, first, depth))
+        value = self.within_line(lambda depth: self.state_value(state, form, lead, depth))
         self.lines.append(f"{state}[t] = {value.text}")
         self.assigned.append(state)
 
@@ -298,7 +315,7 @@ class _CellWriter:
         self.params, self.kinds, self.taken, self.features = params, kinds, taken, features
         return build(MAX_DEPTH + 1)
 
-    def state_value(self, state: str, form: str, first: bool, depth: int) -> _Expr:
+    def state_value(self, state: str, form: str, lead: str | None, depth: int) -> _Expr:
         """The right side of ``state[t] = ...`` in a form that keeps the state bounded (or,
         for a gated sum, growing by a bounded amount a step)."""
         previous = _atom(f"{state}[t-1]")
@@ -307,10 +324,10 @@ class _CellWriter:
             self.features.add("custom:state_after_assignment")
             value = _binary(self.gate(depth), "*", _call("tanh", _atom(f"{other}[t]")))
             if self.draw(st.booleans()):
-                pre = self.pre(depth, with_input=first)
+                pre = self.pre(depth, lead)
                 value = _binary(value, "+", _binary(_atom("0.1"), "*", _call("tanh", pre)))
             return value
-        pre = self.pre(depth, with_input=first)
+        pre = self.pre(depth, lead)
         if form == "squash":
             return self.bounded(pre, relu=False)
         if form == "multiplied":  # tanh(pre) * s[t-1]: never larger than the initial state
@@ -416,10 +433,16 @@ class _CellWriter:
             return _binary(value, "*", negative)
         return _binary(_atom(f"({negative.text})"), "*", value)
 
-    def pre(self, depth: int, with_input: bool = False) -> _Expr:
-        """A pre-activation of `units` features: a sum of 1 to 3 terms (one reading x[t]
-        when ``with_input``)."""
-        terms = [self.input_term() if with_input else self.term(depth)]
+    def pre(self, depth: int, lead: str | None = None) -> _Expr:
+        """A pre-activation of `units` features: a sum of 1 to 3 terms, the first reading
+        x[t] when ``lead`` is "input", a parameter when it is "param"."""
+        if lead == "input":
+            first = self.input_term()
+        elif lead == "param":
+            first = self.draw(st.sampled_from((self.bias_term, self.recurrent_term)))(depth)
+        else:
+            first = self.term(depth)
+        terms = [first]
         for _ in range(self.draw(st.integers(0, 2 if depth == 0 else 1))):
             terms.append(self.term(depth))
         total = terms[0]
@@ -428,7 +451,7 @@ class _CellWriter:
         return total
 
     def term(self, depth: int) -> _Expr:
-        kinds = ["input", "recurrent", "bias", "previous", "peephole"]
+        kinds = ["input"] * self.reads_input + ["recurrent", "bias", "previous", "peephole"]
         if self.assigned:
             kinds.append("current")
         if self.unit_locals:
@@ -441,7 +464,7 @@ class _CellWriter:
         if kind == "recurrent":
             return self.recurrent_term(depth)
         if kind == "bias":
-            return _atom(self.param(_VECTOR))
+            return self.bias_term(depth)
         if kind == "previous":
             return _atom(f"{self.draw(st.sampled_from(self.states))}[t-1]")
         if kind == "peephole":  # p * c[t-1]
@@ -457,6 +480,10 @@ class _CellWriter:
         if kind == "product":  # a gate times something bounded, as i * g
             return _binary(self.gate(depth + 1), "*", self.bounded(self.pre(depth + 1)))
         return self.bounded(self.pre(depth + 1))
+
+    def bias_term(self, depth: int) -> _Expr:
+        """A `units` parameter (``depth`` unused: called alike with recurrent_term)."""
+        return _atom(self.param(_VECTOR))
 
     def input_term(self) -> _Expr:
         """``P @ x[t]`` (or an input-sized local), or ``P @ concat(...)`` with x[t] in it."""
@@ -503,9 +530,11 @@ class _CellWriter:
         parts = [_atom(f"{self.draw(st.sampled_from(self.states))}[t-1]")]
         if with_input:
             parts.append(_atom("x[t]"))
+        extra = [_atom(f"{self.draw(st.sampled_from(self.states))}[t-1]")]
+        if self.reads_input:
+            extra.append(_atom("x[t]"))
         for _ in range(self.draw(st.integers(0, 1))):
-            parts.append(self.draw(st.sampled_from(
-                [_atom("x[t]"), _atom(f"{self.draw(st.sampled_from(self.states))}[t-1]")])))
+            parts.append(self.draw(st.sampled_from(extra)))
         parts = self.draw(st.permutations(parts))
         units = sum(part.text != "x[t]" for part in parts)
         inputs = len(parts) - units
