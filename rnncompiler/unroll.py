@@ -8,6 +8,8 @@ that a backend can re-roll into a loop.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from . import equations as eq
@@ -67,6 +69,7 @@ class _Unroller:
         self.state_io = False
         self.masks: dict[str, int] = {}  # sequence with variable lengths -> its mask [T, 1]
         self.generated: dict[str, int] = {}  # a dense layer fed back -> its sequence
+        self.zero_states: dict[str, int] = {}  # layer -> zeros [batch, units]
 
     def build(self) -> Graph:
         graph = self.graph
@@ -139,7 +142,8 @@ class _Unroller:
                 parts = [x_t, fed_back] if x_t is not None else [fed_back]
                 x_t = graph.add("concat", parts, place="x", **where) if len(parts) > 1 \
                     else parts[0]
-            new = _CellStep(graph, cell, params, x_t, state, where, invariants).build()
+            new = _CellStep(graph, cell, params, x_t, state, where, invariants,
+                            functools.partial(self.zeros, layer)).build()
             if mask is None:
                 state = new
                 outputs[t] = state[cell.output]
@@ -165,6 +169,13 @@ class _Unroller:
             return graph.add("stack_steps", [outputs[t] for t in range(info.steps)],
                              layer=layer.name)
         return state[cell.output]
+
+    def zeros(self, layer: LayerSpec) -> int:
+        """Zeros [batch, units] for ``layer``: one node, made where first needed."""
+        if layer.name not in self.zero_states:
+            self.zero_states[layer.name] = self.graph.add("zeros", [self.batch_ref],
+                                                          layer=layer.name, size=layer.units)
+        return self.zero_states[layer.name]
 
     def initial_state(self, layer: LayerSpec, direction: str, state: str) -> int:
         key = f"{direction}.{state}" if direction else state
@@ -240,9 +251,10 @@ class _CellStep:
     """One step of a cell: its equations turned into graph nodes."""
 
     def __init__(self, graph: Graph, cell, params: dict, x_t: int, previous: dict, where: dict,
-                 invariants: dict):
+                 invariants: dict, zeros):
         self.graph = graph
         self.invariants = invariants  # (op, args) -> its node, shared by every step
+        self.zeros = zeros  # () -> zeros [batch, units], to give a state its batch axis
         self.cell = cell
         self.params = params
         self.x_t = x_t
@@ -260,7 +272,11 @@ class _CellStep:
             if (data["op"] == "const" or node in self.hoisted) and not equation.is_state:
                 self.locals[equation.target] = node  # the same at every step: no line here
                 continue
-            if (data["step"] != self.where["step"] or data["block"] != self.where["block"]
+            if equation.is_state and not data["batched"]:
+                # h[t] = tanh(b): the same for every example, but a state has a batch axis
+                node = self.graph.add("add", [self.zeros(), node], **self.where)
+                data = self.graph[node]
+            elif (data["step"] != self.where["step"] or data["block"] != self.where["block"]
                     or "comment" in data):
                 # h[t] = h[t-1] or h[t] = n: the state gets a node of its own at this step
                 node = self.graph.add("identity", [node], **self.where)

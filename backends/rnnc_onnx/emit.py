@@ -182,7 +182,12 @@ class _Emitter:
         graph = self.graph
         whole = loop.is_map and not loop.finals and not loop.saved_in and not loop.saved \
             and all(arg.kind in ("local", "invariant") for args in loop.args.values()
-                    for arg in args)
+                    for arg in args) \
+            and not any(graph[arg.ref]["batched"] for place, args in loop.args.items()
+                        for arg in args if arg.kind == "invariant"
+                        and graph[loop.template[place]]["op"] != "take_step")
+        # (a vector of each example's read at every step, h[t] = tanh(b) made [batch, n],
+        # has no steps for the ops to run over: the loop makes them)
         if whole:
             return self.emit_whole(loop)
         body = self.b.child(f"{loop.block.name}/")
