@@ -116,11 +116,14 @@ LAYER_NAMES = ("RNN", "RNN_W", "enc", "dec", "out", "dense", "h", "c", "W", "b",
                "no", "true", "loss", "grad", "np", "range", "None", "def", "x_t", "batch",
                "DTYPE", "params", "inputs", "outputs", "saved_RNN_h", "L1", "L2", "RNN_1")
 CELL_NAMES = ("mycell", "peephole", "minimal", "cell", "cell_1", "false", "rnn", "gated")
-STATE_NAMES = ("h", "c", "s", "m", "state", "h2", "W", "y", "z_s")
+STATE_NAMES = ("h", "c", "s", "m", "state", "h2", "W", "y", "z_s", "mask", "out")
 PARAM_NAMES = ("W", "b", "U", "V", "W_x", "W_h", "W_xh", "b_h", "xh", "p", "gain", "A",
                "B1", "W_hh", "bias", "np", "DTYPE", "Wc", "input")
+# (names the compiler's own places could take: mask, keep, out of variable lengths; i_f,
+# a12, g_i of fused gates; carry_h of a backward loop)
 LOCAL_NAMES = ("a", "z", "g", "i", "f", "o", "r", "u", "pre", "gate", "cand", "k", "xs",
-               "np", "range", "steps", "h_1", "units")
+               "np", "range", "steps", "h_1", "units", "mask", "keep", "out", "i_f", "a12",
+               "g_i", "carry_h")
 
 
 def _fresh(draw, pool, taken: set[str], prefix: str) -> str:
