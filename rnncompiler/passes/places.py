@@ -32,9 +32,9 @@ def periodic(graph: Graph, nodes: list[int], targets: list[int],
     Becoming the same step of one other place of the loop is periodic where the two do
     not start apart: if the next step reads both places (both carried), they must start
     from the same value (``h[t] = c[t]`` with h and c started from two inputs keeps its
-    h). The other patterns (the same value at every step, the previous step's value, another loop's
-    value) are periodic for the users at the same step only: a user that read the place
-    a step late would read its target two steps late."""
+    h). The other patterns (the same value at every step, the previous step's value,
+    another loop's value) are periodic for the users at the same step only: a user that
+    read the place a step late would read its target two steps late."""
     if any(target is None for target in targets):
         return False
     here = [(graph[t]["block"], graph[t]["place"], graph[t]["step"]) for t in targets]
