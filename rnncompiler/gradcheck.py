@@ -24,6 +24,7 @@ class ParamCheck:
     name: str
     checked: int  # random directions compared
     worst: float  # the worst relative error among them
+    beyond_own_error: float  # the same, less what the differences' own error explains
 
 
 def random_data(spec: Spec, steps: int, batch: int, rng) -> dict:
@@ -47,16 +48,16 @@ def random_data(spec: Spec, steps: int, batch: int, rng) -> dict:
 # The step of the central differences: the cube root of float64's epsilon balances their
 # truncation error (~ε²) against the rounding error of the two losses (~u/ε).
 EPSILON = float(np.finfo(np.float64).eps) ** (1 / 3)
-# How far rounding alone may move a loss evaluated in float64, relative to its size (sums
-# over batch, steps and features of values that are themselves rounded).
-LOSS_ROUNDING = 100 * float(np.finfo(np.float64).eps)
+# How far rounding alone may move a loss evaluated in float64, relative to its size.
+LOSS_ROUNDING = 4 * float(np.finfo(np.float64).eps)
 
 
 def gradcheck(spec: Spec, steps: int | None = None, *, seed: int = 0, batch: int = 2,
               directions: int = 3, epsilon: float = EPSILON, level: int = 2,
               params: dict | None = None, data: dict | None = None) -> list[ParamCheck]:
-    """The worst relative error of the derived gradient of every parameter, beyond what
-    rounding alone explains (random parameters and data unless given)."""
+    """The worst relative error of the derived gradient of every parameter, as it is and
+    beyond what the central differences' own error explains (random parameters and data
+    unless given)."""
     checked = copy.copy(spec)
     checked.dtype = "float64"
     checked.unroll = UnrollSpec(spec.unroll.steps)
@@ -73,18 +74,22 @@ def gradcheck(spec: Spec, steps: int | None = None, *, seed: int = 0, batch: int
         moved = {**params, name: params[name] + step}
         return float(loss_and_grads(checked, moved, data, steps=steps, level=level)[0])
 
-    # the numeric derivative's own error from rounding: an analytic one that close to it
-    # is right, however small both are (a tiny derivative is mostly that noise)
-    noise = LOSS_ROUNDING * abs(float(loss)) / epsilon
+    def difference(name, direction, step):
+        return (loss_at(name, step * direction) - loss_at(name, -step * direction)) / (2 * step)
+
+    rounding = LOSS_ROUNDING * abs(float(loss)) / epsilon
     results = []
     for name, value in params.items():
-        worst = 0.0
+        worst = beyond = 0.0
         for _ in range(directions):
             direction = rng.standard_normal(value.shape)
-            numeric = (loss_at(name, epsilon * direction) - loss_at(name, -epsilon * direction)) \
-                / (2 * epsilon)
+            numeric = difference(name, direction, epsilon)
+            # the difference's own error: its truncation error, which shrinks as ε² (so the
+            # difference at 2ε moves away by about three times it), and the losses' rounding
+            own_error = abs(difference(name, direction, 2 * epsilon) - numeric) + rounding
             analytic = float(np.sum(grads[f"grad.{name}"] * direction))
-            error = max(0.0, abs(numeric - analytic) - noise)
-            worst = max(worst, error / max(abs(numeric), abs(analytic), 1e-300))
-        results.append(ParamCheck(name, directions, worst))
+            scale = max(abs(numeric), abs(analytic), 1e-300)
+            worst = max(worst, abs(numeric - analytic) / scale)
+            beyond = max(beyond, max(0.0, abs(numeric - analytic) - own_error) / scale)
+        results.append(ParamCheck(name, directions, worst, beyond))
     return results
