@@ -21,8 +21,6 @@ from onnx import TensorProto
 from rnncompiler.errors import RnncError
 from rnncompiler.schedule import Loop, Program
 
-from .lowering import LOWERINGS
-
 GATES = {  # cell -> (ONNX op, gate suffixes in ONNX order, biases in ONNX order)
     "simple": ("RNN", ["h"], lambda b, z: [b["b_h"], z]),
     "lstm": ("LSTM", ["i", "o", "f", "c"],
@@ -59,7 +57,7 @@ class NativeLayers:
         parts = [other for other in self.loops if other.block.layer == loop.block.layer
                  and other.block.cell == loop.block.cell and not other.block.gradient_of]
         self.done |= {part.block.name for part in parts}
-        b = self.emitter.b
+        e, b = self.emitter, self.emitter.b
         op_type, gates, biases = GATES[loop.block.cell]
         units = self.units(loop)
         packed = [self.pack(part, gates, biases, units) for part in parts]
@@ -72,8 +70,9 @@ class NativeLayers:
         inputs = [sequence, names["W"], names["R"], names["B"], self.sequence_lens(loop)]
         states = ["h", "c"] if op_type == "LSTM" else ["h"]
         for state in states:
-            starts = [b.op("Unsqueeze", [self.start(part, state, units), b.ints([0])])
-                      for part in parts]
+            # the graph's record of each start (a loop of one step carries nothing)
+            starts = [b.op("Unsqueeze", [e.value(e.graph.starts[(part.block.name, state)]),
+                                         b.ints([0])]) for part in parts]
             inputs.append(starts[0] if len(starts) == 1 else b.op("Concat", starts, axis=0))
         direction = "bidirectional" if len(parts) == 2 else (
             "reverse" if loop.block.backward else "forward")
@@ -93,16 +92,6 @@ class NativeLayers:
         mask = loop.args["length.mask"][0].ref  # the sequence_mask the loop reads a step of
         lengths = e.graph.args(mask)[0]
         return e.b.op("Cast", [e.value(lengths)], to=TensorProto.INT32)
-
-    def start(self, loop: Loop, state: str, units: int) -> str:
-        """The value ``state`` starts from. The graph keeps it while a step reads it; a
-        built-in cell's first step stops reading it only where it is zeros (the product
-        with it simplified away), so zeros it is."""
-        e = self.emitter
-        start = e.graph.starts.get((loop.block.name, state))
-        if start is not None:
-            return e.value(start)
-        return LOWERINGS["zeros"](e.b, [self.sequence(loop)], {"size": units}, None)
 
     def units(self, loop: Loop) -> int:
         return self.emitter.graph[loop.template["h"]]["shape"][-1]
