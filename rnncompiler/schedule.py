@@ -61,6 +61,14 @@ class Loop:
         return not self.carried
 
 
+def reads_examples_at_every_step(graph: Graph, loop: Loop) -> bool:
+    """Whether a step reads a value of each example's from outside the loop other than as
+    ``x[t]`` (a vector fed at every step, the zeros a state of parameters only is added
+    to): such a map cannot run as ops over whole sequences, its reads have no T axis."""
+    return any(graph[arg.ref]["batched"] for place, args in loop.args.items() for arg in args
+               if arg.kind == "invariant" and graph[loop.template[place]]["op"] != "take_step")
+
+
 @dataclass
 class Program:
     graph: Graph

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from rnncompiler.graph import Graph
-from rnncompiler.schedule import Loop, Program
+from rnncompiler.schedule import Loop, Program, reads_examples_at_every_step
 
 from .lowering import ATOM, LEAVES, LOWERINGS, VIEWS, product_into
 from .names import Names
@@ -201,11 +201,10 @@ class FunctionWriter:
     # --- loops --------------------------------------------------------------------------
     def emit_loop(self, loop: Loop) -> None:
         graph, block = self.graph, loop.block
-        whole = loop.is_map and not loop.finals and not loop.saved_in and not any(
-            graph[arg.ref]["batched"] for place, args in loop.args.items() for arg in args
-            if arg.kind == "invariant" and graph[loop.template[place]]["op"] != "take_step"
-        ) and not any(arg.kind in ("stepwise", "stepwise_in", "slice")
-                      for args in loop.args.values() for arg in args)
+        whole = loop.is_map and not loop.finals and not loop.saved_in \
+            and not reads_examples_at_every_step(graph, loop) \
+            and not any(arg.kind in ("stepwise", "stepwise_in", "slice")
+                        for args in loop.args.values() for arg in args)
         self.emit()
         self.emit(f"# {self.describe(loop, whole)}")
         prefix = block.gradient_of or block.name

@@ -20,7 +20,7 @@ from onnx import TensorProto, helper
 from rnncompiler import __version__
 from rnncompiler.errors import RnncError
 from rnncompiler.graph import Graph
-from rnncompiler.schedule import Loop, schedule
+from rnncompiler.schedule import Loop, reads_examples_at_every_step, schedule
 
 from .builder import OPSET, OnnxBuilder
 from .layouts import LAYOUT_FREE, TimeMajor
@@ -182,12 +182,7 @@ class _Emitter:
         graph = self.graph
         whole = loop.is_map and not loop.finals and not loop.saved_in and not loop.saved \
             and all(arg.kind in ("local", "invariant") for args in loop.args.values()
-                    for arg in args) \
-            and not any(graph[arg.ref]["batched"] for place, args in loop.args.items()
-                        for arg in args if arg.kind == "invariant"
-                        and graph[loop.template[place]]["op"] != "take_step")
-        # (a vector of each example's read at every step, h[t] = tanh(b) made [batch, n],
-        # has no steps for the ops to run over: the loop makes them)
+                    for arg in args) and not reads_examples_at_every_step(graph, loop)
         if whole:
             return self.emit_whole(loop)
         body = self.b.child(f"{loop.block.name}/")
