@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from conftest import spec_inputs
 
 import rnncompiler as rc
 from rnncompiler import api
@@ -52,9 +53,7 @@ class Case:
 
     @property
     def inputs(self) -> dict:
-        names = [*self.spec.inputs,
-                 *(f"{n}.lengths" for n, a in self.spec.inputs.items() if a.lengths)]
-        return {name: self.data[name] for name in names}
+        return spec_inputs(self.spec, self.data)
 
 
 def make_case(text: str, steps: int, *, seed: int = 0, file: str = "fuzz.yaml") -> Case:
