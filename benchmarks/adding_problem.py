@@ -58,7 +58,7 @@ def main() -> None:
                 spec = rc.load_spec_text(SPEC.format(cell=cell, units=args.units, steps=steps,
                                                      bptt=bptt))
                 data = task_data(spec, task, args.examples, steps, seed=0)
-                test = task_data(spec, task, args.examples, steps, seed=1)
+                test = task_data(spec, task, args.examples, steps, seed=1, part="test")
                 options = TrainOptions(epochs=args.epochs, batch_size=32, lr=0.01,
                                        clip_norm=1.0, seed=0, progress=False)
                 _, history, final = train(spec, data, options, test)

@@ -9,11 +9,20 @@ The public API::
 
 __version__ = "0.1.0"
 
-from .api import compile_spec, loss_and_grads, run
-from .errors import RnncError
-from .params import init_params
-from .spec import Spec, load_spec, load_spec_text
-from .unroll import unroll
+_EXPORTS = {"compile_spec": "api", "loss_and_grads": "api", "run": "api",
+            "RnncError": "errors", "init_params": "params", "Spec": "spec",
+            "load_spec": "spec", "load_spec_text": "spec", "unroll": "unrolling"}
 
 __all__ = ["RnncError", "Spec", "__version__", "compile_spec", "init_params", "load_spec",
            "load_spec_text", "loss_and_grads", "run", "unroll"]
+
+
+def __getattr__(name: str):
+    """The API, imported when first asked for: `rnnc --version` needs none of it."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'rnncompiler' has no attribute '{name}'")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value

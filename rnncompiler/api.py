@@ -15,7 +15,7 @@ from .errors import RnncError
 from .params import init_params
 from .passes.pipeline import optimize
 from .spec import Spec
-from .unroll import unroll
+from .unrolling import unroll
 
 _compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # spec -> {key: artifact}
 

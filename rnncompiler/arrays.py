@@ -1,14 +1,9 @@
-"""Array files (.npz): reading them, checking them against a spec, writing them safely.
-
-Messages name the file and the array. Writing goes to a temporary file in the same folder,
-renamed into place at the end, so a failing command never leaves a partial file.
+"""Array files (.npz): reading them and checking them against a spec (``writing.py``
+writes them). Messages name the file and the array.
 """
 
 from __future__ import annotations
 
-import io
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -17,7 +12,7 @@ import numpy as np
 from .errors import ArrayError, Location, did_you_mean
 from .params import param_infos
 from .spec import Spec
-from .unroll import state_inputs
+from .unrolling import state_inputs
 
 
 def load_npz(path, what: str = "arrays") -> dict[str, np.ndarray]:
@@ -34,39 +29,6 @@ def load_npz(path, what: str = "arrays") -> dict[str, np.ndarray]:
         raise ArrayError(f"cannot read {what}: {exc.strerror or exc}", where) from None
     except (ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise ArrayError(f"not a valid .npz file of {what}: {exc}", where) from None
-
-
-def save_npz(path, arrays: dict) -> None:
-    """Write ``arrays`` to ``path`` atomically (a temporary file, then a rename)."""
-    stream = io.BytesIO()
-    np.savez(stream, **arrays)
-    save_bytes(path, stream.getvalue())
-
-
-def save_text(path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically."""
-    save_bytes(path, text.encode("utf-8"))
-
-
-def save_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.chmod(temporary, 0o666 & ~_umask())  # as a plain open() would have made it
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _as_float(array, name: str, dtype, where) -> np.ndarray:

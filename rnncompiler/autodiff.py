@@ -30,7 +30,7 @@ from .graph import Block, Graph
 from .losses import add_loss
 from .schedule import analyse_loops
 from .spec import Spec, UnrollSpec
-from .unroll import unroll
+from .unrolling import unroll
 
 
 class GradientError(Exception):

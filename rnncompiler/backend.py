@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Protocol, runtime_checkable
-
-import numpy as np
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from .errors import RnncError, did_you_mean, one_of
-from .graph import Graph
+
+if TYPE_CHECKING:  # importing this module costs no numpy (rnnc --help lists the backends)
+    import numpy as np
+
+    from .graph import Graph
 
 GROUP = "rnncompiler.backends"
 

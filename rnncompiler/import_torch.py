@@ -14,6 +14,7 @@ sequence; the last returns ``last`` (its final states, PyTorch's ``h_n``, what a
 
 from __future__ import annotations
 
+import pickle
 import re
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from .spec import load_spec_text
 
 RECURRENT = re.compile(r"^(?P<module>.*?)\.?(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh)_l"
                        r"(?P<layer>\d+)(?P<reverse>_reverse)?$")
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal colours in torch's messages
 CELLS = {4: "lstm", 3: "gru", 1: "simple"}
 
 
@@ -45,10 +47,16 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise RnncError("no such file", where) from None
+    except pickle.UnpicklingError:  # weights_only refuses objects: a whole pickled model
+        raise RnncError(f"holds pickled objects (torch.save(model)?), not a state_dict; "
+                        f"rnnc reads weights only: save them with torch.save("
+                        f"model.state_dict(), '{Path(path).name}')", where) from None
     except Exception as error:  # torch raises many kinds for a bad file
-        raise RnncError(f"not a PyTorch state_dict: {error}", where) from None
+        first = ANSI.sub("", str(error)).strip().splitlines() or [type(error).__name__]
+        raise RnncError(f"not a PyTorch state_dict: {first[0]}", where) from None
     if not isinstance(state, dict):
-        raise RnncError(f"holds a {type(state).__name__}, not a state_dict", where)
+        raise RnncError(f"holds a {type(state).__name__}, not a state_dict; save "
+                        f"model.state_dict()", where)
     return {k: v.detach().cpu().numpy() for k, v in state.items()}
 
 

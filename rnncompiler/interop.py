@@ -20,6 +20,8 @@ its parameter names, so a parameter file alone is enough.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .errors import RnncError
@@ -39,10 +41,25 @@ BLOCKS = {
              "gru_reset_before": [GRU_Z, GRU_R, ("W_xn", "W_hn", "b_n", None)]},
 }
 FORMATS = tuple(BLOCKS)
+RECURRENT_TORCH = re.compile(r"\.(weight|bias)_(ih|hh)_l\d+(_reverse)?$")
 CELL_OF = {frozenset(name for block in blocks for name in block if name): cell
            for cell, blocks in BLOCKS["onnx"].items()}
 PEEPHOLES = frozenset({"p_i", "p_f", "p_o"})  # an LSTM's peepholes (specs/peephole.yaml)
 ONNX_PEEPHOLES = ("i", "o", "f")  # the order of ONNX LSTM's P
+
+
+def infer_layout(arrays: dict) -> str | None:
+    """Whose layout ``arrays`` are in, told by their names: Keras's have '/' (``rnn/kernel``),
+    PyTorch's ``weight_ih_l0``, ONNX's a recurrent ``.R``; None when the names do not say
+    (dense layers alone are named alike by PyTorch and ONNX)."""
+    keys = list(arrays)
+    if any("/" in key for key in keys):
+        return "keras"
+    if any(RECURRENT_TORCH.search(key) for key in keys):
+        return "torch"
+    if any(key.endswith(".R") for key in keys):
+        return "onnx"
+    return None
 
 
 def layers_of(params: dict) -> dict[str, dict]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .errors import SpecError
 from .graph import Graph
 from .spec import Spec
-from .unroll import add_lengths
+from .unrolling import add_lengths
 
 
 def add_loss(graph: Graph, spec: Spec) -> int:

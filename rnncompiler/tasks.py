@@ -12,7 +12,9 @@ A task makes examples for a spec with one input and one target; it says what it 
   forecasting over 3 steps).
 - ``parity``: a sequence of bits; the target is their parity, one-hot over 2.
 - ``chars:FILE``: a character-level language model on the text of FILE: one-hot
-  characters in, the next character out at every step (synced many-to-many).
+  characters in, the next character out at every step (synced many-to-many). Training
+  (and validation) windows come from the first nine tenths of the text, test windows from
+  the last tenth, which training never reads.
 """
 
 from __future__ import annotations
@@ -53,15 +55,17 @@ class Task(Protocol):
     name: str
     needs: Needs
 
-    def make(self, count: int, steps: int, features: int,
-             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]: ...
+    def make(self, count: int, steps: int, features: int, rng: np.random.Generator,
+             part: str = "train") -> tuple[np.ndarray, np.ndarray]:
+        """``count`` examples (inputs, targets); ``part`` is "train" or "test" (a task
+        drawn from a fixed source keeps them apart)."""
 
 
 class Adding:
     name = "adding"
     needs = Needs(2, True, 1, False, "mse")
 
-    def make(self, count, steps, features, rng):
+    def make(self, count, steps, features, rng, part="train"):
         if steps < 2:
             raise RnncError("task adding needs T >= 2 (two marked steps)")
         values = rng.uniform(0.0, 1.0, (count, steps))
@@ -79,7 +83,7 @@ class Memory:
     name = "memory"
     needs = Needs(None, True, None, False, "cross_entropy")
 
-    def make(self, count, steps, features, rng):
+    def make(self, count, steps, features, rng, part="train"):
         symbols = rng.integers(0, features, count)
         x = np.zeros((count, steps, features))
         x[np.arange(count), 0, symbols] = 1.0
@@ -90,7 +94,7 @@ class Sine:
     name = "sine"
     needs = Needs(1, True, 1, False, "mse")
 
-    def make(self, count, steps, features, rng):
+    def make(self, count, steps, features, rng, part="train"):
         grid = rng.uniform(0, 2 * np.pi, (count, 1)) + 0.3 * np.arange(steps + 1)
         wave = np.sin(grid)
         return wave[:, :steps, None], wave[:, steps:]
@@ -100,7 +104,7 @@ class Parity:
     name = "parity"
     needs = Needs(1, True, 2, False, "cross_entropy")
 
-    def make(self, count, steps, features, rng):
+    def make(self, count, steps, features, rng, part="train"):
         bits = rng.integers(0, 2, (count, steps))
         return bits[..., None].astype(float), np.eye(2)[bits.sum(axis=1) % 2]
 
@@ -120,12 +124,15 @@ class Characters:
         size = len(self.alphabet)
         self.needs = Needs(size, True, size, True, "cross_entropy")
 
-    def make(self, count, steps, features, rng):
-        if len(self.codes) < steps + 1:
-            raise RnncError(f"task chars: the text has {len(self.codes)} characters; "
-                            f"T = {steps} needs at least {steps + 1}")
-        starts = rng.integers(0, len(self.codes) - steps, count)
-        windows = self.codes[starts[:, None] + np.arange(steps + 1)]
+    def make(self, count, steps, features, rng, part="train"):
+        cut = len(self.codes) * 9 // 10
+        codes = self.codes[:cut] if part == "train" else self.codes[cut:]
+        if len(codes) < steps + 1:
+            share = "first nine tenths" if part == "train" else "last tenth, kept for the test,"
+            raise RnncError(f"task chars: the {share} of the text has {len(codes)} "
+                            f"characters; T = {steps} needs at least {steps + 1}")
+        starts = rng.integers(0, len(codes) - steps, count)
+        windows = codes[starts[:, None] + np.arange(steps + 1)]
         eye = np.eye(len(self.alphabet))
         return eye[windows[:, :-1]], eye[windows[:, 1:]]
 
@@ -141,11 +148,12 @@ def get_task(name: str) -> Task:
     return TASKS[name]()
 
 
-def task_data(spec: Spec, task: Task, count: int, steps: int, seed: int) -> dict:
+def task_data(spec: Spec, task: Task, count: int, steps: int, seed: int,
+              part: str = "train") -> dict:
     """``count`` examples of ``task`` named for ``spec``'s input and target."""
     input_name, target_name = check_fit(spec, task)
     features = spec.inputs[input_name].features
-    x, y = task.make(count, steps, features, np.random.default_rng(seed))
+    x, y = task.make(count, steps, features, np.random.default_rng(seed), part)
     dtype = np.dtype(spec.dtype)
     return {input_name: x.astype(dtype), target_name: y.astype(dtype)}
 

@@ -3,25 +3,30 @@
 One epoch shuffles the training examples (a generator seeded by ``(seed, epoch)``, so a
 resumed run shuffles as an uninterrupted one), takes a step per batch with SGD or Adam
 (gradients clipped to a global norm if asked), then measures the loss and metrics on
-the validation examples. A checkpoint folder holds the parameters, the optimizer's
-state and the log after every epoch; ``resume`` continues from it. A loss that is not
-finite stops training with a clear error, the checkpoint keeping the last good epoch.
+the validation examples. A checkpoint folder (``checkpoint.py``) holds the parameters, the
+optimizer's state and the log after every epoch; ``resume`` continues from it. Ctrl-C
+stops after the current step and keeps what was reached, mid-epoch included, so that a
+resumed run computes what an uninterrupted one would have. A loss that is not finite
+stops training with a clear error, the checkpoint keeping the last good epoch.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import math
+import signal
 import sys
-from dataclasses import dataclass, field
-from pathlib import Path
+import threading
+import time
+from dataclasses import dataclass
 
 import numpy as np
 
+from . import checkpoint
 from .api import compile_spec
-from .arrays import check_inputs, save_npz, save_text
+from .arrays import check_inputs
+from .checkpoint import History, Position
 from .errors import RnncError
 from .ops import sequence_mask
 from .params import init_params
@@ -41,13 +46,6 @@ class TrainOptions:
     checkpoint: str | None = None
     resume: bool = False
     progress: bool = True
-
-
-@dataclass
-class History:
-    train_loss: list = field(default_factory=list)
-    val_loss: list = field(default_factory=list)
-    val_metrics: list = field(default_factory=list)
 
 
 class Optimizer:
@@ -150,7 +148,9 @@ def _counted(spec: Spec, chunk: dict, truth: np.ndarray) -> np.ndarray:
 def train(spec: Spec, data: dict, options: TrainOptions, test: dict | None = None,
           params: dict | None = None) -> tuple[dict, History, dict]:
     """Train on ``data`` (inputs and targets, checked); returns (parameters, history,
-    final figures on ``test`` or, without it, on the validation examples)."""
+    final figures on ``test`` or, without it, on the validation examples). Ctrl-C stops
+    after the current step: the parameters reached are returned (and kept in the
+    checkpoint, to resume from), ``history.stopped`` says where, and no final figures."""
     if spec.loss is None:
         raise RnncError("training needs a `loss:` in the spec", spec.source.loc(()))
     data, steps = check_inputs(spec, data, None, with_targets=True)
@@ -158,40 +158,59 @@ def train(spec: Spec, data: dict, options: TrainOptions, test: dict | None = Non
     artifact = compile_spec(spec, options.backend, steps, train=True)
     params = params if params is not None else init_params(spec, options.seed)
     optimizer = Optimizer(options.optimizer, options.lr, params)
-    history, first_epoch = History(), 0
-    folder = Path(options.checkpoint) if options.checkpoint else None
+    history, position = History(), Position()
+    run = {"optimizer": options.optimizer, "batch_size": options.batch_size,
+           "seed": options.seed}
     if options.resume:
-        if folder is None or not (folder / "state.json").exists():
-            raise RnncError("--resume needs a --checkpoint folder written by an earlier run")
-        params, first_epoch, history = _load_checkpoint(folder, optimizer)
-    for epoch in range(first_epoch, options.epochs):
-        rng = np.random.default_rng([options.seed, epoch])
-        total, rows = 0.0, 0
-        count = len(next(iter(training.values())))
-        for batch in batches(training, options.batch_size, rng):
-            with np.errstate(all="ignore"):  # a diverging run gets one message, below
-                loss, grads = artifact.loss_and_grads(params, batch)
-            if not np.isfinite(loss) or not all(np.all(np.isfinite(g)) for g in grads.values()):
-                kept = f"; {folder} keeps epoch {epoch}" if folder and epoch else ""
-                raise RnncError(f"the loss became {float(loss)} in epoch {epoch + 1}: training "
-                                f"diverged (lower --lr, or set --clip-norm){kept}")
-            params = optimizer.step(params, clip(grads, options.clip_norm))
-            size = len(next(iter(batch.values())))
-            total, rows = total + float(loss) * size, rows + size
-            if options.progress and sys.stderr.isatty():
-                _progress(epoch, options.epochs, rows, count, total / rows)
-        history.train_loss.append(total / rows)
-        figures = evaluate_metrics(spec, artifact, params, validation, options.batch_size) \
-            if validation else {"loss": float("nan")}
-        history.val_loss.append(figures["loss"])
-        history.val_metrics.append(figures)
-        if options.progress:
-            shown = ", ".join(f"{k} {v:.4g}" for k, v in figures.items())
-            start = "\r" if sys.stderr.isatty() else ""
-            print(f"{start}epoch {epoch + 1}/{options.epochs}: train loss {total / rows:.4g}; "
-                  f"validation {shown}", file=sys.stderr)
-        if folder is not None:
-            _save_checkpoint(folder, params, optimizer, epoch + 1, history)
+        if options.checkpoint is None:
+            raise RnncError("--resume needs --checkpoint DIR, the folder of the earlier run")
+        params, state, position, history = checkpoint.load(options.checkpoint, spec, run)
+        optimizer.load(state)
+        if position.epochs_done >= options.epochs:
+            raise RnncError(f"{options.checkpoint} already holds {position.epochs_done} "
+                            f"epochs; --epochs counts them (give --epochs "
+                            f"{position.epochs_done + options.epochs} for {options.epochs} more)")
+    count = len(next(iter(training.values())))
+    clock = _Clock(options.epochs - position.epochs_done)
+    with _StopOnInterrupt() as interrupt:
+        while position.epochs_done < options.epochs:
+            epoch = position.epochs_done
+            rng = np.random.default_rng([options.seed, epoch])
+            for index, batch in enumerate(batches(training, options.batch_size, rng)):
+                if index < position.batches_done:
+                    continue  # done before the run was interrupted
+                with np.errstate(all="ignore"):  # a diverging run gets one message, below
+                    loss, grads = artifact.loss_and_grads(params, batch)
+                if not np.isfinite(loss) or not all(np.all(np.isfinite(g))
+                                                    for g in grads.values()):
+                    kept = (f"; {options.checkpoint} keeps epoch {epoch}"
+                            if options.checkpoint and epoch else "")
+                    raise RnncError(f"the loss became {float(loss)} in epoch {epoch + 1}: "
+                                    f"training diverged (lower --lr, or set --clip-norm){kept}")
+                params = optimizer.step(params, clip(grads, options.clip_norm))
+                size = len(next(iter(batch.values())))
+                position.batches_done = index + 1
+                position.loss_sum, position.rows = position.loss_sum + float(loss) * size, \
+                    position.rows + size
+                if options.progress and sys.stderr.isatty():
+                    _progress(epoch, options.epochs, position.rows, count,
+                              position.loss_sum / position.rows, clock)
+                if interrupt.asked:
+                    break
+            if interrupt.asked and position.rows < count:
+                history.stopped = (f"in epoch {epoch + 1}, after {position.rows} of {count} "
+                                   "examples")
+                break
+            _end_epoch(spec, artifact, params, validation, options, history, position, clock)
+            if options.checkpoint is not None:
+                _save(options, params, optimizer, position, history, run)
+            if interrupt.asked:
+                history.stopped = f"after epoch {epoch + 1}"
+                break
+    if history.stopped:
+        if options.checkpoint is not None:
+            _save(options, params, optimizer, position, history, run)
+        return params, history, {}
     if test is not None:
         validation = check_inputs(spec, test, steps, with_targets=True)[0]
     final = evaluate_metrics(spec, artifact, params, validation, options.batch_size) \
@@ -199,11 +218,90 @@ def train(spec: Spec, data: dict, options: TrainOptions, test: dict | None = Non
     return params, history, final
 
 
-def _progress(epoch: int, epochs: int, done: int, count: int, loss: float) -> None:
+def _end_epoch(spec, artifact, params, validation, options, history, position, clock) -> None:
+    """Validation figures, the history and the epoch's line; the position moves on."""
+    epoch, mean = position.epochs_done, position.loss_sum / position.rows
+    figures = evaluate_metrics(spec, artifact, params, validation, options.batch_size) \
+        if validation else {}
+    history.train_loss.append(mean)
+    history.val_loss.append(figures.get("loss", float("nan")))
+    history.val_metrics.append(figures)
+    clock.epoch_done()
+    if options.progress:
+        shown = ("validation " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items())
+                 if figures else "no validation examples (--val-split 0)")
+        start = "\r" if sys.stderr.isatty() else ""
+        print(f"{start}epoch {epoch + 1}/{options.epochs}: train loss {mean:.4g}; {shown} "
+              f"({clock.describe()})", file=sys.stderr)
+    position.epochs_done, position.batches_done = epoch + 1, 0
+    position.loss_sum, position.rows = 0.0, 0
+
+
+def _save(options, params, optimizer, position, history, run) -> None:
+    checkpoint.save(options.checkpoint, params, optimizer.state(), position, history, run,
+                    log_csv(history))
+
+
+class _Clock:
+    """Seconds per epoch, and what is left of the run at that pace."""
+
+    def __init__(self, epochs: int):
+        self.left, self.started, self.last = epochs, time.monotonic(), None
+
+    def epoch_done(self) -> None:
+        now = time.monotonic()
+        self.last, self.started, self.left = now - self.started, now, self.left - 1
+
+    def eta(self, fraction: float) -> float:
+        """Seconds left with ``fraction`` of the current epoch done."""
+        elapsed = time.monotonic() - self.started
+        per_epoch = self.last if self.last is not None else elapsed / max(fraction, 1e-9)
+        return per_epoch * (1 - fraction) + per_epoch * (self.left - 1)
+
+    def describe(self) -> str:
+        left = f"; about {_duration(self.last * self.left)} left" if self.left else ""
+        return f"{_duration(self.last)}{left}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes} min {seconds:02d} s" if minutes < 60 else \
+        f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+class _StopOnInterrupt:
+    """Ctrl-C while training: the first asks to stop after the current step (``asked``);
+    a second stops at once. Signals reach only the main thread; elsewhere, nothing."""
+
+    def __init__(self):
+        self.asked, self.previous = False, None
+
+    def __enter__(self) -> _StopOnInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, number, frame) -> None:
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = True
+        print("\nstopping after this step (Ctrl-C again to stop at once, saving nothing)",
+              file=sys.stderr)
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def _progress(epoch: int, epochs: int, done: int, count: int, loss: float,
+              clock: _Clock) -> None:
     width = 24
     filled = int(width * done / count)
     print(f"\repoch {epoch + 1}/{epochs} [{'#' * filled}{'.' * (width - filled)}] "
-          f"{done}/{count} loss {loss:.4g}", end="", file=sys.stderr, flush=True)
+          f"{done}/{count} loss {loss:.4g}, about {_duration(clock.eta(done / count))} left ",
+          end="", file=sys.stderr, flush=True)
 
 
 def log_csv(history: History) -> str:
@@ -213,27 +311,9 @@ def log_csv(history: History) -> str:
     writer.writerow(["epoch", "train_loss", "val_loss", *(f"val_{k}" for k in keys)])
     for i, (train_loss, val_loss) in enumerate(zip(history.train_loss, history.val_loss)):
         metrics = history.val_metrics[i]
-        writer.writerow([i + 1, f"{train_loss:.8g}", f"{val_loss:.8g}",
+        writer.writerow([i + 1, f"{train_loss:.8g}", "" if val_loss != val_loss else
+                         f"{val_loss:.8g}",
                          *(f"{metrics.get(k, float('nan')):.8g}" for k in keys)])
     return out.getvalue()
 
 
-def _save_checkpoint(folder: Path, params: dict, optimizer: Optimizer, epochs_done: int,
-                     history: History) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    save_npz(folder / "params.npz", params)
-    save_npz(folder / "optimizer.npz", optimizer.state())
-    save_text(folder / "log.csv", log_csv(history))
-    save_text(folder / "state.json", json.dumps({
-        "epochs_done": epochs_done, "train_loss": history.train_loss,
-        "val_loss": history.val_loss, "val_metrics": history.val_metrics}, indent=1) + "\n")
-
-
-def _load_checkpoint(folder: Path, optimizer: Optimizer) -> tuple[dict, int, History]:
-    state = json.loads((folder / "state.json").read_text())
-    with np.load(folder / "params.npz") as saved:
-        params = dict(saved)
-    with np.load(folder / "optimizer.npz") as saved:
-        optimizer.load(dict(saved))
-    history = History(state["train_loss"], state["val_loss"], state["val_metrics"])
-    return params, state["epochs_done"], history

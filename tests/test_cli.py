@@ -21,7 +21,7 @@ def test_check_prints_a_summary(capsys):
     assert "ok: stacked (float32, T = 3)" in out
     assert re.search(r"layer +RNN1 +rnn simple x 100, forward, return sequence -> "
                      r"a sequence of T steps x 100", out)
-    assert "params 30,401 in 8 arrays" in out
+    assert "params 30,401 values in 8 arrays" in out
 
 
 def test_init_is_deterministic_per_seed(tmp_path):

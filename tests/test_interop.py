@@ -167,7 +167,18 @@ def test_cli_round_trip(tmp_path, capsys):
     assert main(["export-params", str(p), "--to", "torch", "-o", str(out)]) == 0
     assert main(["import-params", str(out), "--from", "keras", "--spec", spec,
                  "-o", str(tmp_path / "x.npz")]) == 1
-    assert "missing array 'encoder/forward/kernel'" in capsys.readouterr().err
+    assert "the arrays are named as torch names them, but --from is keras" in \
+        capsys.readouterr().err
+    for layout in ("torch", "keras", "onnx"):  # without --from: told by the names
+        assert main(["export-params", str(p), "--to", layout, "-o", str(out)]) == 0
+        assert main(["import-params", str(out), "--spec", spec, "-o", str(back)]) == 0
+        assert f"(read as {layout}'s layout)" in capsys.readouterr().out
+        for key, value in np.load(p).items():
+            np.testing.assert_array_equal(np.load(back)[key], value)
+    np.savez(out, **{"encoder/forward/kernel": np.zeros((2, 2))})  # names it; too few arrays
+    assert main(["import-params", str(out), "--spec", spec, "-o", str(back)]) == 1
+    assert "missing array 'encoder/forward/recurrent_kernel'" in capsys.readouterr().err
+    assert not (tmp_path / "x.npz").exists()
 
 
 # ---------------------------------------------------------------- rnnc import --from torch

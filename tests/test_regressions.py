@@ -11,6 +11,7 @@ import yaml
 from spec_properties import check_spec
 
 from rnncompiler import cli
+from rnncompiler.cli import commands
 
 REGRESSIONS = sorted((Path(__file__).parent / "regressions").glob("*.yaml"))
 
@@ -34,7 +35,7 @@ def test_internal_error_is_one_line_and_exit_3(tmp_path, monkeypatch, capsys):
     def broken(*args, **kwargs):
         raise KeyError("a compiler bug")
 
-    monkeypatch.setattr(cli, "compile_spec", broken)
+    monkeypatch.setattr(commands, "compile_spec", broken)
     assert cli.main(["compile", str(spec), "--backend", "numpy", "-o", str(out)]) == 3
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1
