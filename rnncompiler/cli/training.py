@@ -14,11 +14,11 @@ import sys
 from pathlib import Path
 
 from ..arrays import check_params, load_npz
-from ..errors import RnncError
+from ..errors import Location, RnncError
 from ..spec import load_spec
 from ..tasks import get_task, task_data
 from ..train import TrainOptions, log_csv, train
-from ..writing import Outputs, check_writable
+from ..writing import Outputs, check_writable, save_npz
 
 
 def cmd_train(args) -> int:
@@ -28,6 +28,9 @@ def cmd_train(args) -> int:
         if path:
             check_writable(path, what)
     if args.checkpoint:
+        if Path(args.checkpoint).exists() and not Path(args.checkpoint).is_dir():
+            raise RnncError("--checkpoint names a folder; this is a file",
+                            Location(args.checkpoint))
         check_writable(Path(args.checkpoint) / "params.npz", "the checkpoint")
     spec = load_spec(args.spec, limits=not args.allow_large)
     test = None
@@ -52,8 +55,8 @@ def cmd_train(args) -> int:
                            checkpoint=args.checkpoint, resume=args.resume,
                            progress=not args.quiet)
     params, history, final = train(spec, data, options, test, params)
+    save_npz(output, params, "the parameters")  # first and alone: the work is kept
     with Outputs() as outputs:
-        outputs.npz(output, params, "the parameters")
         if args.log:
             outputs.text(args.log, log_csv(history), "the log")
         if args.metrics:
