@@ -265,7 +265,7 @@ class _Clock:
 
 def _duration(seconds: float) -> str:
     if seconds < 60:
-        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+        return f"{seconds:.2g} s" if seconds < 10 else f"{seconds:.0f} s"
     minutes, seconds = divmod(round(seconds), 60)
     return f"{minutes} min {seconds:02d} s" if minutes < 60 else \
         f"{minutes // 60} h {minutes % 60:02d} min"
