@@ -1,4 +1,5 @@
-"""The command line as SPEC.md §8 fixes it: commands, outputs, exit statuses."""
+"""The command line as docs/spec.md (Command line, Array files, Errors) describes it:
+commands, outputs, exit statuses."""
 
 from __future__ import annotations
 
@@ -137,3 +138,57 @@ def test_compiled_training_module_trains(tmp_path):
         loss, params = namespace["train_step"](params, data, 0.05)
         losses.append(float(loss))
     assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize("suffix, magic", [(".py", b'"""'), (".onnx", b"\x08")])
+def test_compile_tells_the_backend_from_the_suffix(tmp_path, capsys, suffix, magic):
+    target = tmp_path / f"net{suffix}"
+    assert main(["compile", SENTIMENT, "-o", str(target)]) == 0
+    assert target.read_bytes().startswith(magic)
+    backend = {".py": "numpy", ".onnx": "onnx"}[suffix]
+    assert f"(backend {backend}, from the suffix)" in capsys.readouterr().out
+
+
+def test_compile_refuses_a_suffix_that_contradicts_the_backend(tmp_path, capsys):
+    target = tmp_path / "net.py"
+    assert main(["compile", SENTIMENT, "--backend", "onnx", "-o", str(target)]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"error: -o {target} is where the numpy backend writes, but --backend is onnx: "
+        "name it .onnx, or drop --backend")
+    assert main(["compile", SENTIMENT, "-o", str(tmp_path / "net.bin")]) == 1
+    assert "cannot tell the backend from" in capsys.readouterr().err
+    assert main(["compile", SENTIMENT, "--backend", "onnx", "-o",
+                 str(tmp_path / "net.bin")]) == 0  # a suffix of no backend: the flag says
+    assert not target.exists()
+
+
+def test_import_tells_the_source_from_the_suffix(tmp_path, capsys):
+    params, torch_npz = tmp_path / "p.npz", tmp_path / "state.npz"
+    spec = str(ROOT / "specs" / "tagger_bilstm.yaml")
+    assert main(["init", spec, "-o", str(params)]) == 0
+    assert main(["export-params", str(params), "--to", "torch", "-o", str(torch_npz)]) == 0
+    out, back = tmp_path / "i.yaml", tmp_path / "i.npz"
+    assert main(["import", str(torch_npz), "-o", str(out), "--params", str(back)]) == 0
+    assert "values in" in capsys.readouterr().out and out.exists()
+    assert main(["import", str(torch_npz), "--from", "onnx", "-o", str(tmp_path / "j.yaml"),
+                 "--params", str(tmp_path / "j.npz")]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"{torch_npz}: error: a .npz file is read as torch, but --from is onnx: rename it, "
+        "or drop --from")
+    assert main(["import", str(tmp_path / "model.bin"), "-o", str(tmp_path / "k.yaml"),
+                 "--params", str(tmp_path / "k.npz")]) == 1
+    assert "cannot tell what this file is from its suffix" in capsys.readouterr().err
+
+
+def test_import_of_a_whole_pickled_model_says_to_save_its_state_dict(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    model = torch.nn.LSTM(3, 4, batch_first=True)
+    whole = tmp_path / "whole.pt"
+    torch.save(model, whole)
+    assert main(["import", str(whole), "-o", str(tmp_path / "m.yaml"),
+                 "--params", str(tmp_path / "m.npz")]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        f"{whole}: error: holds pickled objects (torch.save(model)?), not a state_dict; rnnc "
+        "reads weights only: save them with torch.save(model.state_dict(), 'whole.pt')")
+    assert "\x1b" not in err
