@@ -11,7 +11,7 @@ carries. The backward pass of a recurrence is itself periodic, so it re-rolls in
 - what reaches a step's node from outside its block (the loss on a sequence, a dense layer
   on the last state) arrives as a whole-sequence cotangent, read back one step at a time.
 
-Truncation (SPEC.md §5):
+Truncation (docs/spec.md, Unrolling and BPTT):
 - ``full``: one lane; exact.
 - ``{chunk: k}``: the carry is zeroed where it would cross between steps j*k-1 and j*k.
 - ``{window: k}``: cotangents run in k lanes by age: an error enters at lane 0 at its own

@@ -1,5 +1,6 @@
-"""Custom cells for ``rnnc import``: what a built-in cell (SPEC.md §4) does not compute, the
-importers write as a custom cell (SPEC.md §3) whose equations are the framework's own.
+"""Custom cells for ``rnnc import``: what a built-in cell does not compute, the importers
+write as a custom cell (docs/spec.md, Built-in cells and Custom cells) whose equations are
+the framework's own.
 
 A generated cell is a built-in *base* cell (simple, lstm, gru, gru_reset_before) with
 other activations, peepholes (ONNX LSTM's ``P``) or a coupled forget gate (ONNX LSTM's

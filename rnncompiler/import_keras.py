@@ -28,7 +28,7 @@ from .spec import load_spec_text
 CELLS = {"SimpleRNN": "simple", "LSTM": "lstm", "GRU": "gru"}
 FUNCTIONS = ("sigmoid", "tanh", "relu", "linear", "hard_sigmoid")  # import_cells.py's
 GATES = {"simple": 1, "lstm": 4, "gru": 3, "gru_reset_before": 3}
-ACTIVATIONS = ("linear", "tanh", "sigmoid", "relu", "softmax")  # SPEC.md §2, dense
+ACTIVATIONS = ("linear", "tanh", "sigmoid", "relu", "softmax")  # docs/spec.md, dense
 IDENTITY = ("Dropout", "SpatialDropout1D", "GaussianDropout", "GaussianNoise")
 LOSSES = {"mse": "mse", "mean_squared_error": "mse", "MeanSquaredError": "mse",
           "categorical_crossentropy": "cross_entropy", "CategoricalCrossentropy": "cross_entropy"}

@@ -1,4 +1,4 @@
-"""Names in the specs ``rnnc import`` writes: identifiers (SPEC.md §1), each used once,
+"""Names in the specs ``rnnc import`` writes: identifiers (docs/spec.md), each used once,
 that YAML reads back as themselves (written bare, a layer ``true`` would read as a
 boolean and ``null`` as nothing)."""
 

@@ -16,8 +16,8 @@ meaning; this module turns what it found into a spec (docs/interop.md):
   reads the last step of a sequence layer becomes an rnn layer whose cell is that dense
   layer applied at each step (custom cell ``dense_<activation>``, no recurrence), of which
   ``return: last`` is the head on the last step;
-- the spec takes arrays batch-first (SPEC.md §7) whatever the model's layout, and keeps
-  the graph input's name where it is an identifier; its outputs are the graph outputs (a
+- the spec takes arrays batch-first (docs/spec.md, Array files) whatever the model's layout,
+  and keeps the graph input's name where it is an identifier; its outputs are the graph outputs (a
   head that gives one is named after it); one a spec cannot express is left out and the
   spec says so, unless it is the first.
 """

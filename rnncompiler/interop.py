@@ -4,8 +4,8 @@
 Every framework stacks a cell's gates into one matrix, each in its own order, and keeps
 its biases its own way. The table below is the one the code follows (docs/interop.md):
 per cell and framework, the gate blocks in the framework's order, each as (input weight,
-recurrent weight, input-side bias, recurrent-side bias) of SPEC.md §4's names; None is a
-block of zeros.
+recurrent weight, input-side bias, recurrent-side bias) of the built-in cells' parameter
+names (docs/spec.md, Built-in cells); None is a block of zeros.
 
 - simple: one block everywhere.
 - lstm: PyTorch i, f, c (its g), o; Keras i, f, c, o; ONNX i, o, f, c.
@@ -73,7 +73,7 @@ def layers_of(params: dict) -> dict[str, dict]:
         elif len(parts) == 3 and parts[1] in ("fwd", "bwd"):
             layer, tag, name = parts
         else:
-            raise RnncError(f"parameter '{key}' is not named as SPEC.md §7 says "
+            raise RnncError(f"parameter '{key}' is not named as docs/spec.md says "
                             "(<layer>.<param> or <layer>.fwd|bwd.<param>)")
         grouped.setdefault(layer, {}).setdefault(tag, {})[name] = np.asarray(value)
     layers = {}
@@ -91,8 +91,8 @@ def layers_of(params: dict) -> dict[str, dict]:
 
 
 def _peepholes(info: dict, layer: str, framework: str) -> bool:
-    """Whether the layer is an LSTM with peepholes (p_i, p_f, p_o; SPEC's
-    specs/peephole.yaml): only ONNX's LSTM has them (its ``P``, gates i, o, f)."""
+    """Whether the layer is an LSTM with peepholes (p_i, p_f, p_o; the
+    cell of specs/peephole.yaml): only ONNX's LSTM has them (its ``P``, gates i, o, f)."""
     if info.get("peepholes") and framework != "onnx":
         raise RnncError(f"layer {layer}: an LSTM with peepholes has no {framework} layout "
                         "(only ONNX's LSTM takes them, as P)")

@@ -1,4 +1,4 @@
-"""Losses (SPEC.md §6): the loss node of a spec, added to its forward graph."""
+"""Losses (docs/spec.md, Loss): the loss node of a spec, added to its forward graph."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from .unrolling import add_lengths
 
 
 def add_loss(graph: Graph, spec: Spec) -> int:
-    """The loss node (SPEC.md §6); its target becomes a graph input."""
+    """The loss node (docs/spec.md, Loss); its target becomes a graph input."""
     if spec.loss is None:
         raise SpecError("this spec has no `loss:`; gradients need one", spec.source.loc(()))
     output = graph.outputs[spec.loss.output] if spec.loss.output in graph.outputs else None

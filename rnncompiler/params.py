@@ -1,6 +1,6 @@
 """The parameters a spec declares: names, shapes and initialisers, and fresh values for them.
 
-Keys follow SPEC.md §7: ``<layer>.<param>``, or ``<layer>.fwd.<param>`` and
+Keys as docs/spec.md says (Array files): ``<layer>.<param>``, or ``<layer>.fwd.<param>`` and
 ``<layer>.bwd.<param>`` for bidirectional layers.
 """
 

@@ -1,6 +1,7 @@
-"""The JSON Schema of the spec format (SPEC.md), for editors: `rnnc schema` prints it and
-the files in specs/ point yaml-language-server at it. It describes the shape of a spec;
-rnnc's own checks (names that exist, shapes that agree, equations) go further."""
+"""The JSON Schema of the spec format (docs/spec.md describes the format), for editors:
+`rnnc schema` prints it and the files in specs/ point yaml-language-server at it. It
+describes the shape of a spec; rnnc's own checks (names that exist, shapes that agree,
+equations) go further."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ CELL = _object({
     "params": {"type": "object", "additionalProperties": {"oneOf": [
         SHAPE, _object({"shape": SHAPE, "init": {"enum": INITIALIZERS}}, ["shape"])]}},
     "equations": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
-}, ["state", "params", "equations"], "a cell written for one example (SPEC.md §3)")
+}, ["state", "params", "equations"], "a cell written for one example (docs/spec.md, Custom cells)")
 
 RNN = _object({
     "name": IDENTIFIER, "type": {"const": "rnn"}, "cell": {"type": "string"},
@@ -61,7 +62,8 @@ def schema() -> dict:
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "rnnc spec, format version 1",
-        "description": "A recurrent network for rnncompiler (SPEC.md).",
+        "description": "A recurrent network for rnncompiler; the format is described in "
+                       "docs/spec.md.",
         **_object({
             "rnnc": {"const": 1},
             "name": IDENTIFIER,

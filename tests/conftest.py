@@ -15,7 +15,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 
-# SPEC.md section 3: an LSTM with peepholes, c[t-1] in i and f, c[t] in o (ONNX LSTM's P)
+# docs/spec.md, Custom cells: an LSTM with peepholes, c[t-1] in i and f, c[t] in o (ONNX LSTM's P)
 PEEPHOLE_CELL = """\
 cells:
   peephole_lstm:

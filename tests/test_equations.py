@@ -28,14 +28,14 @@ MATRIX_X, MATRIX_H, VECTOR = (U, I), (U, U), (U,)
 
 
 def gates(*names: str) -> dict:
-    """Param shapes of gates named like W_x?, W_h?, b_? (SPEC.md §4)."""
+    """Param shapes of gates named like W_x?, W_h?, b_? (docs/spec.md, Built-in cells)."""
     shapes = {}
     for name in names:
         shapes.update({f"W_x{name}": MATRIX_X, f"W_h{name}": MATRIX_H, f"b_{name}": VECTOR})
     return shapes
 
 
-# SPEC.md §4: name -> (equations, param shapes, states)
+# docs/spec.md, Built-in cells: name -> (equations, param shapes, states)
 BUILTIN = {
     "simple": (
         "h[t] = tanh(W_xh @ x[t] + W_hh @ h[t-1] + b_h)",

@@ -1,7 +1,7 @@
 """The project's forward pass (rc.run) against the ONNX oracle (tests/oracles/onnx_rnn.py).
 
 Specs are written as YAML text; parameters come from rc.init_params (which fixes the
-keys and shapes, checked against SPEC.md section 4) and are then replaced by random
+keys and shapes, checked against docs/spec.md's Built-in cells) and are then replaced by random
 values of scale ~0.5 so that every bias is nonzero.
 """
 

@@ -1,7 +1,7 @@
-"""Cell equations are parsed, never evaluated (SPEC.md §3): equations from a small grammar
-of allowed and forbidden Python go through the loader with eval, exec and code-producing
-compile() forbidden, and a canary file shows that no equation ran code. The checks of a
-load (one clean line, in time) are test_fuzz.py's."""
+"""Cell equations are parsed, never evaluated (docs/spec.md, Equations): equations from a
+small grammar of allowed and forbidden Python go through the loader with eval, exec and
+code-producing compile() forbidden, and a canary file shows that no equation ran code. The
+checks of a load (one clean line, in time) are test_fuzz.py's."""
 
 from __future__ import annotations
 

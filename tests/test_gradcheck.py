@@ -1,4 +1,4 @@
-"""rc.loss_and_grads against float64 central differences of its own loss (SPEC.md §5-6).
+"""rc.loss_and_grads against float64 central differences of its own loss (docs/spec.md, Loss).
 
 For every parameter a few random entries are perturbed together (random weights, step
 eps) and the central-difference slope of ``loss_and_grads(...)[0]`` is compared with

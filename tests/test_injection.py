@@ -1,7 +1,7 @@
 """Hostile names: every name a spec gives (spec, inputs, targets, layers, cells,
 parameters, states, equation locals) tried with strings meant to break the generated code.
 
-A name that is not an identifier is a located SpecError (SPEC.md §1: names are
+A name that is not an identifier is a located SpecError (docs/spec.md: names are
 identifiers). A name that is one — a Python keyword, a builtin, a module name, a dunder, a
 name the generated code uses itself, a very long one — gives a spec whose NumPy module
 compiles, shadows nothing and computes what the reference interpreter computes, and whose

@@ -303,7 +303,7 @@ def test_import_an_onnx_model(cell, direction, layout, tmp_path):
     spec_file, params = tmp_path / "m.yaml", tmp_path / "p.npz"
     assert main(["import", str(path), "--from", "onnx", "-o", str(spec_file),
                  "--params", str(params)]) == 0
-    x = rng.standard_normal((B, T, I)).astype(np.float32)  # batch-first, as SPEC §7
+    x = rng.standard_normal((B, T, I)).astype(np.float32)  # batch-first, as docs/spec.md says
     if layout:  # onnxruntime runs layout 0 only: the reference implementation runs both
         (y,) = ReferenceEvaluator(model).run(None, {"features": x})
     else:

@@ -1,7 +1,7 @@
 """The ONNX backend (backends/rnnc_onnx) in all three modes: forward pass against the NumPy
 backend and two independent oracles (onnxruntime's own RNN/LSTM/GRU ops, and
 onnx.reference), training graph against the NumPy backend and finite differences, the
-model contract of SPEC.md §8, run-time batch and T, state_io streaming, errors, CLI."""
+model's names as docs/spec.md gives them, run-time batch and T, state_io streaming, errors, CLI."""
 
 from collections import Counter
 

@@ -1,9 +1,9 @@
 """Self-checks of the ONNX oracle (tests/oracles/onnx_rnn.py).
 
-A plain NumPy loop, written here straight from SPEC.md section 4's equations (and
-section 3's peephole LSTM), must agree with the oracle for every cell and direction:
-that validates the oracle's conversions (gate order, bias packing, layouts, reverse),
-so other tests can trust it.  The same models are also run on onnx's
+A plain NumPy loop, written here straight from the equations of docs/spec.md's Built-in
+cells (and the peephole LSTM of its Custom cells), must agree with the oracle for every
+cell and direction: that validates the oracle's conversions (gate order, bias packing,
+layouts, reverse), so other tests can trust it.  The same models are also run on onnx's
 ReferenceEvaluator.
 """
 
@@ -17,7 +17,7 @@ BATCH, STEPS, INPUT, UNITS = 3, 4, 2, 5
 
 
 def param_shapes(cell, units=UNITS, inputs=INPUT):
-    """SPEC section 4 parameter names -> shapes."""
+    """The built-in cells' parameter names (docs/spec.md) -> shapes."""
     gates = {"simple": "h", "lstm": "ifco", "gru": "rzn", "gru_reset_before": "rzn"}[cell]
     shapes = {}
     for g in gates:

@@ -1,4 +1,4 @@
-"""Truncated BPTT (SPEC.md §5, `unroll.bptt`) against references built by explicit detaching.
+"""Truncated BPTT (docs/spec.md, `unroll.bptt`) against references built by explicit detaching.
 
 The reference loops torch.nn.RNNCell / LSTMCell / GRUCell by hand (weights through
 test_bptt_torch.TORCH_LAYOUT) and detaches recurrent states:

@@ -1,6 +1,7 @@
 """``native`` mode: recurrent layers of built-in cells as ONNX's own RNN / LSTM / GRU.
 
-The conventions (SPEC.md §4 names on the left, ONNX's gate order on the right):
+The conventions (the built-in cells' parameter names, docs/spec.md, on the left; ONNX's
+gate order on the right):
 
 | cell | ONNX op | gates of W, R | B = [Wb, Rb] |
 |---|---|---|---|
@@ -120,7 +121,7 @@ class NativeLayers:
 
     def pack(self, loop: Loop, gates, biases, units: int):
         """W [G*H, I], R [G*H, H], B [2*G*H] of one direction, concatenated in the model
-        from the SPEC's parameters (which stay the model's inputs)."""
+        from the spec's parameters (which stay the model's inputs)."""
         b, prefix = self.emitter.b, f"{loop.block.name}."
         x_names = ["W_xh"] if gates == ["h"] else [f"W_x{g}" for g in gates]
         h_names = ["W_hh"] if gates == ["h"] else [f"W_h{g}" for g in gates]

@@ -1,9 +1,9 @@
 """An independent forward oracle: one ONNX RNN / LSTM / GRU node, run by onnxruntime.
 
-Parameters are named as SPEC.md section 4 (no layer prefix) and converted here to
+Parameters are named as docs/spec.md's Built-in cells (no layer prefix) and converted here to
 ONNX's packed layout:
 
-* gate order: LSTM i, o, f, c; GRU z, r, h (h is SPEC's n); RNN has one "gate";
+* gate order: LSTM i, o, f, c; GRU z, r, h (h is the spec's n); RNN has one "gate";
 * W [num_dir, gates*H, I], R [num_dir, gates*H, H], B [num_dir, 2*gates*H] = [Wb, Rb];
 * gru (reset after) is ``linear_before_reset=1`` with b_xn -> Wbh and b_hn -> Rbh;
   gru_reset_before is ``linear_before_reset=0`` with b_n -> Wbh (Rbh = 0);
@@ -56,7 +56,8 @@ def _state_names(cell):
 
 
 def _pack(cell, p, dtype):
-    """One direction's SPEC parameters -> ONNX (W [G*H, I], R [G*H, H], B [2*G*H])."""
+    """One direction's parameters, named as in the spec -> ONNX (W [G*H, I], R [G*H, H],
+    B [2*G*H])."""
     gates = _GATES[cell]
     hidden = p[gates[0][1]].shape[0]
     zero = np.zeros(hidden, dtype)
