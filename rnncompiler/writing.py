@@ -22,7 +22,7 @@ from .errors import Location, RnncError
 
 def check_writable(path, what: str = "the output") -> Path:
     """``path`` as it will be written, after checking that it can be: raises a located
-    RnncError otherwise. Makes nothing."""
+    RnncError otherwise. Leaves nothing behind (a folder to be made is not made yet)."""
     target = _target(path)
     where = Location(str(path))
     if target.is_dir():
@@ -37,7 +37,20 @@ def check_writable(path, what: str = "the output") -> Path:
         raise RnncError(f"cannot write {what}: '{existing}' is a file, not a folder", where)
     if not os.access(existing, os.W_OK | os.X_OK):
         raise RnncError(f"cannot write {what}: permission denied in '{existing}'", where)
+    if existing == folder:
+        _probe(folder, what, where)
     return target
+
+
+def _probe(folder: Path, what: str, where: Location) -> None:
+    """Make and remove a file in ``folder``: the one sure test that it takes files (a
+    read-only mount, or /proc, can pass os.access)."""
+    try:
+        handle, name = tempfile.mkstemp(prefix=".rnnc.", suffix=".tmp", dir=folder)
+        os.close(handle)
+        os.unlink(name)
+    except OSError as exc:
+        raise RnncError(f"cannot write {what}: {exc.strerror or exc}", where) from None
 
 
 def save_bytes(path, data: bytes, what: str = "the output") -> None:

@@ -158,6 +158,9 @@ def test_a_failing_write_leaves_nothing(files, name, capsys, monkeypatch):
     after = sorted(p.name for p in files.iterdir())
     if name in ("train --log", "train --metrics"):  # the trained parameters are kept
         before = sorted([*before, "t.npz"])
+    if name == "train -o":  # kept beside the spec instead, and the message says so
+        before = sorted([*before, "small.params.npz"])
+        assert err.strip().endswith(f"in {files / 'small.params.npz'} instead")
     assert after == before  # no partial file, no temporary, not the folder made for it
 
 

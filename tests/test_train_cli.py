@@ -215,3 +215,35 @@ def test_startup_imports_neither_numpy_nor_onnx():
                             cwd=ROOT, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "heavy: []" in result.stderr, (result.stderr, time.monotonic() - started)
+
+
+def test_parameters_that_cannot_be_written_after_training_are_kept(job, capsys,
+                                                                   monkeypatch):
+    """The disk fills up during training: the parameters go beside the spec instead (not
+    over a file there), and the message says where."""
+    from rnncompiler import writing
+
+    out = job / "out.npz"
+    (job / "small.params.npz").write_bytes(b"an earlier run's")
+    real = writing._write_temporary
+
+    def full_disk(target, data):
+        if target == out:
+            raise OSError(28, "No space left on device")
+        return real(target, data)
+
+    monkeypatch.setattr(writing, "_write_temporary", full_disk)
+    assert main(_train(job, "--epochs", "1", "-o", str(out), "--quiet")) == 1
+    kept = job / "small.params.1.npz"
+    assert capsys.readouterr().err == (
+        f"{out}: error: cannot write the parameters: No space left on device; the trained "
+        f"parameters are in {kept} instead\n")
+    assert set(np.load(kept)) >= {"rnn.W_xi"}
+    assert (job / "small.params.npz").read_bytes() == b"an earlier run's"
+
+
+def test_training_data_errors_name_the_file(job, capsys):
+    np.savez(job / "bad.npz", x=np.zeros((4, 5, 2)))
+    assert main(["train", str(job / "small.yaml"), "--data", str(job / "bad.npz")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{job / 'bad.npz'}: error: ") and "'y'" in err

@@ -13,7 +13,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..arrays import check_params, load_npz
+from ..arrays import check_inputs, check_params, load_npz
 from ..errors import Location, RnncError
 from ..spec import load_spec
 from ..tasks import get_task, task_data
@@ -43,6 +43,7 @@ def cmd_train(args) -> int:
         test = task_data(spec, task, args.examples, steps, args.seed + 1, part="test")
     else:
         data = load_npz(args.data, "training data")
+        check_inputs(spec, data, None, args.data, with_targets=True)  # says which file
     params = check_params(spec, load_npz(args.params, "parameters"), args.params) \
         if args.params else None
     if not args.quiet:
@@ -55,7 +56,7 @@ def cmd_train(args) -> int:
                            checkpoint=args.checkpoint, resume=args.resume,
                            progress=not args.quiet)
     params, history, final = train(spec, data, options, test, params)
-    save_npz(output, params, "the parameters")  # first and alone: the work is kept
+    keep(params, output, args.spec)  # first and alone: the work is kept
     with Outputs() as outputs:
         if args.log:
             outputs.text(args.log, log_csv(history), "the log")
@@ -75,6 +76,35 @@ def cmd_train(args) -> int:
           + (f"; {'test' if test is not None else 'validation'} {shown}" if shown else "")
           + f"; wrote {output}")
     return 0
+
+
+def keep(params: dict, output: str, spec: str) -> None:
+    """Write the trained parameters to ``output``; if that fails after all (a disk that
+    filled up while training), beside the spec or in the working folder instead, and say
+    where, so that the training is not lost."""
+    try:
+        save_npz(output, params, "the parameters")
+    except RnncError as error:
+        for place in (default_output(spec), Path(spec).stem + ".params.npz"):
+            fallback = _unused(place)
+            if fallback == output:
+                continue
+            try:
+                save_npz(fallback, params, "the parameters")
+            except RnncError:
+                continue
+            raise RnncError(f"{error.message}; the trained parameters are in {fallback} "
+                            "instead", error.location) from None
+        raise
+
+
+def _unused(path: str) -> str:
+    """``path``, or ``a.1.npz``, ``a.2.npz``... if it is taken: a fallback clobbers nothing."""
+    base, number = Path(path), 0
+    while Path(path).exists():
+        number += 1
+        path = str(base.with_name(f"{base.stem}.{number}{base.suffix}"))
+    return path
 
 
 def default_output(spec: str) -> str:
