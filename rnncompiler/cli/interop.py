@@ -3,6 +3,7 @@ PyTorch, Keras and ONNX (``interop.py``, ``import_*.py``)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ..arrays import check_params, load_npz
@@ -24,8 +25,10 @@ def cmd_import(args) -> int:
                                                   "ONNX and Keras models name their activations"),
             ("--return", args.returns, "a state_dict does not record what its model reads; "
                                        "ONNX and Keras models say what they output")):
-        if value and frm != "torch":
-            raise RnncError(f"{option} is for PyTorch state_dicts ({why})")
+        if value and frm != "torch":  # a usage error: exit 2, as argparse's
+            print(f"rnnc import: error: {option} is for --from torch ({why})",
+                  file=sys.stderr)
+            return 2
     check_writable(args.output, "the spec")
     check_writable(args.params, "the parameters")
     if frm == "onnx":
