@@ -1,6 +1,6 @@
 """Cell equations -> small expression trees (their shapes: ``shapes.py``).
 
-A cell is written for ONE example in textbook notation (SPEC.md §3), one assignment a
+A cell is written for ONE example in textbook notation (docs/spec.md, Equations), one assignment a
 line: ``h[t] = tanh(W_xh @ x[t] + W_hh @ h[t-1] + b_h)``. Each line goes through
 Python's own parser (``ast.parse``) and then through a whitelist: only the node types
 the spec allows become expression nodes; anything else is an ``EquationError`` at the
@@ -14,7 +14,7 @@ import keyword
 import math
 import re
 import warnings
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -114,7 +114,8 @@ def split_lines(text: str, first: Location) -> list[tuple[str, Location]]:
 
 
 def parse_equations(
-    lines: Sequence[tuple[str, Location]], *, params: Collection[str], states: Sequence[str]
+    lines: Sequence[tuple[str, Location]], *, params: Collection[str], states: Sequence[str],
+    keep: Callable[[EquationError], None] | None = None,
 ) -> list[Equation]:
     """Parse a cell's equation lines into expression trees.
 
@@ -122,6 +123,9 @@ def parse_equations(
         lines: each source line with the Location of its first character.
         params: the cell's parameter names.
         states: the cell's state names; each must be assigned exactly once, as ``s[t]``.
+        keep: given, each line's error is passed to it and parsing goes on with the next
+            line (the name a failed line assigns counts as assigned, so that its uses say
+            nothing more); the lines that parsed are returned.
 
     Raises:
         EquationError: at the line and column of the first thing that is not allowed.
@@ -133,15 +137,32 @@ def parse_equations(
             raise EquationError(f"'{name}' is given twice or reserved: parameters and states "
                                 f"need names of their own, other than {', '.join(RESERVED)}",
                                 first)
+    report = keep or _raise
     parser = _Parser(params, states)
-    equations = [eq for text, loc in lines if (eq := parser.parse_line(text, loc)) is not None]
+    equations = []
+    for text, loc in lines:
+        try:
+            equation = parser.parse_line(text, loc)
+        except EquationError as error:
+            report(error)
+            parser.assume_assigned(text, loc)
+        else:
+            equations += [equation] if equation is not None else []
     missing = [name for name in parser.states if name not in parser.assigned]
     if missing:
         where = equations[-1].loc if equations else first
         verb = "is" if len(missing) == 1 else "are"
-        raise EquationError(f"state {' and '.join(missing)} {verb} never assigned; add a line "
-                            f"`{missing[0]}[t] = ...`", where)
+        report(EquationError(f"state {' and '.join(missing)} {verb} never assigned; add a "
+                             f"line `{missing[0]}[t] = ...`", where))
     return equations
+
+
+def _raise(error: EquationError):
+    raise error
+
+
+# `name = ...` or `name[...] = ...`: what a line that failed meant to assign
+_TARGET = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\[[^\]]*\])?\s*=(?!=)")
 
 
 _BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.MatMult: "@"}
@@ -199,6 +220,17 @@ class _Parser:
         # Registered only now, so that `a = a + 1` and `h[t] = h[t]` are errors.
         (self.assigned if is_state else self.locals)[target] = self.base
         return Equation(target, is_state, expr, self.code, self.base)
+
+    def assume_assigned(self, text: str, loc: Location) -> None:
+        """After ``text`` failed: the name it meant to assign counts as assigned."""
+        match = _TARGET.match(text.split("#", 1)[0])
+        name = match and match.group(1)
+        if not name or name in RESERVED or name in self.params:
+            return
+        if name in self.states:
+            self.assigned.setdefault(name, loc)
+        else:
+            self.locals.setdefault(name, loc)
 
     def assignment(self) -> ast.Assign:
         for i, char in enumerate(self.code):

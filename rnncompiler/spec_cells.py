@@ -15,8 +15,15 @@ from importlib import resources
 
 from . import equations as eq
 from . import shapes
-from .errors import Location, did_you_mean
-from .spec_checks import check_choice, check_identifier, check_int, check_mapping, describe
+from .errors import Broken, EquationError, Location, did_you_mean
+from .spec_checks import (
+    check_choice,
+    check_identifier,
+    check_int,
+    check_mapping,
+    describe,
+    is_identifier,
+)
 from .yaml_source import Source, load_source
 
 INITIALIZERS = ("glorot_uniform", "orthogonal", "zeros", "ones", "normal", "uniform")
@@ -88,41 +95,96 @@ def read_cells(source: Source, value, claim) -> dict:
     """Read the spec's ``cells`` section; returns built-ins and custom cells by name."""
     cells = dict(builtin_cells())
     if not isinstance(value, dict):
-        raise source.error(("cells",), f"expected a mapping of cell names, got {describe(value)}")
+        source.broken_sections.add("cells")
+        source.keep(source.error(("cells",), "expected a mapping of cell names, got "
+                                             f"{describe(value)}"))
+        return cells
+    if not all(map(is_identifier, value)):
+        source.broken_sections.add("cells")
     for name, entry in value.items():
-        cell = source.attempt(_read_custom_cell, source, name, entry, cells, claim)
+        cell = source.attempt_part(_read_custom_cell, source, name, entry, cells, claim)
         cells[name] = cell if cell is not None else BROKEN  # a later use says nothing more
     return cells
 
 
 def _read_custom_cell(source: Source, name, entry, cells: dict, claim) -> CellSpec:
     path = ("cells", name)
+    source.attempt(_claim_cell_name, source, name, cells, claim)
+    return read_cell(source, path, name, entry, builtin=False)
+
+
+def _claim_cell_name(source: Source, name, cells: dict, claim) -> None:
+    path = ("cells", name)
     check_identifier(source, path, name, "cell name")
     if name in cells:
         raise source.error(path, f"'{name}' is a built-in cell; give your cell another name",
                            key=True)
     claim(name, path)
-    return read_cell(source, path, name, entry, builtin=False)
 
 
 def read_cell(source: Source, path, name: str, value, *, builtin: bool) -> CellSpec:
+    """One cell. Its states, parameters and equation lines are checked each on their own;
+    the equations are parsed once the names they use are known, and a line's shapes are
+    inferred once the shapes of what it uses are."""
     check_mapping(source, path, value, CELL_KEYS, required=("state", "params", "equations"))
-    states = _read_states(source, path + ("state",), value["state"])
+    states = params = lines = None
+    if "state" in value:
+        states = source.attempt(_read_states, source, path + ("state",), value["state"])
+    if states is not None:
+        source.attempt(_check_output, source, path + ("output",), value.get("output", states[0]),
+                       states)
+    if "params" in value:
+        params = source.attempt(_read_params, source, path + ("params",), value["params"],
+                                states or ())
+    if "equations" in value:
+        lines = source.attempt(_equation_lines, source, path + ("equations",),
+                               value["equations"])
+    if None in (states, params, lines):
+        raise Broken()
+    before = len(source.errors)
+    equations = eq.parse_equations(lines, params=params, states=states, keep=source.keep)
+    if len(source.errors) == before:  # else the line that failed may be what uses one
+        _check_params_used(source, path + ("params",), params, equations)
+    _check_shapes(source, equations, params)
+    if None in params.values():
+        raise Broken()
     output = value.get("output", states[0])
-    if output not in states:
-        raise source.error(path + ("output",), f"output must be one of the states {list(states)}, "
-                                               f"got {describe(output)}")
-    params = _read_params(source, path + ("params",), value["params"], states)
-    lines = _equation_lines(source, path + ("equations",), value["equations"])
-    equations = eq.parse_equations(lines, params=params, states=states)
-    shapes.infer_shapes(
-        equations,
-        param_shapes={p.name: p.symbolic_shape() for p in params.values()},
-        state_shape=(shapes.Dim.of("units"),),
-        input_shape=(shapes.Dim.of("input"),),
-    )
-    _check_params_used(source, path + ("params",), params, equations)
     return CellSpec(name, states, output, params, equations, builtin, source.loc(path, key=True))
+
+
+def _check_output(source: Source, path, output, states: tuple) -> None:
+    if output not in states:
+        hint = did_you_mean(output, states) if isinstance(output, str) else ""
+        raise source.error(path, f"output must be one of the states {list(states)}, "
+                                 f"got {describe(output)}{hint}")
+
+
+def _check_shapes(source: Source, equations: list, params: dict) -> None:
+    """Each line's shapes, every error kept. A line that uses a parameter whose shape
+    failed, or a local whose own line failed, says nothing more."""
+    param_shapes = {p.name: p.symbolic_shape() for p in params.values() if p is not None}
+
+    def infer(some: list) -> None:
+        shapes.infer_shapes(some, param_shapes=param_shapes, state_shape=(shapes.Dim.of("units"),),
+                            input_shape=(shapes.Dim.of("input"),))
+
+    if len(param_shapes) == len(params):
+        try:
+            infer(equations)  # the usual case: all at once
+            return
+        except EquationError:
+            pass  # then line by line, to find each error
+    checked = []
+    for equation in equations:
+        if (_names(equation.expr, eq.Param) - set(param_shapes)
+                or _names(equation.expr, eq.Local) - {e.target for e in checked}):
+            continue
+        try:
+            infer(checked + [equation])
+        except EquationError as error:
+            source.keep(error)
+            continue
+        checked.append(equation)
 
 
 def _read_states(source: Source, path, value) -> tuple:
@@ -141,30 +203,47 @@ def _read_states(source: Source, path, value) -> tuple:
 
 
 def _read_params(source: Source, path, value, states) -> dict:
+    """Each parameter on its own: name -> ParamSpec, or None where its shape or init
+    failed. Equations cannot be read while a name is wrong: then the whole fails."""
     if not isinstance(value, dict):
         raise source.error(path, f"expected a mapping of parameter names, got {describe(value)}")
     if not value:
         raise source.error(path, "a cell needs at least one parameter (what training learns); "
                                  "got an empty mapping")
-    params = {}
+    params, named = {}, True
     for name, entry in value.items():
         ppath = path + (name,)
-        check_identifier(source, ppath, name, "parameter name")
-        _check_not_keyword(source, ppath, name, "parameter", key=True)
-        if name in RESERVED or name in states:
-            raise source.error(ppath, f"parameter name '{name}' clashes with "
-                                      f"{'a state' if name in states else 'a reserved name'}",
-                               key=True)
-        init = None
-        if isinstance(entry, dict):
-            check_mapping(source, ppath, entry, ("shape", "init"), required=("shape",))
-            if "init" in entry:
-                init = check_choice(source, ppath + ("init",), entry["init"], INITIALIZERS)
-            shape = _read_shape(source, ppath + ("shape",), entry["shape"])
-        else:
-            shape = _read_shape(source, ppath, entry)
-        params[name] = ParamSpec(name, shape, init or _default_init(shape))
+        named &= source.attempt(_check_param_name, source, ppath, name, states, default=False)
+        params[name] = source.attempt_part(_read_param, source, ppath, name, entry)
+    if not named:
+        raise Broken()
     return params
+
+
+def _check_param_name(source: Source, ppath, name: str, states) -> bool:
+    check_identifier(source, ppath, name, "parameter name")
+    _check_not_keyword(source, ppath, name, "parameter", key=True)
+    if name in RESERVED or name in states:
+        raise source.error(ppath, f"parameter name '{name}' clashes with "
+                                  f"{'a state' if name in states else 'a reserved name'}",
+                           key=True)
+    return True
+
+
+def _read_param(source: Source, ppath, name: str, entry) -> ParamSpec:
+    """A shape, or a mapping with the shape and an init."""
+    init = None
+    if isinstance(entry, dict):
+        check_mapping(source, ppath, entry, ("shape", "init"), required=("shape",))
+        if "init" in entry:
+            init = source.attempt(check_choice, source, ppath + ("init",), entry["init"],
+                                  INITIALIZERS)
+        if "shape" not in entry:
+            raise Broken()  # reported missing
+        shape = _read_shape(source, ppath + ("shape",), entry["shape"])
+    else:
+        shape = _read_shape(source, ppath, entry)
+    return ParamSpec(name, shape, init or _default_init(shape))
 
 
 def _check_not_keyword(source: Source, path, name: str, what: str, key: bool = False) -> None:
@@ -231,22 +310,22 @@ def _equation_lines(source: Source, path, value) -> list:
 def _check_params_used(source: Source, path, params: dict, equations) -> None:
     used = set()
     for equation in equations:
-        used |= _param_names(equation.expr)
+        used |= _names(equation.expr, eq.Param)
     for name in params:
         if name not in used:
-            raise source.error(path + (name,), f"parameter '{name}' is not used by any equation",
-                               key=True)
+            source.keep(source.error(path + (name,), f"parameter '{name}' is not used by any "
+                                                     "equation", key=True))
 
 
-def _param_names(expr) -> set:
-    """Names of the parameters an expression uses."""
-    if isinstance(expr, eq.Param):
+def _names(expr, kind) -> set:
+    """Names of the parameters (kind eq.Param) or locals (eq.Local) an expression uses."""
+    if isinstance(expr, kind):
         return {expr.name}
     children = {eq.Binary: lambda e: (e.left, e.right), eq.Negate: lambda e: (e.operand,),
                 eq.Call: lambda e: e.args}
     found = set()
-    for kind, get in children.items():
-        if isinstance(expr, kind):
+    for node_type, get in children.items():
+        if isinstance(expr, node_type):
             for child in get(expr):
-                found |= _param_names(child)
+                found |= _names(child, kind)
     return found

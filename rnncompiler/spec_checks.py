@@ -4,25 +4,33 @@ from __future__ import annotations
 
 import re
 
-from .errors import did_you_mean, one_of
+from .errors import closest, did_you_mean, one_of
 from .yaml_source import Source
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-
-def check_mapping(source: Source, path, value, allowed, required=()) -> dict:
-    """``value`` must be a mapping with only ``allowed`` keys and all ``required`` ones."""
+def check_mapping(source: Source, path, value, allowed, required=()) -> bool:
+    """``value`` must be a mapping (else the error is raised) with only ``allowed`` keys and
+    all ``required`` ones. Each key that breaks this is an error of its own, kept on
+    ``source`` so that the caller goes on with the keys there are; returns whether all
+    keys were right."""
     if not isinstance(value, dict):
         raise source.error(path, f"expected a mapping, got {describe(value)}")
+    meant = set()  # what misspelt keys were meant to be: not reported missing as well
+    right = True
     for key in value:
         if key not in allowed:
+            meant.add(closest(key, allowed))
             hint = did_you_mean(key, allowed) or f"; allowed: {', '.join(allowed)}"
-            raise source.error(path + (key,), f"unknown key '{key}'{hint}", key=True)
+            source.keep(source.error(path + (key,), f"unknown key '{key}'{hint}", key=True))
+            right = False
     for key in required:
         if key not in value:
-            raise source.error(path, f"missing required key '{key}'")
-    return value
+            right = False
+            if key not in meant:
+                source.keep(source.error(path, f"missing required key '{key}'"))
+    return right
 
 
 # Sizes beyond these are almost surely mistakes (and would exhaust memory); `--allow-large`
@@ -43,7 +51,8 @@ def check_int(source: Source, path, value, minimum: int = 1) -> int:
 
 def check_bool(source: Source, path, value) -> bool:
     if not isinstance(value, bool):
-        raise source.error(path, f"expected true or false, got {describe(value)}")
+        hint = did_you_mean(value, ("true", "false")) if isinstance(value, str) else ""
+        raise source.error(path, f"expected true or false, got {describe(value)}{hint}")
     return value
 
 
@@ -54,8 +63,12 @@ def check_choice(source: Source, path, value, choices) -> str:
     return value
 
 
+def is_identifier(value) -> bool:
+    return isinstance(value, str) and IDENTIFIER.match(value) is not None
+
+
 def check_identifier(source: Source, path, value, what: str = "name") -> str:
-    if not isinstance(value, str) or not IDENTIFIER.match(value):
+    if not is_identifier(value):
         raise source.error(path, f"{what} must be an identifier ([A-Za-z_][A-Za-z0-9_]*), "
                                  f"got {describe(value)}")
     return value

@@ -1,4 +1,4 @@
-"""Layers, outputs and the loss of a spec (SPEC.md §2, §6), read and typed in order.
+"""The layers of a spec (SPEC.md §2), read and typed in order.
 
 Typing gives every layer the kind (sequence or vector), features and length of what it
 produces, from its input; this is where a layer fed a vector where it needs a sequence is
@@ -9,9 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import Broken, did_you_mean
-from .spec_checks import check_choice, check_identifier, check_int, check_mapping, describe
-from .yaml_source import Source
+from .errors import Broken, did_you_mean, one_of
+from .spec_checks import (
+    check_choice,
+    check_identifier,
+    check_int,
+    check_mapping,
+    describe,
+    is_identifier,
+)
+from .yaml_source import Source, format_path
 
 
 @dataclass(frozen=True)
@@ -55,53 +62,75 @@ class LayerSpec:
         return ("",)
 
 
-@dataclass(frozen=True)
-class LossSpec:
-    type: str
-    output: str
-    target: str
-
-
 LAYER_KEYS = {
     "rnn": ("name", "type", "cell", "units", "input", "return", "direction", "initial_state",
             "steps", "feedback"),
     "dense": ("name", "type", "units", "input", "activation"),
     "repeat": ("name", "type", "input", "steps"),
 }
+ALL_KEYS = LAYER_KEYS["rnn"] + ("activation",)
 REQUIRED = {"rnn": ("cell", "units"), "dense": ("units", "input"), "repeat": ("input", "steps")}
 ACTIVATIONS = ("linear", "tanh", "sigmoid", "relu", "softmax")
 RETURNS = ("last", "sequence")
 DIRECTIONS = ("forward", "backward", "bidirectional")
 
 
+def _choice(choices):
+    return lambda source, path, value: check_choice(source, path, value, choices)
+
+
+# checks of one key's value on its own, whatever else the layer has
+VALUE_CHECKS = {"units": check_int, "steps": check_int, "return": _choice(RETURNS),
+                "direction": _choice(DIRECTIONS), "activation": _choice(ACTIVATIONS)}
+
+
 def read_layers(source: Source, value, inputs: dict, cells: dict, claim) -> list:
-    """Read and type the ``layers`` list, in order."""
-    if not isinstance(value, list):
-        raise source.error(("layers",), f"expected a list of layers, got {describe(value)}")
-    if not value:
-        raise source.error(("layers",), "a spec needs at least one layer; the list is empty")
+    """Read and type the ``layers`` list, in order. A layer with an error is left out and
+    its name is broken: what uses it says nothing more."""
+    if not isinstance(value, list) or not value:
+        source.broken_sections.add("layers")
+        message = ("a spec needs at least one layer; the list is empty" if value == [] else
+                   f"expected a list of layers, got {describe(value)}")
+        source.keep(source.error(("layers",), message))
+        return []
+    if not all(isinstance(entry, dict) and is_identifier(entry.get("name")) for entry in value):
+        source.broken_sections.add("layers")
     reader = _LayerReader(source, inputs, cells)
     reader.all_names = [entry.get("name") for entry in value if isinstance(entry, dict)]
     reader.entries = value
     for i, entry in enumerate(value):
-        if source.attempt(_read_layer, source, reader, i, entry, claim, default=False) is False:
-            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-                source.broken.add(entry["name"])  # what uses it says nothing more
+        layer = source.attempt_part(_read_layer, source, reader, i, entry, claim)
+        if layer is not None:
+            reader.layers.append(layer)
+        elif isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            source.broken.add(entry["name"])  # what uses it says nothing more
     return reader.layers
 
 
-def _read_layer(source: Source, reader, i: int, entry, claim) -> bool:
+def _read_layer(source: Source, reader, i: int, entry, claim) -> LayerSpec:
+    """One layer; its name, its type and each of its keys are checked on their own."""
     path = ("layers", i)
     if not isinstance(entry, dict):
         raise source.error(path, f"expected a layer mapping, got {describe(entry)}")
-    check_mapping(source, path, entry, LAYER_KEYS["rnn"] + ("activation",),
-                  required=("name", "type"))
-    name = check_identifier(source, path + ("name",), entry["name"], "layer name")
-    kind = check_choice(source, path + ("type",), entry["type"], tuple(LAYER_KEYS))
-    check_mapping(source, path, entry, LAYER_KEYS[kind], required=REQUIRED[kind])
-    claim(name, path + ("name",))
-    reader.read(LayerSpec(name=name, type=kind, path=path), entry)
-    return True
+    kind = entry.get("type")
+    kind = kind if isinstance(kind, str) and kind in LAYER_KEYS else None
+    check_mapping(source, path, entry, LAYER_KEYS[kind] if kind else ALL_KEYS,
+                  required=("name", "type", *REQUIRED.get(kind, ())))
+    name = entry.get("name")
+    if "name" in entry and source.attempt(check_identifier, source, path + ("name",), name,
+                                          "layer name") is not None:
+        source.attempt(claim, name, path + ("name",))
+    if "type" in entry:
+        source.attempt(reader.check_type, path + ("type",), entry["type"])
+    layer = LayerSpec(name=name if isinstance(name, str) else format_path(path), type=kind,
+                      path=path)
+    if kind is None:  # the keys that mean the same in every layer are still checked
+        for key, value in entry.items():
+            if key in VALUE_CHECKS:
+                source.attempt(VALUE_CHECKS[key], source, path + (key,), value)
+        raise Broken()
+    getattr(reader, f"read_{kind}")(layer, entry)
+    return layer
 
 
 class _LayerReader:
@@ -111,12 +140,15 @@ class _LayerReader:
         self.cells = cells
         self.layers: list[LayerSpec] = []
 
-    def read(self, layer: LayerSpec, entry: dict) -> None:
-        getattr(self, f"read_{layer.type}")(layer, entry)
-        self.layers.append(layer)
-
     def error(self, layer: LayerSpec, key: str, message: str):
         return self.source.error(layer.path + (key,), f"layer {layer.name}: {message}")
+
+    def check_type(self, path, kind) -> str:
+        """One of LAYER_KEYS; `type: lstm` gets the fix."""
+        if isinstance(kind, str) and kind not in LAYER_KEYS and kind in self.cells:
+            raise self.source.error(path, f"expected {one_of(LAYER_KEYS)}, got '{kind}', "
+                                          f"which is a cell: write `type: rnn, cell: {kind}`")
+        return check_choice(self.source, path, kind, tuple(LAYER_KEYS))
 
     def value_type(self, layer: LayerSpec, name) -> ValueType:
         """The type of the input or earlier layer called ``name``."""
@@ -136,47 +168,71 @@ class _LayerReader:
         if not isinstance(name, str):
             raise self.error(layer, "input", f"expected the name of an input or an earlier "
                                              f"layer, got {describe(name)}")
+        if self.source.broken_sections & {"inputs", "layers"}:
+            raise Broken()  # it may be an input or a layer whose name could not be read
         raise self.error(layer, "input", f"unknown input '{name}'{did_you_mean(name, known)}; "
                                          "a layer may use the spec's inputs and earlier layers")
 
     def read_rnn(self, layer: LayerSpec, entry: dict) -> None:
+        """Each key on its own; what needs another key (the initial state needs the cell,
+        the output the units) only once that one is right."""
         src, path = self.source, layer.path
-        layer.units = check_int(src, path + ("units",), entry["units"])
-        cell = entry["cell"]
+        if "units" in entry:
+            layer.units = src.attempt(check_int, src, path + ("units",), entry["units"])
+        if "cell" in entry:
+            layer.cell = src.attempt(self.read_cell, layer, entry["cell"])
+        layer.returns = src.attempt(check_choice, src, path + ("return",),
+                                    entry.get("return", "last"), RETURNS)
+        layer.direction = src.attempt(check_choice, src, path + ("direction",),
+                                      entry.get("direction", "forward"), DIRECTIONS)
+        if "feedback" in entry:
+            src.attempt(self.read_feedback, layer, entry)
+        steps = src.attempt(self.read_rnn_input, layer, entry)
+        if None in (layer.units, layer.cell, layer.returns, layer.direction):
+            raise Broken()
+        layer.initial_state = self.read_initial_state(layer, entry.get("initial_state", {}))
+        width = layer.units * len(layer.directions)
+        layer.output = ValueType(layer.returns == "sequence", width, steps)
+
+    def read_cell(self, layer: LayerSpec, cell) -> str:
         if isinstance(cell, str) and cell in self.cells and self.cells[cell] is None:
             raise Broken()  # a custom cell that already failed
+        if isinstance(cell, str) and cell not in self.cells and \
+                "cells" in self.source.broken_sections:
+            raise Broken()  # it may be one of the cells that could not be read
         if not isinstance(cell, str) or cell not in self.cells:
             hint = did_you_mean(cell, self.cells) if isinstance(cell, str) else ""
             raise self.error(layer, "cell", f"unknown cell {describe(cell)}{hint}; "
                                             f"known cells: {', '.join(self.cells)}")
-        layer.cell = cell
-        layer.returns = check_choice(src, path + ("return",), entry.get("return", "last"), RETURNS)
-        layer.direction = check_choice(src, path + ("direction",),
-                                       entry.get("direction", "forward"), DIRECTIONS)
-        if "feedback" in entry:
-            self.read_feedback(layer, entry)
-        if "input" not in entry and layer.feedback is None:
+        return cell
+
+    def read_rnn_input(self, layer: LayerSpec, entry: dict):
+        """The input of an rnn layer; returns its length."""
+        src, path = self.source, layer.path
+        if "input" not in entry and "feedback" not in entry:
             raise src.error(path, f"layer {layer.name}: missing required key 'input'")
         layer.input = entry.get("input")
-        if layer.input is None:  # fed only its own outputs: `steps` gives the length
+        if layer.input is None and "feedback" in entry:  # fed only its own outputs
+            if layer.feedback is None:
+                raise Broken()  # the feedback's own error says what is wrong
             if "steps" not in entry:
                 raise src.error(path, f"layer {layer.name}: with `feedback` and no `input`, "
                                       "give `steps: N` (how many steps to generate)")
-            steps = check_int(src, path + ("steps",), entry["steps"])
-        else:
-            given = self.value_type(layer, layer.input)
-            steps = self.read_steps(layer, entry, given)
-        layer.initial_state = self.read_initial_state(layer, entry.get("initial_state", {}))
-        width = layer.units * len(layer.directions)
-        layer.output = ValueType(layer.returns == "sequence", width, steps)
+            return check_int(src, path + ("steps",), entry["steps"])
+        given = self.value_type(layer, layer.input)
+        return self.read_steps(layer, entry, given)
 
     def read_feedback(self, layer: LayerSpec, entry: dict) -> None:
         """`feedback: D`: D is a later dense layer on this layer's sequence; its output at
         step t-1 is (part of) this layer's input at step t."""
         name = entry["feedback"]
+        if not isinstance(entry.get("name"), str):
+            raise Broken()  # which layer it feeds back to is not known
         later = {e["name"]: e for e in self.entries[layer.path[1] + 1:]
                  if isinstance(e, dict) and isinstance(e.get("name"), str)}
         if not isinstance(name, str) or name not in later:
+            if isinstance(name, str) and "layers" in self.source.broken_sections:
+                raise Broken()  # it may be a layer whose name could not be read
             known = list(later)
             hint = did_you_mean(name, known) if isinstance(name, str) and known else ""
             raise self.error(layer, "feedback", f"unknown layer {describe(name)}{hint}; "
@@ -187,6 +243,8 @@ class _LayerReader:
             raise self.error(layer, "feedback", f"layer '{name}' must be a dense layer with "
                                                 f"`input: {layer.name}`: its output at step "
                                                 "t-1 is fed back at step t")
+        if None in (layer.returns, layer.direction):
+            raise Broken()  # their own errors say what is wrong
         if layer.returns != "sequence":
             raise self.error(layer, "feedback", "`feedback` feeds back the output of every "
                                                 "step: set `return: sequence`")
@@ -220,6 +278,7 @@ class _LayerReader:
                                          "vector at every step, or feed a sequence")
 
     def read_initial_state(self, layer: LayerSpec, value) -> dict:
+        """Each key and each source on its own."""
         src, path = self.source, layer.path + ("initial_state",)
         states = self.cells[layer.cell].states
         if layer.direction == "bidirectional":
@@ -228,7 +287,7 @@ class _LayerReader:
             keys = list(states)
         check_mapping(src, path, value, keys)
         for key, name in value.items():
-            self.check_state_source(layer, path + (key,), name)
+            src.attempt(self.check_state_source, layer, path + (key,), name)
         return dict(value)
 
     def check_state_source(self, layer: LayerSpec, path, name) -> None:
@@ -248,6 +307,9 @@ class _LayerReader:
         finals = {f"{p.name}.{d + '.' if d else ''}{s}": p for p in self.layers if p.type == "rnn"
                   for d in p.directions for s in self.cells[p.cell].states}
         if not isinstance(name, str) or name not in finals:
+            if isinstance(name, str) and \
+                    ("layers" if "." in name else "inputs") in self.source.broken_sections:
+                raise Broken()  # it may name an entry whose name could not be read
             choices = [n for n, s in self.inputs.items() if not s.sequence] + list(finals)
             raise src.error(path, f"unknown state source {describe(name)}"
                                   f"{did_you_mean(name, choices) if isinstance(name, str) else ''}"
@@ -259,70 +321,29 @@ class _LayerReader:
 
     def read_dense(self, layer: LayerSpec, entry: dict) -> None:
         src, path = self.source, layer.path
-        layer.units = check_int(src, path + ("units",), entry["units"])
-        layer.activation = check_choice(src, path + ("activation",),
-                                        entry.get("activation", "linear"), ACTIVATIONS)
+        if "units" in entry:
+            layer.units = src.attempt(check_int, src, path + ("units",), entry["units"])
+        layer.activation = src.attempt(check_choice, src, path + ("activation",),
+                                       entry.get("activation", "linear"), ACTIVATIONS)
+        if "input" not in entry:
+            raise Broken()  # reported missing
         layer.input = entry["input"]
         given = self.value_type(layer, layer.input)
+        if layer.units is None:
+            raise Broken()
         layer.output = ValueType(given.sequence, layer.units, given.steps)
 
     def read_repeat(self, layer: LayerSpec, entry: dict) -> None:
+        if "steps" in entry:
+            layer.steps = self.source.attempt(check_int, self.source, layer.path + ("steps",),
+                                              entry["steps"])
+        if "input" not in entry:
+            raise Broken()  # reported missing
         layer.input = entry["input"]
-        layer.steps = check_int(self.source, layer.path + ("steps",), entry["steps"])
         given = self.value_type(layer, layer.input)
         if given.sequence:
             raise self.error(layer, "input", f"repeat needs a vector, but input '{layer.input}' "
                                              f"is {given.describe()}")
-        layer.output = ValueType(True, given.features, layer.steps)
-
-
-def read_outputs(source: Source, value, layers: list) -> list:
-    names = [layer.name for layer in layers]
-    if value is None:
-        return [names[-1]]
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not value:
-        raise source.error(("outputs",), f"expected a list of layer names, got {describe(value)}")
-    for i, name in enumerate(value):
-        if isinstance(name, str) and name in source.broken:
+        if layer.steps is None:
             raise Broken()
-        if name not in names:
-            hint = did_you_mean(name, names) if isinstance(name, str) else ""
-            raise source.error(("outputs", i), f"unknown layer {describe(name)}{hint}")
-        if value.index(name) != i:
-            raise source.error(("outputs", i), f"layer '{name}' is listed twice")
-    return list(value)
-
-
-def read_loss(source: Source, value, spec):
-    if value is None:
-        return None
-    path = ("loss",)
-    check_mapping(source, path, value, ("type", "output", "target"),
-                  required=("type", "output", "target"))
-    kind = check_choice(source, path + ("type",), value["type"], ("mse", "cross_entropy"))
-    names = [layer.name for layer in spec.layers]
-    output, target = value["output"], value["target"]
-    if any(isinstance(name, str) and name in source.broken for name in (output, target)):
-        raise Broken()  # it names a layer or a target that already failed
-    if output not in names:
-        hint = did_you_mean(output, names) if isinstance(output, str) else ""
-        raise source.error(path + ("output",), f"unknown layer {describe(output)}{hint}")
-    if not isinstance(target, str) or target not in spec.targets:
-        hint = did_you_mean(target, spec.targets) if isinstance(target, str) else ""
-        raise source.error(path + ("target",), f"unknown target {describe(target)}{hint}"
-                                               + ("" if spec.targets else "; declare it under "
-                                                  "`targets:`"))
-    layer = spec.layer(output)
-    wanted = spec.targets[target]
-    have = ValueType(wanted.sequence, wanted.features, wanted.steps)
-    if None in (have.steps, layer.output.steps):  # one follows T: compared once T is known
-        have = ValueType(have.sequence, have.features, layer.output.steps)
-    if layer.output != have:
-        raise source.error(path + ("target",), f"target '{target}' is {have.describe()} but "
-                                               f"layer {output} gives {layer.output.describe()}")
-    if kind == "cross_entropy" and (layer.type != "dense" or layer.activation != "softmax"):
-        raise source.error(path + ("output",), "cross_entropy needs a softmax output: set "
-                                               f"`activation: softmax` on layer {output}")
-    return LossSpec(kind, output, target)
+        layer.output = ValueType(True, given.features, layer.steps)

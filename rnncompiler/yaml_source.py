@@ -45,6 +45,10 @@ class Source:
     styles: dict = field(default_factory=dict)  # path -> a scalar's style: | > ' "
     errors: list = field(default_factory=list)  # errors kept while checking goes on
     broken: set = field(default_factory=set)  # names whose entries failed: uses stay quiet
+    # sections ("inputs", "layers", ...) unread, or with an entry whose name is wrong: a
+    # name not found there may be that entry's, and its use says nothing more
+    broken_sections: set = field(default_factory=set)
+    failures: int = 0  # errors kept and parts found broken, so far
     limits: bool = True  # check sizes against spec_checks.LIMITS
 
     def loc(self, path: Path, *, key: bool = False) -> Location:
@@ -67,27 +71,50 @@ class Source:
         try:
             return check(*args, **kwargs)
         except Broken:
+            self.failures += 1
             return default
         except SpecErrors:
             raise  # the cap was reached further in
         except SpecError as error:
-            self.errors.append(error)
-            if len(self.errors) >= MAX_ERRORS:
-                raise SpecErrors(self.errors, more=True) from None
+            self.keep(error)
             return default
+
+    def attempt_part(self, check, *args, default=None):
+        """``attempt``, and ``default`` too when ``check`` went on past a failure of its own
+        (a layer with two bad keys, or a key that uses a broken name): a part with any
+        failure has failed, and what depends on it says nothing more."""
+        before = self.failures
+        result = self.attempt(check, *args, default=default)
+        return default if self.failures > before else result
+
+    def quiet_about(self, name, section: str, known) -> bool:
+        """Whether a use of ``name`` should say nothing more: the entry it names failed, or
+        it is not in ``known`` while an entry of ``section`` has a name that was wrong."""
+        return isinstance(name, str) and (
+            name in self.broken or (name not in known and section in self.broken_sections))
+
+    def keep(self, error: SpecError) -> None:
+        """Report ``error`` with the others and go on; at MAX_ERRORS, stop."""
+        self.errors.append(error)
+        self.failures += 1
+        if len(self.errors) >= MAX_ERRORS:
+            raise SpecErrors(_in_file_order(self.errors), more=True) from None
 
     def raise_errors(self) -> None:
         if len(self.errors) == 1:
             raise self.errors[0]
         if self.errors:
-            place = [(e.location.line, e.location.column) if e.location else (0, 0)
-                     for e in self.errors]
-            raise SpecErrors([e for _, e in sorted(zip(place, self.errors),
-                                                   key=lambda pair: pair[0])])
+            raise SpecErrors(_in_file_order(self.errors))
 
     def error(self, path: Path, message: str, *, key: bool = False) -> SpecError:
         """A SpecError at ``path`` whose message starts with the key path."""
         return SpecError(f"{format_path(path)}: {message}", self.loc(path, key=key))
+
+
+def _in_file_order(errors: list) -> list:
+    def place(error):
+        return (error.location.line, error.location.column) if error.location else (0, 0)
+    return sorted(errors, key=place)
 
 
 def load_source(text: str, file: str) -> Source:

@@ -1,5 +1,5 @@
-"""Bad input fails cleanly: exit 1, one message on stderr, located, no traceback (SPEC.md §1–4,
-§6, §8).
+"""Bad input fails cleanly: exit 1, one message on stderr, located, no traceback
+(docs/spec.md, Errors).
 
 Each file in tests/bad_specs/ breaks one rule; the table says where the message should point
 (the offending key or value, 1-based line and column) and a phrase it must contain. Most cases

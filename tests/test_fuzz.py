@@ -1,8 +1,8 @@
 """Fuzzing the front end: whatever text it is given, ``load_spec_text`` returns a Spec or
 raises an ``RnncError`` — never another exception — quickly, with a message that reads
-``fuzz.yaml...: error: ...`` on one line (SPEC.md §8: "one message on stderr ... no
-traceback"), free of control characters; several errors reported together (SpecErrors)
-give one such line each. (Cell equations, parsed and never evaluated (SPEC.md §3), are
+``fuzz.yaml...: error: ...`` on one line (docs/spec.md, Errors: one line, no
+traceback), free of control characters; several errors reported together (SpecErrors)
+give one such line each. (Cell equations, parsed and never evaluated (docs/spec.md, Equations), are
 fuzzed in test_fuzz_equations.py with the checks defined here.)
 
 Texts come from four sources: random unicode; YAML-ish fragments built from the keys and
