@@ -16,8 +16,8 @@ import json
 import time
 
 import rnncompiler as rc
-from rnncompiler.tasks import get_task, task_data
-from rnncompiler.train import TrainOptions, train
+from rnncompiler.training.loop import TrainOptions, train
+from rnncompiler.training.tasks import get_task, task_data
 
 SPEC = """\
 rnnc: 1

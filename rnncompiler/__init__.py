@@ -10,8 +10,9 @@ The public API::
 __version__ = "0.1.0"
 
 _EXPORTS = {"compile_spec": "api", "loss_and_grads": "api", "run": "api",
-            "RnncError": "errors", "init_params": "params", "Spec": "spec",
-            "load_spec": "spec", "load_spec_text": "spec", "unroll": "unrolling"}
+            "RnncError": "errors", "init_params": "build.params", "Spec": "frontend.spec",
+            "load_spec": "frontend.spec", "load_spec_text": "frontend.spec",
+            "unroll": "build.unroll"}
 
 __all__ = ["RnncError", "Spec", "__version__", "compile_spec", "init_params", "load_spec",
            "load_spec_text", "loss_and_grads", "run", "unroll"]

@@ -9,13 +9,13 @@ import weakref
 import numpy as np
 
 from .arrays import check_inputs, check_params
-from .autodiff import training_graph
+from .autodiff.bptt import training_graph
 from .backend import Artifact, EmitOptions, check_supported, get_backend
+from .build.params import init_params
+from .build.unroll import unroll
 from .errors import RnncError
-from .params import init_params
+from .frontend.spec import Spec
 from .passes.pipeline import optimize
-from .spec import Spec
-from .unrolling import unroll
 
 _compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # spec -> {key: artifact}
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .build.unroll import state_inputs
 from .errors import ArrayError, Location, did_you_mean
-from .params import param_infos
-from .spec import Spec
-from .unrolling import state_inputs
+from .frontend.params import param_infos
+from .frontend.spec import Spec
 
 
 def load_npz(path, what: str = "arrays") -> dict[str, np.ndarray]:

@@ -16,7 +16,7 @@ from .errors import RnncError, did_you_mean, one_of
 if TYPE_CHECKING:  # importing this module costs no numpy (rnnc --help lists the backends)
     import numpy as np
 
-    from .graph import Graph
+    from .ir.graph import Graph
 
 GROUP = "rnncompiler.backends"
 

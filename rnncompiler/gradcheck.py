@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .api import loss_and_grads
-from .params import param_infos
-from .spec import Spec, UnrollSpec
+from .frontend.params import param_infos
+from .frontend.spec import Spec, UnrollSpec
 
 
 @dataclass(frozen=True)

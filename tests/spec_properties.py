@@ -31,12 +31,12 @@ from conftest import spec_inputs
 
 import rnncompiler as rc
 from rnncompiler import api
-from rnncompiler.autodiff import training_graph
-from rnncompiler.evaluate import evaluate
+from rnncompiler.autodiff.bptt import training_graph
+from rnncompiler.frontend.spec import UnrollSpec
 from rnncompiler.gradcheck import gradcheck, random_data
+from rnncompiler.ir.evaluate import evaluate
+from rnncompiler.ir.loops import schedule
 from rnncompiler.passes.pipeline import LEVELS, optimize
-from rnncompiler.schedule import schedule
-from rnncompiler.spec import UnrollSpec
 
 BATCH = 2
 LEVEL_NAMES = {0: "-O0", 1: "-O1", 2: "-O2"}

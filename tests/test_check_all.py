@@ -10,7 +10,7 @@ import yaml
 from conftest import ROOT, SPECS
 
 from rnncompiler.cli import main
-from rnncompiler.schema import schema_text
+from rnncompiler.frontend.schema import schema_text
 
 MANY = """\
 rnnc: 1

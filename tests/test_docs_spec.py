@@ -13,9 +13,9 @@ import yaml
 from conftest import ROOT
 
 from rnncompiler import RnncError, load_spec_text
-from rnncompiler.equations import FUNCTIONS
-from rnncompiler.schema import INITIALIZERS, schema
-from rnncompiler.spec_cells import builtin_cells
+from rnncompiler.frontend.cells import builtin_cells
+from rnncompiler.frontend.equations import FUNCTIONS
+from rnncompiler.frontend.schema import INITIALIZERS, schema
 
 DOC = ROOT / "docs" / "spec.md"
 TEXT = DOC.read_text(encoding="utf-8")

@@ -1,4 +1,4 @@
-"""Tests for rnncompiler.equations: parsing, error places, render and symbolic shapes."""
+"""Tests for rnncompiler.frontend.equations: parsing, error places, render and symbolic shapes."""
 
 import time
 import warnings
@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnncompiler.equations import (
+from rnncompiler.errors import EquationError, Location
+from rnncompiler.frontend.equations import (
     Binary,
     Call,
     Input,
@@ -20,8 +21,7 @@ from rnncompiler.equations import (
     render,
     split_lines,
 )
-from rnncompiler.errors import EquationError, Location
-from rnncompiler.shapes import Dim, infer_shapes
+from rnncompiler.frontend.shapes import Dim, infer_shapes
 
 U, I = Dim.of("units"), Dim.of("input")
 MATRIX_X, MATRIX_H, VECTOR = (U, I), (U, U), (U,)

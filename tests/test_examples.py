@@ -15,7 +15,7 @@ from conftest import ROOT, SPECS, spec_inputs
 
 import rnncompiler as rc
 from rnncompiler.cli import main
-from rnncompiler.evaluate import evaluate
+from rnncompiler.ir.evaluate import evaluate
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import rnncompiler as rc
-from rnncompiler import ops
-from rnncompiler.evaluate import evaluate
+from rnncompiler.ir import ops
+from rnncompiler.ir.evaluate import evaluate
 
 SIMPLE = """
 rnnc: 1

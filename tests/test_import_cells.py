@@ -24,8 +24,8 @@ from test_import_keras import FIXTURES, edited, imported, needs_h5py, recorded
 
 import rnncompiler as rc
 from rnncompiler.cli import main
-from rnncompiler.import_cells import DEFAULTS, FUNCTIONS, generated_cell
-from rnncompiler.spec_cells import builtin_cells
+from rnncompiler.frontend.cells import builtin_cells
+from rnncompiler.interop.cells import DEFAULTS, FUNCTIONS, generated_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 B, T, I, H = 3, 5, 4, 6
@@ -252,7 +252,7 @@ def test_keras_activations_import_as_custom_cells(tmp_path):
     np.testing.assert_allclose(got["loss"], arrays["loss"], rtol=1e-5)
     # Keras's gradients, laid out as its weights, read as weights give ours; of a GRU's
     # bias [input, recurrent] only one side of r and z counts (our cell has one bias each)
-    from rnncompiler.import_keras import keras_spec, read_keras
+    from rnncompiler.interop.from_keras import keras_spec, read_keras
 
     grads = {k[len("grad/"):]: v.copy() for k, v in arrays.items() if k.startswith("grad/")}
     for key, grad in grads.items():

@@ -16,7 +16,7 @@ import pytest
 
 import rnncompiler as rc
 from rnncompiler.cli import main
-from rnncompiler.import_keras import _groups, keras_spec, read_keras
+from rnncompiler.interop.from_keras import _groups, keras_spec, read_keras
 
 # h5py is in the `test` extra; without it only the tests that need no weights run
 needs_h5py = pytest.mark.skipif(importlib.util.find_spec("h5py") is None,

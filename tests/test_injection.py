@@ -24,9 +24,9 @@ import onnx
 import pytest
 
 import rnncompiler as rc
-from rnncompiler.equations import RESERVED
 from rnncompiler.errors import SpecError, SpecErrors
-from rnncompiler.evaluate import evaluate
+from rnncompiler.frontend.equations import RESERVED
+from rnncompiler.ir.evaluate import evaluate
 
 FILE = "hostile.yaml"
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")

@@ -14,8 +14,8 @@ from onnx.reference import ReferenceEvaluator
 import rnncompiler as rc
 from rnncompiler.cli import main
 from rnncompiler.errors import RnncError
-from rnncompiler.interop import export_params, import_params, layers_of
-from rnncompiler.ops import sigmoid
+from rnncompiler.interop.layouts import export_params, import_params, layers_of
+from rnncompiler.ir.ops import sigmoid
 
 B, T, I, H = 3, 5, 4, 6
 CELLS = ["simple", "lstm", "gru", "gru_reset_before"]

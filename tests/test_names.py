@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 import rnncompiler as rc
-from rnncompiler.evaluate import evaluate
+from rnncompiler.ir.evaluate import evaluate
 
 AWKWARD = """
 rnnc: 1

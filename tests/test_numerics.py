@@ -22,8 +22,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rnncompiler as rc
-from rnncompiler import ops
-from rnncompiler.evaluate import evaluate
+from rnncompiler.ir import ops
+from rnncompiler.ir.evaluate import evaluate
 
 BIG = 1e4
 FILE = "numerics.yaml"

@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, SPECS
 
 import rnncompiler as rc
-from rnncompiler.spec import load_spec_text
+from rnncompiler.frontend.spec import load_spec_text
 
 
 def module_and_data(path):

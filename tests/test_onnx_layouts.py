@@ -12,7 +12,7 @@ import pytest
 from conftest import SPECS
 
 import rnncompiler as rc
-from rnncompiler.spec import load_spec_text
+from rnncompiler.frontend.spec import load_spec_text
 
 NETWORK = """
 rnnc: 1

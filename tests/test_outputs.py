@@ -96,7 +96,7 @@ def test_a_missing_folder_is_made(files, name, capsys):
 @pytest.mark.parametrize("name", WRITERS)
 def test_a_file_in_the_way_is_one_line_before_any_work(files, name, capsys, monkeypatch):
     (files / "plain").write_text("a file, not a folder")
-    monkeypatch.setattr("rnncompiler.train.train", _never)
+    monkeypatch.setattr("rnncompiler.training.loop.train", _never)
     monkeypatch.setattr("rnncompiler.cli.training.train", _never)
     out = files / "plain" / "out"
     assert main(_argv(files, name, out)) == 1

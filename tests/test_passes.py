@@ -10,14 +10,14 @@ import pytest
 from conftest import ROOT, SPECS
 
 import rnncompiler as rc
-from rnncompiler.autodiff import training_graph
-from rnncompiler.evaluate import evaluate
-from rnncompiler.graph import Graph
+from rnncompiler.autodiff.bptt import training_graph
+from rnncompiler.ir.evaluate import evaluate
+from rnncompiler.ir.graph import Graph
+from rnncompiler.ir.loops import schedule
 from rnncompiler.passes.eliminate_common_subexpressions import eliminate_common_subexpressions
 from rnncompiler.passes.eliminate_dead_nodes import eliminate_dead_nodes
 from rnncompiler.passes.pipeline import LEVELS, optimize
 from rnncompiler.passes.simplify_algebra import simplify_algebra
-from rnncompiler.schedule import schedule
 
 
 def _graphs(spec):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import rnncompiler as rc
-from rnncompiler.evaluate import evaluate
-from rnncompiler.schedule import Loop, schedule
+from rnncompiler.ir.evaluate import evaluate
+from rnncompiler.ir.loops import Loop, schedule
 
 CROSSED = """
 rnnc: 1

@@ -8,7 +8,7 @@ import pytest
 
 from rnncompiler.cli import main
 from rnncompiler.errors import SpecError, SpecErrors
-from rnncompiler.spec import load_spec_text
+from rnncompiler.frontend.spec import load_spec_text
 
 FILE = "many.yaml"
 

@@ -15,7 +15,7 @@ from test_gradcheck import gradcheck, make_case, rnn
 import rnncompiler as rc
 from rnncompiler.cli import main
 from rnncompiler.errors import SpecError
-from rnncompiler.ops import sigmoid, softmax
+from rnncompiler.ir.ops import sigmoid, softmax
 
 
 def feedback_decoder(cell, *, vector_input=True, activation="tanh"):

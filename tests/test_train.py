@@ -13,8 +13,8 @@ from conftest import ROOT
 import rnncompiler as rc
 from rnncompiler.cli import main
 from rnncompiler.errors import RnncError
-from rnncompiler.tasks import get_task, task_data
-from rnncompiler.train import TrainOptions, train
+from rnncompiler.training.loop import TrainOptions, train
+from rnncompiler.training.tasks import get_task, task_data
 
 SPEC = """\
 rnnc: 1

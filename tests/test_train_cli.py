@@ -17,8 +17,8 @@ import pytest
 from conftest import ROOT
 
 from rnncompiler.cli import main
-from rnncompiler.tasks import get_task
-from rnncompiler.train import Optimizer
+from rnncompiler.training.loop import Optimizer
+from rnncompiler.training.tasks import get_task
 
 SPEC = """\
 rnnc: 1

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnncompiler import ops
-from rnncompiler.autodiff import _Builder
-from rnncompiler.evaluate import evaluate
-from rnncompiler.graph import Graph
+from rnncompiler.autodiff.bptt import _Builder
+from rnncompiler.ir import ops
+from rnncompiler.ir.evaluate import evaluate
+from rnncompiler.ir.graph import Graph
 
 BATCH = 3
 # op -> (argument specs, attrs); a spec is (shape, batched, domain)

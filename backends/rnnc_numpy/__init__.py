@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from rnncompiler.backend import EmitOptions
-from rnncompiler.graph import Graph
-from rnncompiler.schedule import schedule
+from rnncompiler.ir.graph import Graph
+from rnncompiler.ir.loops import schedule
 
 from .lowering import LEAVES, LOWERINGS
 from .module import ModuleWriter

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from rnncompiler.graph import Graph
-from rnncompiler.schedule import Loop, Program, reads_examples_at_every_step
+from rnncompiler.ir.graph import Graph
+from rnncompiler.ir.loops import Loop, Program, reads_examples_at_every_step
 
 from .lowering import ATOM, LEAVES, LOWERINGS, VIEWS, product_into
 from .names import Names

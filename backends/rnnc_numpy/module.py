@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import inspect
 
-from rnncompiler import __version__, initializers, ops
-from rnncompiler.graph import Graph
-from rnncompiler.schedule import Program
+from rnncompiler import __version__
+from rnncompiler.build import initializers
+from rnncompiler.ir import ops
+from rnncompiler.ir.graph import Graph
+from rnncompiler.ir.loops import Program
 
 from .function import FunctionWriter
 from .lowering import HELPERS

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from rnncompiler.backend import EmitOptions
-from rnncompiler.graph import Graph
+from rnncompiler.ir.graph import Graph
 
 from . import runtime
 from .emit import MODES, build_model

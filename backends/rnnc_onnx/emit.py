@@ -19,8 +19,8 @@ from onnx import TensorProto, helper
 
 from rnncompiler import __version__
 from rnncompiler.errors import RnncError
-from rnncompiler.graph import Graph
-from rnncompiler.schedule import Loop, reads_examples_at_every_step, schedule
+from rnncompiler.ir.graph import Graph
+from rnncompiler.ir.loops import Loop, reads_examples_at_every_step, schedule
 
 from .builder import OPSET, OnnxBuilder
 from .layouts import LAYOUT_FREE, TimeMajor

@@ -20,7 +20,7 @@ import numpy as np
 from onnx import TensorProto
 
 from rnncompiler.errors import RnncError
-from rnncompiler.schedule import Loop, Program
+from rnncompiler.ir.loops import Loop, Program
 
 GATES = {  # cell -> (ONNX op, gate suffixes in ONNX order, biases in ONNX order)
     "simple": ("RNN", ["h"], lambda b, z: [b["b_h"], z]),

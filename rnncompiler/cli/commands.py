@@ -9,17 +9,18 @@ from pathlib import Path
 from ..api import compile_spec
 from ..arrays import check_inputs, check_params, load_npz
 from ..backend import available_backends, get_backend
+from ..build.params import init_params
 from ..errors import RnncError
+from ..frontend.params import param_infos
+from ..frontend.spec import Spec, load_spec
 from ..gradcheck import gradcheck
-from ..params import init_params, param_infos
-from ..spec import Spec, load_spec
 from ..writing import check_writable, save_bytes, save_npz, save_text
 
 SUFFIX_BACKENDS = {".py": "numpy", ".onnx": "onnx"}  # what `compile -o` writes, by suffix
 
 
 def cmd_schema(args) -> int:
-    from ..schema import schema_text
+    from ..frontend.schema import schema_text
 
     sys.stdout.write(schema_text())
     return 0

@@ -8,12 +8,12 @@ import tempfile
 from pathlib import Path
 
 from ..arrays import check_inputs, check_params, load_npz
-from ..autodiff import training_graph
+from ..autodiff.bptt import training_graph
+from ..build.unroll import unroll
 from ..errors import RnncError
+from ..frontend.spec import UnrollSpec, load_spec
 from ..inspection import summarize, to_dot, to_graphml, to_json
 from ..passes.pipeline import optimize
-from ..spec import UnrollSpec, load_spec
-from ..unrolling import unroll
 from ..writing import Outputs, check_writable, save_bytes, save_text
 from .parser import FORMATS
 

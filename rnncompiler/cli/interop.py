@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 from ..arrays import check_params, load_npz
+from ..build.params import init_params
 from ..errors import Location, RnncError
-from ..interop import export_params, import_params, infer_layout, layers_of
-from ..params import init_params
-from ..spec import load_spec
+from ..frontend.spec import load_spec
+from ..interop.layouts import export_params, import_params, infer_layout, layers_of
 from ..writing import Outputs, check_writable, save_npz
 from .commands import count_values
 
@@ -32,13 +32,13 @@ def cmd_import(args) -> int:
     check_writable(args.output, "the spec")
     check_writable(args.params, "the parameters")
     if frm == "onnx":
-        from ..import_onnx import import_onnx
+        from ..interop.from_onnx import import_onnx
         text, params = import_onnx(args.source, args.name)
     elif frm == "keras":
-        from ..import_keras import import_keras
+        from ..interop.from_keras import import_keras
         text, params = import_keras(args.source, args.name)
     else:
-        from ..import_torch import import_torch
+        from ..interop.from_torch import import_torch
         text, params = import_torch(args.source, args.name, args.returns or "last",
                                     args.nonlinearity or "tanh")
     with Outputs() as outputs:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from ..arrays import check_inputs, check_params, load_npz
 from ..errors import Location, RnncError
-from ..spec import load_spec
-from ..tasks import get_task, task_data
-from ..train import TrainOptions, log_csv, train
+from ..frontend.spec import load_spec
+from ..training.loop import TrainOptions, log_csv, train
+from ..training.tasks import get_task, task_data
 from ..writing import Outputs, check_writable, save_npz
 
 

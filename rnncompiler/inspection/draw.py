@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no screen
 import matplotlib.pyplot as plt
 
-from ..graph import Graph
+from ..ir.graph import Graph
 from .export import shown_steps, visible_nodes
 
 COLORS = {"param": "#f5e79e", "input": "#b8e6b8", "forward": "#d6e6f5",

@@ -13,7 +13,7 @@ import json
 
 import networkx as nx
 
-from ..graph import Graph
+from ..ir.graph import Graph
 
 SHOWN_STEPS = 5  # beyond this, pictures show the first steps, "...", and the last step
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..evaluate import evaluate_all
-from ..graph import Graph
+from ..ir.evaluate import evaluate_all
+from ..ir.graph import Graph
 
 
 def gradient_norms(graph: Graph, cells: dict, params: dict, data: dict) -> dict:

@@ -8,7 +8,7 @@ from collections import Counter
 import networkx as nx
 import numpy as np
 
-from ..graph import Graph
+from ..ir.graph import Graph
 
 ELEMENTWISE_COST = {"softmax": 3, "sigmoid": 4, "log": 1, "exp": 1, "tanh": 1}
 

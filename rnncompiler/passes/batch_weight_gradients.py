@@ -10,8 +10,8 @@ product instead of T additions), so values agree to rounding.
 
 from __future__ import annotations
 
-from ..graph import Graph
-from ..schedule import analyse_loops
+from ..ir.graph import Graph
+from ..ir.loops import analyse_loops
 
 BATCHABLE = ("outer_sum", "sum_batch")
 

@@ -10,7 +10,7 @@ nodes at every step and the search runs again without it.
 
 from __future__ import annotations
 
-from ..graph import Graph
+from ..ir.graph import Graph
 from .places import periodic, places
 
 COMMUTATIVE = ("add", "mul")

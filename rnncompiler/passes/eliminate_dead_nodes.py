@@ -8,7 +8,7 @@ alike at every step: a place of a block is kept at every step if it is live at o
 
 from __future__ import annotations
 
-from ..graph import Graph
+from ..ir.graph import Graph
 
 
 def eliminate_dead_nodes(graph: Graph) -> bool:

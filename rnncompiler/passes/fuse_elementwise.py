@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 
-from ..graph import Graph
+from ..ir.graph import Graph
 from .places import joined_name, places, value_name
 
 ELEMENTWISE = ("add", "sub", "mul", "div", "neg", "tanh", "sigmoid", "relu", "exp", "log")

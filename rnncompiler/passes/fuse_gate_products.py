@@ -10,7 +10,7 @@ built once, before any loop. Backward loops get the transposed form: a sum of pr
 
 from __future__ import annotations
 
-from ..graph import Graph
+from ..ir.graph import Graph
 from .places import joined_name, value_name
 
 

@@ -10,7 +10,7 @@ The biases then join the hoisted products: ``hoist_invariant_terms``.
 
 from __future__ import annotations
 
-from ..graph import Graph
+from ..ir.graph import Graph
 
 PRODUCTS = ("matvec", "matvec_t")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 
-from ..graph import Graph
+from ..ir.graph import Graph
 from .places import places
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..graph import Graph
+from ..ir.graph import Graph
 from .batch_weight_gradients import batch_weight_gradients
 from .eliminate_common_subexpressions import eliminate_common_subexpressions
 from .eliminate_dead_nodes import eliminate_dead_nodes

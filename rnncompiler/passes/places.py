@@ -9,7 +9,7 @@ first one from outside, one value from outside, another loop's place at the same
 
 from __future__ import annotations
 
-from ..graph import Graph
+from ..ir.graph import Graph
 
 
 def places(graph: Graph) -> dict[tuple, list[int]]:

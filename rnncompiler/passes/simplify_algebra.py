@@ -15,7 +15,7 @@ the sign of a zero); for loops, a place is rewritten only where the result is pe
 
 from __future__ import annotations
 
-from ..graph import Graph
+from ..ir.graph import Graph
 from .places import periodic, places
 
 ZERO_SOURCES = ("zeros", "zeros_shaped")

@@ -13,7 +13,7 @@ Safe always: a transpose moves numbers, it computes nothing.
 
 from __future__ import annotations
 
-from ..graph import Graph
+from ..ir.graph import Graph
 
 
 def transpose_loop_weights(graph: Graph) -> bool:

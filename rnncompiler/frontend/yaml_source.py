@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from .errors import Broken, Location, SpecError, SpecErrors
+from ..errors import Broken, Location, SpecError, SpecErrors
 
 MAX_BYTES = 4 * 1024 * 1024
 MAX_VALUES = 200_000  # values after aliases are expanded

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .interop import CELL_OF, PEEPHOLES, import_params
-from .spec_cells import builtin_cells
+from ..frontend.cells import builtin_cells
+from .layouts import CELL_OF, PEEPHOLES, import_params
 
 DEFAULTS = {"simple": ("tanh",), "lstm": ("sigmoid", "tanh", "tanh"),
             "gru": ("sigmoid", "tanh"), "gru_reset_before": ("sigmoid", "tanh")}

@@ -23,14 +23,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..api import compile_spec
+from ..arrays import check_inputs
+from ..build.params import init_params
+from ..errors import RnncError
+from ..frontend.spec import Spec
+from ..ir.ops import sequence_mask
 from . import checkpoint
-from .api import compile_spec
-from .arrays import check_inputs
 from .checkpoint import History, Position
-from .errors import RnncError
-from .ops import sequence_mask
-from .params import init_params
-from .spec import Spec
 
 
 @dataclass

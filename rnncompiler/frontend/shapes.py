@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ..errors import EquationError, did_you_mean
 from .equations import (
     Binary,
     Call,
@@ -23,7 +24,6 @@ from .equations import (
     State,
     render,
 )
-from .errors import EquationError, did_you_mean
 
 Shape = tuple  # of Dim: () a scalar, (n,) a vector, (m, n) a matrix
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
+from ..errors import Broken, EquationError, Location, did_you_mean
 from . import equations as eq
 from . import shapes
-from .errors import Broken, EquationError, Location, did_you_mean
-from .spec_checks import (
+from .checks import (
     check_choice,
     check_identifier,
     check_int,
@@ -80,9 +80,10 @@ BROKEN = None  # the entry of a custom cell that failed its checks
 
 @cache
 def builtin_cells() -> dict:
-    """The cells shipped in rnncompiler/cells, by name."""
+    """The cells shipped in frontend/builtin_cells, by name."""
     cells = {}
-    for entry in sorted(resources.files("rnncompiler.cells").iterdir(), key=lambda p: p.name):
+    shipped = resources.files("rnncompiler.frontend.builtin_cells").iterdir()
+    for entry in sorted(shipped, key=lambda p: p.name):
         if entry.name.endswith(".yaml"):
             text = entry.read_text(encoding="utf-8")
             source = load_source(text, f"rnncompiler/cells/{entry.name}")

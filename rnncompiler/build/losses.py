@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .errors import SpecError
-from .graph import Graph
-from .spec import Spec
-from .unrolling import add_lengths
+from ..errors import SpecError
+from ..ir.graph import Graph
+from ..frontend.spec import Spec
+from .unroll import add_lengths
 
 
 def add_loss(graph: Graph, spec: Spec) -> int:

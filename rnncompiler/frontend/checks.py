@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import closest, did_you_mean, one_of
+from ..errors import closest, did_you_mean, one_of
 from .yaml_source import Source
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")

@@ -29,13 +29,13 @@ import sys
 import numpy as np
 import onnx
 
-from .errors import RnncError
-from .import_cells import cells_section, generated_cell, import_layers
-from .import_names import IDENT, SpecNames
-from .import_onnx_graph import RECURRENT, Walker
-from .import_onnx_values import Refused, failure
-from .params import init_params
-from .spec import load_spec_text
+from ..build.params import init_params
+from ..errors import RnncError
+from ..frontend.spec import load_spec_text
+from .cells import cells_section, generated_cell, import_layers
+from .names import IDENT, SpecNames
+from .onnx_graph import RECURRENT, Walker
+from .onnx_values import Refused, failure
 
 BUILTIN = {"simple", "lstm", "gru", "gru_reset_before", "dense", "rnn", "repeat"}
 STEP_CELL = """\

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from .yaml_source import reads_as_text
+from ..frontend.yaml_source import reads_as_text
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 

@@ -1,4 +1,5 @@
-"""The parameters a spec declares: names, shapes and initialisers, and fresh values for them.
+"""The parameters a spec declares: their keys, shapes and initialisers (``build.params``
+gives them values).
 
 Keys as docs/spec.md says (Array files): ``<layer>.<param>``, or ``<layer>.fwd.<param>`` and
 ``<layer>.bwd.<param>`` for bidirectional layers.
@@ -7,11 +8,10 @@ Keys as docs/spec.md says (Array files): ``<layer>.<param>``, or ``<layer>.fwd.<
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from . import initializers
-from .spec import Spec
+if TYPE_CHECKING:
+    from .spec import Spec
 
 
 @dataclass(frozen=True)
@@ -51,10 +51,3 @@ def param_infos(spec: Spec) -> list[ParamInfo]:
                                    "glorot_uniform"))
             infos.append(ParamInfo(f"{layer.name}.b", layer.name, (layer.units,), "zeros"))
     return infos
-
-
-def init_params(spec: Spec, seed: int = 0) -> dict[str, np.ndarray]:
-    """Fresh parameters for ``spec``; the same seed gives the same values, key by key."""
-    dtype = np.dtype(spec.dtype)
-    return {info.key: initializers.initialize(info.init, info.shape, seed, info.key, dtype)
-            for info in param_infos(spec)}

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import Location, RnncError
+from ..errors import Location, RnncError
 
 ONE = (1, ())
 TO_THE_END = 2**31 - 1  # a Slice end at least this big runs to the end of its axis

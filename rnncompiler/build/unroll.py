@@ -12,13 +12,14 @@ import functools
 
 import numpy as np
 
-from . import equations as eq
-from . import ops
-from .errors import SpecError
-from .graph import Block, Graph
-from .params import param_infos
-from .spec import Spec
-from .spec_layers import LayerSpec
+from ..frontend import equations as eq
+from ..ir import ops
+from ..errors import SpecError
+from ..ir.graph import Block
+from ..ir.graph import Graph
+from ..frontend.params import param_infos
+from ..frontend.spec import Spec
+from ..frontend.layers import LayerSpec
 
 _FUNCTION_OPS = {"tanh": "tanh", "sigmoid": "sigmoid", "relu": "relu", "exp": "exp",
                  "log": "log", "softmax": "softmax", "concat": "concat"}

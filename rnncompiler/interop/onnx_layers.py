@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .import_cells import DEFAULTS, unsupported
-from .import_onnx_values import ONE, Const, Other, Refused, View, Zeros, mono, product, show
+from .cells import DEFAULTS, unsupported
+from .onnx_values import ONE, Const, Other, Refused, View, Zeros, mono, product, show
 
 RECURRENT = {"RNN": "simple", "LSTM": "lstm", "GRU": "gru"}
 GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}

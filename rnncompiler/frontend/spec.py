@@ -12,9 +12,9 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 
-from .errors import Broken, Location, SpecError, closest, did_you_mean
-from .spec_cells import read_cells
-from .spec_checks import (
+from ..errors import Broken, Location, SpecError, closest, did_you_mean
+from .cells import read_cells
+from .checks import (
     MAX_PARAMETERS,
     check_bool,
     check_choice,
@@ -24,7 +24,8 @@ from .spec_checks import (
     describe,
     is_identifier,
 )
-from .spec_layers import LayerSpec, ValueType, read_layers
+from .layers import LayerSpec, ValueType, read_layers
+from .params import param_infos
 from .yaml_source import Source, load_source
 
 DTYPES = ("float32", "float64")
@@ -115,8 +116,6 @@ def load_spec_text(text: str, filename: str = "<spec>", limits: bool = True) -> 
 def _check_size(spec: Spec) -> None:
     """The parameters of the layers read so far (all of them in a valid spec) are counted:
     a spec with a broken layer that is already too large says so at once."""
-    from .params import param_infos
-
     total = sum(int(math.prod(info.shape)) for info in param_infos(spec))
     if total > MAX_PARAMETERS:
         raise spec.error(("layers",), f"the spec has {total:,} parameters, above the limit of "

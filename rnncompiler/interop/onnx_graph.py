@@ -16,8 +16,8 @@ import onnx
 from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from .import_onnx_layers import ACTIVATIONS, RECURRENT, Dense, Layers, Recurrent, Source
-from .import_onnx_values import (
+from .onnx_layers import ACTIVATIONS, RECURRENT, Dense, Layers, Recurrent, Source
+from .onnx_values import (
     ONE,
     Const,
     Dims,

@@ -24,7 +24,7 @@ import re
 
 import numpy as np
 
-from .errors import RnncError
+from ..errors import RnncError
 
 LSTM = [("W_xi", "W_hi", "b_i", None), ("W_xf", "W_hf", "b_f", None),
         ("W_xc", "W_hc", "b_c", None), ("W_xo", "W_ho", "b_o", None)]

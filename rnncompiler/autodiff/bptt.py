@@ -25,12 +25,12 @@ from collections import defaultdict
 
 import networkx as nx
 
-from . import ops
-from .graph import Block, Graph
-from .losses import add_loss
-from .schedule import analyse_loops
-from .spec import Spec, UnrollSpec
-from .unrolling import unroll
+from ..build.losses import add_loss
+from ..build.unroll import unroll
+from ..frontend.spec import Spec, UnrollSpec
+from ..ir import ops
+from ..ir.graph import Block, Graph
+from ..ir.loops import analyse_loops
 
 
 class GradientError(Exception):

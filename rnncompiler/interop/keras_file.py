@@ -10,7 +10,7 @@ import zipfile
 
 import numpy as np
 
-from .errors import Location, RnncError
+from ..errors import Location, RnncError
 
 
 def read_keras(path) -> tuple[dict, str, dict]:

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .arrays import load_npz
-from .errors import Location, RnncError
-from .import_cells import cells_section, generated_cell, import_layers
-from .import_names import SpecNames
-from .params import init_params
-from .spec import load_spec_text
+from ..arrays import load_npz
+from ..build.params import init_params
+from ..errors import Location, RnncError
+from ..frontend.spec import load_spec_text
+from .cells import cells_section, generated_cell, import_layers
+from .names import SpecNames
 
 RECURRENT = re.compile(r"^(?P<module>.*?)\.?(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh)_l"
                        r"(?P<layer>\d+)(?P<reverse>_reverse)?$")

@@ -14,10 +14,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .arrays import check_params, load_npz
-from .errors import Location, RnncError
-from .spec import Spec
-from .writing import Outputs
+from ..arrays import check_params, load_npz
+from ..errors import Location, RnncError
+from ..frontend.spec import Spec
+from ..writing import Outputs
 
 STATE = "state.json"
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import Broken, did_you_mean, one_of
-from .spec_checks import (
+from ..errors import Broken, did_you_mean, one_of
+from .checks import (
     check_choice,
     check_identifier,
     check_int,

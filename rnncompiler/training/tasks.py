@@ -25,8 +25,8 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import RnncError
-from .spec import Spec
+from ..errors import RnncError
+from ..frontend.spec import Spec
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,12 @@ import re
 
 import numpy as np
 
-from .errors import Location, RnncError
-from .import_cells import cells_section, generated_cell, import_layers, unsupported
-from .import_keras_file import read_keras
-from .import_names import SpecNames
-from .params import init_params
-from .spec import load_spec_text
+from ..build.params import init_params
+from ..errors import Location, RnncError
+from ..frontend.spec import load_spec_text
+from .cells import cells_section, generated_cell, import_layers, unsupported
+from .keras_file import read_keras
+from .names import SpecNames
 
 CELLS = {"SimpleRNN": "simple", "LSTM": "lstm", "GRU": "gru"}
 FUNCTIONS = ("sigmoid", "tanh", "relu", "linear", "hard_sigmoid")  # import_cells.py's

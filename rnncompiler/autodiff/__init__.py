@@ -1,0 +1,2 @@
+"""Backpropagation through time on the graph: full, or truncated (window lanes, chunks).
+"""
