@@ -148,7 +148,7 @@ class ModuleWriter:
             for name in HELPERS.get(op, ()):
                 if name not in names:
                     names.append(name)
-        functions = [getattr(ops, name) for name in names]
+        functions = [ops.reference_function(name) for name in names]
         functions += [initializers.name_seed, initializers.initialize, initializers._orthogonal]
         lines = []
         for function in functions:

@@ -10,16 +10,16 @@ and the sums over every example and step (weight and bias gradients) take either
 
 from __future__ import annotations
 
+from rnncompiler.ir import ops
+
 from .lowering import shift_steps_along
 
 # ops on each example's step alone (elementwise, or along the features), whose other
 # arguments are the same for every example (weights, biases, constants): the same ops
 # compute either layout
-ROW_WISE = ("matvec", "matvec_t", "add", "sub", "mul", "div", "neg", "tanh", "sigmoid", "relu",
-            "exp", "log", "softmax", "concat", "slice_features", "relu_grad", "softmax_grad",
-            "mse_grad", "cross_entropy_grad")
+ROW_WISE = ops.having("per_example")
 # sums and means over every example and step (losses, weight and bias gradients)
-LAYOUT_FREE = ("outer_sum", "sum_batch", "mse", "cross_entropy")
+LAYOUT_FREE = ops.having("layout_free")
 
 
 class TimeMajor:

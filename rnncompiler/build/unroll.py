@@ -12,17 +12,13 @@ import functools
 
 import numpy as np
 
-from ..frontend import equations as eq
-from ..ir import ops
 from ..errors import SpecError
-from ..ir.graph import Block
-from ..ir.graph import Graph
+from ..frontend import equations as eq
+from ..frontend.layers import LayerSpec
 from ..frontend.params import param_infos
 from ..frontend.spec import Spec
-from ..frontend.layers import LayerSpec
-
-_FUNCTION_OPS = {"tanh": "tanh", "sigmoid": "sigmoid", "relu": "relu", "exp": "exp",
-                 "log": "log", "softmax": "softmax", "concat": "concat"}
+from ..ir import ops
+from ..ir.graph import Block, Graph
 
 
 def resolve_steps(spec: Spec, steps: int | None) -> int:
@@ -303,7 +299,7 @@ class _CellStep:
         if isinstance(expr, eq.Negate):
             return self.op("neg", [expr.operand])
         if isinstance(expr, eq.Call):
-            return self.op(_FUNCTION_OPS[expr.function], list(expr.args))
+            return self.op(ops.FUNCTIONS[expr.function], list(expr.args))
         raise TypeError(f"unknown expression {expr!r}")
 
     def op(self, name: str, operands: list) -> int:

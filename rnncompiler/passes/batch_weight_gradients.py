@@ -10,10 +10,11 @@ product instead of T additions), so values agree to rounding.
 
 from __future__ import annotations
 
+from ..ir import ops
 from ..ir.graph import Graph
 from ..ir.loops import analyse_loops
 
-BATCHABLE = ("outer_sum", "sum_batch")
+BATCHABLE = ops.having("sums_examples")
 
 
 def batch_weight_gradients(graph: Graph) -> bool:

@@ -10,14 +10,15 @@ nodes at every step and the search runs again without it.
 
 from __future__ import annotations
 
+from ..ir import ops
 from ..ir.graph import Graph
 from .places import periodic, places
 
-COMMUTATIVE = ("add", "mul")
+COMMUTATIVE = ops.having("commutative")
 # each its own value, whatever its attributes: inputs, parameters, and the zeros a loop
 # starts from (merged, two states would look alike at the first step, which other passes
 # would take for a pattern)
-UNIQUE = ("input", "param", "zeros", "zeros_shaped")
+UNIQUE = ops.having("distinct")
 
 
 def eliminate_common_subexpressions(graph: Graph) -> bool:

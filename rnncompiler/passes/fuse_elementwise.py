@@ -19,10 +19,11 @@ from __future__ import annotations
 
 from itertools import pairwise
 
+from ..ir import ops
 from ..ir.graph import Graph
 from .places import joined_name, places, value_name
 
-ELEMENTWISE = ("add", "sub", "mul", "div", "neg", "tanh", "sigmoid", "relu", "exp", "log")
+ELEMENTWISE = ops.having("elementwise")
 
 
 def fuse_elementwise(graph: Graph) -> bool:

@@ -10,9 +10,10 @@ The biases then join the hoisted products: ``hoist_invariant_terms``.
 
 from __future__ import annotations
 
+from ..ir import ops
 from ..ir.graph import Graph
 
-PRODUCTS = ("matvec", "matvec_t")
+PRODUCTS = ops.having("product")
 
 
 def hoist_input_products(graph: Graph) -> bool:

@@ -15,14 +15,14 @@ the sign of a zero); for loops, a place is rewritten only where the result is pe
 
 from __future__ import annotations
 
+from ..ir import ops
 from ..ir.graph import Graph
 from .places import periodic, places
 
-ZERO_SOURCES = ("zeros", "zeros_shaped")
+ZERO_SOURCES = ops.having("zero_source")
 # ops whose value is zero where (all, or any) of their arguments are
-ZERO_IF_ANY = ("mul", "matvec", "matvec_t", "outer_sum")
-ZERO_IF_ALL = ("add", "sub", "neg", "slice_features", "sum_batch", "sum_steps", "cut_chunk",
-               "concat", "identity", "relu_grad", "take_step")
+ZERO_IF_ANY = ops.having("zero_if_any")
+ZERO_IF_ALL = ops.having("zero_if_all")
 
 
 def simplify_algebra(graph: Graph) -> bool:

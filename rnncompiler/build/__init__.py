@@ -1,0 +1,3 @@
+"""Spec -> forward graph: unrolling over time, the losses, the parameters and their
+initial values.
+"""

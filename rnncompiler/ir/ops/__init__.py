@@ -1,0 +1,75 @@
+"""The primitive ops: each declared once, in one block, with its shape rule, its NumPy
+reference evaluation, its VJP rule and its traits (what passes and backends may assume of
+it). Every table of ops that a pass or a backend needs is derived from here (``having``).
+
+Shapes are per example: a batched value of shape ``(n,)`` holds ``[batch, n]`` at run
+time, a sequence ``(T, n)`` holds ``[batch, T, n]``. Parameters and constants are not
+batched. Reference evaluations work on the batched arrays, features on the last axis.
+
+A VJP rule ``(b, g, y, args, attrs)`` gets a builder ``b``, the output cotangent ``g``,
+the forward output ``y`` and the inputs (all graph nodes) and returns one node per input,
+or None where ``b.needs[i]`` is false. It builds nodes; it never computes numbers. Ops
+used only in gradients have no VJP: differentiating through them is an error.
+
+The modules, by what their ops do: ``leaves`` (inputs, parameters, constants, zeros),
+``steps`` (the time axis), ``elementwise`` (and the feature axis), ``products`` (matrix
+products and sums over examples), ``losses``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from . import elementwise, leaves, losses, products, steps  # importing them registers
+from .elementwise import sigmoid, softmax
+from .losses import cross_entropy, cross_entropy_grad, log_softmax
+from .registry import (
+    REGISTRY,
+    TRAITS,
+    OpDef,
+    Shape,
+    ShapeError,
+    first_shape,
+    get,
+    having,
+    register,
+)
+from .steps import sequence_mask
+
+MODULES = (leaves, steps, products, elementwise, losses)
+
+
+def reference_function(name: str) -> Callable:
+    """A function of the reference evaluations, by name (the NumPy backend copies those its
+    module calls, so that the module needs nothing but numpy)."""
+    for module in MODULES:
+        if callable(getattr(module, name, None)):
+            return getattr(module, name)
+    raise KeyError(f"no reference function {name!r}")
+
+
+ACTIVATIONS = {name: name for name in having("activation")}  # a dense layer's activation
+FUNCTIONS = {name: name for name in having("function")}  # the equation language's
+BINARY = {op.symbol: name for name, op in REGISTRY.items() if op.symbol}  # + - * / @
+
+__all__ = [
+    "ACTIVATIONS",
+    "BINARY",
+    "FUNCTIONS",
+    "REGISTRY",
+    "TRAITS",
+    "OpDef",
+    "Shape",
+    "ShapeError",
+    "cross_entropy",
+    "cross_entropy_grad",
+    "first_shape",
+    "get",
+    "having",
+    "log_softmax",
+    "reference_function",
+    "register",
+    "sequence_mask",
+    "sigmoid",
+    "softmax",
+]

@@ -1,0 +1,71 @@
+"""One place per op: every op's shape rule, evaluation, VJP and traits sit in one block of
+rnncompiler/ir/ops/; the tables that passes, backends and the spec language need agree with
+it, and every installed backend lowers every op."""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+from conftest import ROOT
+
+from rnncompiler.backend import available_backends
+from rnncompiler.frontend import equations, layers
+from rnncompiler.ir import ops
+
+
+def test_every_backend_lowers_every_op():
+    for name, entry in available_backends().items():
+        missing = sorted(set(ops.REGISTRY) - entry.load()().ops)
+        assert not missing, f"backend {name} cannot lower {missing}"
+
+
+def test_the_spec_language_names_exactly_the_ops_it_reaches():
+    assert set(equations.FUNCTIONS) == set(ops.FUNCTIONS)
+    assert set(layers.ACTIVATIONS) - {"linear"} == set(ops.ACTIVATIONS)
+    assert set(ops.BINARY) == {"+", "-", "*", "/", "@"}
+
+
+@pytest.mark.parametrize("trait", sorted(ops.TRAITS))
+def test_every_trait_is_held_by_some_op(trait):
+    assert ops.having(trait)
+
+
+def test_traits_are_checked_when_registered():
+    with pytest.raises(ValueError, match="unknown traits"):
+        ops.register("bogus", 1, ops.first_shape, None, traits=("elementwize",))
+    assert "bogus" not in ops.REGISTRY
+
+
+def test_elementwise_ops_have_the_rules_their_traits_promise():
+    """An elementwise op takes any shape and gives it back; its VJP exists unless it is an
+    op of gradients; zero_if_all ops of zeros give zeros."""
+    import numpy as np
+
+    for name in ops.having("elementwise"):
+        op = ops.get(name)
+        assert op.shape([(3, 4)] * (op.arity or 1), {}) == (3, 4)
+        assert op.vjp is not None
+    for name in ops.having("zero_if_all") & ops.having("elementwise"):
+        op = ops.get(name)
+        zeros = [np.zeros((2, 3))] * op.arity
+        assert not np.any(op.evaluate(*zeros)), name
+
+
+OUTSIDE = ("passes", "build", "autodiff", "ir/loops.py", "ir/graph.py", "ir/evaluate.py")
+
+
+def test_no_trait_table_is_redeclared():
+    """A tuple or set of two or more op names assigned to a module constant outside the
+    registry is a table the registry should give (ops.having)."""
+    names = set(ops.REGISTRY)
+    found = []
+    for place in OUTSIDE:
+        for path in sorted((ROOT / "rnncompiler").glob(f"{place}/**/*.py" if "." not in place
+                                                       else place)):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Assign) and isinstance(node.value, (ast.Tuple, ast.Set)):
+                    words = {e.value for e in node.value.elts if isinstance(e, ast.Constant)}
+                    if len(words & names) >= 2:
+                        found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not found, found
