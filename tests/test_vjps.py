@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnncompiler.autodiff.bptt import _Builder
+from rnncompiler.autodiff.vjp import VjpBuilder
 from rnncompiler.ir import ops
 from rnncompiler.ir.evaluate import evaluate
 from rnncompiler.ir.graph import Graph
@@ -68,7 +68,7 @@ def _build(op, specs, attrs):
     out = graph.add(op, args, **attrs)
     cotangent = graph.add_input("g", graph[out]["shape"]) if graph[out]["batched"] else \
         graph.add_param("g", graph[out]["shape"], "zeros", "test")
-    builder = _Builder(graph, {}, "d", [True] * len(args))
+    builder = VjpBuilder(graph, {}, "d", [True] * len(args))
     grads = ops.get(op).vjp(builder, cotangent, out, args, graph[out]["attrs"])
     graph.outputs = {"y": out, **{f"d{i}": g for i, g in enumerate(grads) if g is not None}}
     return graph, [f"a{i}" for i in range(len(args))]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..errors import SpecError
-from ..ir.graph import Graph
 from ..frontend.spec import Spec
+from ..ir.graph import Graph
 from .unroll import add_lengths
 
 

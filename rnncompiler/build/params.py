@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import initializers
 from ..frontend.params import param_infos
 from ..frontend.spec import Spec
+from . import initializers
 
 
 def init_params(spec: Spec, seed: int = 0) -> dict[str, np.ndarray]:
