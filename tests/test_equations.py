@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnncompiler.errors import EquationError, Location
+from rnncompiler.frontend.equation_parser import parse_equations, split_lines
 from rnncompiler.frontend.equations import (
     Binary,
     Call,
@@ -17,9 +18,7 @@ from rnncompiler.frontend.equations import (
     Number,
     Param,
     State,
-    parse_equations,
     render,
-    split_lines,
 )
 from rnncompiler.frontend.shapes import Dim, infer_shapes
 

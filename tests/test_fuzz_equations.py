@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 from test_fuzz import FILE, FUZZ, _lines, load
 
 import rnncompiler as rc
+import rnncompiler.frontend.builtin_cells  # noqa: F401  (imported here, not inside a load
+# where compile and exec are blocked: without .pyc files, importing runs compile)
 from rnncompiler.errors import SpecError
 
 # --- equations: parsed, never evaluated -----------------------------------------------------

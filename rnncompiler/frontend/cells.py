@@ -24,6 +24,7 @@ from .checks import (
     describe,
     is_identifier,
 )
+from .equation_parser import parse_equations, split_lines
 from .yaml_source import Source, load_source
 
 INITIALIZERS = ("glorot_uniform", "orthogonal", "zeros", "ones", "normal", "uniform")
@@ -143,7 +144,7 @@ def read_cell(source: Source, path, name: str, value, *, builtin: bool) -> CellS
     if None in (states, params, lines):
         raise Broken()
     before = len(source.errors)
-    equations = eq.parse_equations(lines, params=params, states=states, keep=source.keep)
+    equations = parse_equations(lines, params=params, states=states, keep=source.keep)
     if len(source.errors) == before:  # else the line that failed may be what uses one
         _check_params_used(source, path + ("params",), params, equations)
     _check_shapes(source, equations, params)
@@ -296,7 +297,7 @@ def _equation_lines(source: Source, path, value) -> list:
                                  "a folded block (`>`) joins them into one line")
     if path not in source.block_starts:
         start = source.loc(path)
-        return eq.split_lines(value, start.shifted(1) if style in ("'", '"') else start)
+        return split_lines(value, start.shifted(1) if style in ("'", '"') else start)
     first = source.block_starts[path]
     raw_lines = source.text.splitlines()
     lines = []
