@@ -20,9 +20,12 @@ from hypothesis import strategies as st
 from test_fuzz import FILE, FUZZ, _lines, load
 
 import rnncompiler as rc
-import rnncompiler.frontend.builtin_cells  # noqa: F401  (imported here, not inside a load
-# where compile and exec are blocked: without .pyc files, importing runs compile)
 from rnncompiler.errors import SpecError
+
+# what a load imports, imported before one runs with compile and exec blocked (importing
+# a module without its .pyc compiles it)
+rc.load_spec_text("rnnc: 1\nname: warm\ninputs: {x: {features: 1}}\nlayers:\n"
+                  "  - {name: R, type: rnn, cell: lstm, units: 1, input: x}\n")
 
 # --- equations: parsed, never evaluated -----------------------------------------------------
 
