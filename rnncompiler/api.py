@@ -10,7 +10,7 @@ import numpy as np
 
 from .arrays import check_inputs, check_params
 from .autodiff.bptt import training_graph
-from .backend import Artifact, EmitOptions, check_supported, get_backend
+from .backend import Artifact, EmitOptions, backend_options, check_supported, get_backend
 from .build.params import init_params
 from .build.unroll import unroll
 from .errors import RnncError
@@ -21,19 +21,21 @@ _compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # spec -> {k
 
 
 def compile_spec(spec: Spec, backend: str = "numpy", steps: int | None = None,
-                 train: bool = False, *, onnx_mode: str | None = None,
-                 device: str | None = None, params: dict | None = None,
-                 state_io: bool = False, level: int = 2) -> Artifact:
+                 train: bool = False, *, params: dict | None = None, state_io: bool = False,
+                 level: int = 2, **options) -> Artifact:
     """Unroll ``spec`` over ``steps`` (default ``unroll.steps``) and lower it with
     ``backend``; with ``train``, the artifact also computes the loss and its gradients.
-    ``onnx_mode`` and ``device`` are for the ONNX backend; ``params`` are the values a
-    saved artifact embeds (default: fresh ones). The artifact is kept with the spec, so
-    compiling the same thing again is free."""
+    ``options`` are the backend's own (``onnx_mode="native"``, ``device="cuda"`` for
+    the ONNX backend; None is not given); ``params`` are the values a saved artifact
+    embeds (default: fresh ones). The artifact is kept with the spec, so compiling the
+    same thing again is free."""
+    chosen = get_backend(backend)
+    own = backend_options(chosen, options)
     cache = _compiled.setdefault(spec, {})
-    key = (backend, steps if steps is not None else spec.unroll.steps, train, onnx_mode, device,
-           state_io, level)
+    key = (backend, steps if steps is not None else spec.unroll.steps, train,
+           tuple(sorted(own.items())), state_io, level)
     if key not in cache:
-        cache[key] = _compile(spec, backend, *key[1:])
+        cache[key] = _compile(spec, chosen, *key[1:3], own, *key[4:])
     artifact = cache[key]
     if hasattr(artifact, "params"):  # the values it embeds: this caller's own copy
         artifact = copy.copy(artifact)
@@ -70,14 +72,13 @@ def fixed_lengths(spec: Spec) -> set[int]:
         if layer.output.sequence and layer.output.steps}
 
 
-def _compile(spec: Spec, backend: str, steps: int | None, train: bool, onnx_mode, device,
-             state_io: bool, level: int):
-    chosen = get_backend(backend)
-    build = functools.partial(_build, spec, chosen, train=train, onnx_mode=onnx_mode,
-                              device=device, state_io=state_io, level=level, steps=steps)
+def _compile(spec: Spec, chosen, steps: int | None, train: bool, own: dict, state_io: bool,
+             level: int):
+    build = functools.partial(_build, spec, chosen, train=train, own=own, state_io=state_io,
+                              level=level, steps=steps)
     few = representative_steps(spec)
     if steps is not None and steps > few + 1 and steps not in fixed_lengths(spec) \
-            and onnx_mode != "unrolled":
+            and not chosen.writes_every_step(EmitOptions(own=own)):
         try:
             first = build(unrolled_steps=few)
             second = build(unrolled_steps=few + 1)
@@ -89,13 +90,11 @@ def _compile(spec: Spec, backend: str, steps: int | None, train: bool, onnx_mode
 
 
 def _build(spec: Spec, chosen, *, unrolled_steps: int | None, steps: int | None, train: bool,
-           onnx_mode, device, state_io: bool, level: int):
+           own: dict, state_io: bool, level: int):
     """The artifact for ``steps``, from the graph unrolled over ``unrolled_steps``."""
     graph = unroll(spec, unrolled_steps, state_io)
-    options = EmitOptions(spec_file=spec.file, steps=steps, onnx_mode=onnx_mode, device=device)
-    # a backend may take the forward graph less rewritten (ONNX native maps layers as written)
-    choose = getattr(chosen, "forward_level", None)
-    optimize(graph, choose(options, level) if choose else level)
+    options = EmitOptions(spec_file=spec.file, steps=steps, own=own)
+    optimize(graph, chosen.forward_level(options, level))
     check_supported(chosen, graph)
     if not train:
         return chosen.emit(graph, options)

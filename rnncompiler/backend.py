@@ -7,7 +7,7 @@ a graph to an ``Artifact`` that can be saved and run; it does not rewrite the ma
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -27,15 +27,15 @@ class EmitOptions:
 
     spec_file: str | None = None
     steps: int | None = None
-    params: dict | None = None  # values to embed (ONNX initializers)
-    onnx_mode: str | None = None  # unrolled | scan | native
-    device: str | None = None  # cpu | cuda
+    params: dict | None = None  # values to embed (a model that carries its parameters)
+    own: dict = field(default_factory=dict)  # the backend's own options (Backend.options)
 
 
 @runtime_checkable
 class Artifact(Protocol):
-    def save(self, path) -> None:
-        """Write the artifact (a module, a model) to ``path``."""
+    def serialize(self, train: bool = False) -> bytes:
+        """The artifact as the file ``rnnc compile`` writes (the training graph's, where a
+        backend keeps it apart, if ``train``)."""
 
     def run(self, params: dict, inputs: dict) -> dict[str, np.ndarray]:
         """Outputs keyed as ``rnnc run`` writes them."""
@@ -43,11 +43,51 @@ class Artifact(Protocol):
 
 class Backend(Protocol):
     name: str
-    ops: frozenset
+    ops: frozenset  # every op it lowers
+    suffix: str  # of the files it writes: `rnnc compile -o net<suffix>` chooses it
+    options: frozenset  # the names of its own options (EmitOptions.own); see CLI_GROUP
 
     def emit(self, graph: Graph, options: EmitOptions, training: Graph | None = None) -> Artifact:
         """Lower ``graph`` (the forward pass) to an artifact; with ``training`` (the graph
         whose outputs are ``loss`` and ``grad.<param>``), one that can also train."""
+
+    def forward_level(self, options: EmitOptions, level: int) -> int:
+        """The optimisation level for the forward graph (a backend may want it less
+        rewritten than ``level``)."""
+
+    def writes_every_step(self, options: EmitOptions) -> bool:
+        """Whether the artifact writes out every step (it cannot be compiled at a few
+        steps and serve any T)."""
+
+
+class BackendBase:
+    """The defaults of the protocol, for a backend to inherit."""
+
+    suffix = ""
+    options = frozenset()
+
+    def forward_level(self, options: EmitOptions, level: int) -> int:
+        return level
+
+    def writes_every_step(self, options: EmitOptions) -> bool:
+        return False
+
+
+# A backend's command-line options: an entry point of this group, named as the backend,
+# is a function that adds them to an argparse group. It is loaded for `rnnc --help`, so
+# its module must import nothing heavy.
+CLI_GROUP = "rnncompiler.backend_options"
+
+
+def backend_options(backend: Backend, given: dict) -> dict:
+    """``given`` (None meaning not given) checked against the backend's own options."""
+    given = {k: v for k, v in given.items() if v is not None}
+    unknown = sorted(set(given) - backend.options)
+    if unknown:
+        takes = one_of(sorted(backend.options)) if backend.options else "none"
+        raise RnncError(f"backend '{backend.name}' has no option '{unknown[0]}'"
+                        f"{did_you_mean(unknown[0], backend.options)}; its options: {takes}")
+    return given
 
 
 def available_backends() -> dict:

@@ -46,7 +46,8 @@ def built_steps(monkeypatch) -> list:
 
 def compiled_at_all_steps(spec, backend, steps, mode, train):
     return api._build(spec, get_backend(backend), unrolled_steps=steps, steps=steps,
-                      train=train, onnx_mode=mode, device=None, state_io=False, level=2)
+                      train=train, own={"onnx_mode": mode} if mode else {}, state_io=False,
+                      level=2)
 
 
 CASES = [(path, truncation) for path in SPECS for truncation in TRUNCATIONS
@@ -95,7 +96,7 @@ def test_artifacts_that_differ_between_few_steps_fall_back_to_all_steps(monkeypa
     differs from two steps', so the guard compiles at T, and the artifact is right."""
     spec = rc.load_spec(ROOT / "specs" / "sentiment_lstm.yaml")
     too_few = api._build(spec, get_backend("numpy"), unrolled_steps=1, steps=30, train=True,
-                         onnx_mode=None, device=None, state_io=False, level=2)
+                         own={}, state_io=False, level=2)
     expected = compiled_at_all_steps(spec, "numpy", 30, None, True)
     assert too_few.fingerprint() != expected.fingerprint()  # what no guard would give
     monkeypatch.setattr(api, "representative_steps", lambda spec: 1)

@@ -414,7 +414,7 @@ def test_generated_module_alone(dtype, tmp_path):
     import importlib.util
     spec = load("cross_entropy", dtype)
     path = tmp_path / "generated_net.py"
-    rc.compile_spec(spec, "numpy", train=True).save(path)
+    path.write_bytes(rc.compile_spec(spec, "numpy", train=True).serialize())
     loaded = importlib.util.spec_from_file_location("generated_net", path)
     module = importlib.util.module_from_spec(loaded)
     loaded.loader.exec_module(module)

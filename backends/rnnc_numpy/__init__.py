@@ -5,11 +5,9 @@ Registered under the entry-point group ``rnncompiler.backends`` as ``numpy``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from rnncompiler.backend import EmitOptions
+from rnncompiler.backend import BackendBase, EmitOptions
 from rnncompiler.ir.graph import Graph
 from rnncompiler.ir.loops import schedule
 
@@ -25,8 +23,9 @@ class NumpyModule:
         self.name = name
         self._namespace = None
 
-    def save(self, path) -> None:
-        Path(path).write_text(self.source, encoding="utf-8")
+    def serialize(self, train: bool = False) -> bytes:
+        """The module's source (with its training functions, if compiled with them)."""
+        return self.source.encode("utf-8")
 
     def namespace(self) -> dict:
         """The module's globals after running its source (done once)."""
@@ -48,8 +47,9 @@ class NumpyModule:
         return self.namespace()["loss_and_grads"](params, inputs)
 
 
-class NumpyBackend:
+class NumpyBackend(BackendBase):
     name = "numpy"
+    suffix = ".py"
     ops = frozenset(LOWERINGS) | frozenset(LEAVES)
 
     def emit(self, graph: Graph, options: EmitOptions | None = None,

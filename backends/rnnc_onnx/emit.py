@@ -25,8 +25,7 @@ from rnncompiler.ir.loops import Loop, reads_examples_at_every_step, schedule
 from .builder import OPSET, OnnxBuilder
 from .layouts import LAYOUT_FREE, TimeMajor
 from .lowering import LOWERINGS, Context
-
-MODES = ("unrolled", "scan", "native")
+from .options import MODES
 
 
 def build_model(graph: Graph, params: dict | None, mode: str = "scan",

@@ -7,8 +7,6 @@ import onnxruntime as ort
 
 from rnncompiler.errors import RnncError
 
-DEVICES = ("cpu", "cuda")
-
 
 def providers(device: str) -> list:
     """The execution providers for ``device``; a clear error when CUDA cannot be had."""

@@ -14,9 +14,7 @@ from ..errors import RnncError
 from ..frontend.params import param_infos
 from ..frontend.spec import Spec, load_spec
 from ..gradcheck import gradcheck
-from ..writing import check_writable, save_bytes, save_npz, save_text
-
-SUFFIX_BACKENDS = {".py": "numpy", ".onnx": "onnx"}  # what `compile -o` writes, by suffix
+from ..writing import check_writable, save_bytes, save_npz
 
 
 def cmd_schema(args) -> int:
@@ -103,28 +101,29 @@ def cmd_compile(args) -> int:
     args.backend = backend
     artifact = compile_spec(spec, backend, args.steps, train=args.train, params=params,
                             **backend_options(args))
-    if hasattr(artifact, "source"):
-        save_text(args.output, artifact.source)
-    else:
-        save_bytes(args.output, artifact.serialize(train=args.train))
+    save_bytes(args.output, artifact.serialize(train=args.train))
     print(f"wrote {args.output}" + (f" (backend {backend}, from the suffix)" if inferred else ""))
     return 0
 
 
 def compile_backend(output: str, backend: str | None) -> str:
-    """The backend of ``rnnc compile``: --backend, else told by -o's suffix; a suffix that
-    says another backend's is an error (an ONNX model in a .py file helps nobody)."""
+    """The backend of ``rnnc compile``: --backend, else told by -o's suffix (each backend
+    says its own); a suffix that says another backend's is an error (an ONNX model in a
+    .py file helps nobody)."""
+    if backend is not None and backend not in available_backends():
+        get_backend(backend)  # says which are installed, and what was meant
+    by_suffix = {get_backend(name).suffix: name for name in sorted(available_backends())}
+    by_suffix.pop("", None)
     suffix = Path(output).suffix.lower()
-    told = SUFFIX_BACKENDS.get(suffix)
+    told = by_suffix.get(suffix)
     if backend is None:
         if told is None:
-            raise RnncError(f"cannot tell the backend from '{output}': name it .py (numpy) "
-                            "or .onnx (onnx), or give --backend")
+            names = " or ".join(f"{s} ({b})" for s, b in by_suffix.items())
+            raise RnncError(f"cannot tell the backend from '{output}': name it {names}, or "
+                            "give --backend")
         return told
     if told is not None and told != backend:
-        if backend not in available_backends():
-            get_backend(backend)  # says which are installed, and what was meant
-        wanted = next((s for s, b in SUFFIX_BACKENDS.items() if b == backend), None)
+        wanted = next((s for s, b in by_suffix.items() if b == backend), None)
         fix = f"name it {wanted}" if wanted else f"give another suffix than {suffix}"
         raise RnncError(f"-o {output} is where the {told} backend writes, but --backend is "
                         f"{backend}: {fix}, or drop --backend")
@@ -132,11 +131,16 @@ def compile_backend(output: str, backend: str | None) -> str:
 
 
 def backend_options(args) -> dict:
-    """The backend options of a command, as compile_spec takes them."""
-    if args.backend != "onnx" and (args.onnx_mode or args.device):
-        raise RnncError("--onnx-mode and --device are for --backend onnx")
-    return {"onnx_mode": args.onnx_mode, "device": args.device, "state_io": args.state_io,
-            "level": args.level}
+    """The options of a command for compile_spec: the chosen backend's own, and ours. An
+    option of another backend is an error."""
+    own = {}
+    for backend, flags in args.own_options.items():
+        given = {dest: getattr(args, dest) for dest in flags if getattr(args, dest) is not None}
+        if backend == args.backend:
+            own = given
+        elif given:
+            raise RnncError(f"{flags[next(iter(given))]} is for --backend {backend}")
+    return {**own, "state_io": args.state_io, "level": args.level}
 
 
 def count_values(params: dict) -> str:

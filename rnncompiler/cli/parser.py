@@ -162,17 +162,26 @@ def _backend_and_steps(parser, default: str | None = "numpy") -> None:
                                                      "; default: from -o's suffix"))
     parser.add_argument("--steps", type=count, metavar="T",
                         help="unroll over T steps (default: unroll.steps, else the inputs')")
-    parser.add_argument("--onnx-mode", choices=("unrolled", "scan", "native"), default=None,
-                        help="ONNX: every step written out, a Scan loop (default; any T at "
-                             "run time) or ONNX's own RNN/LSTM/GRU operators")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
-                        help="ONNX: run on onnxruntime's CPU (default) or CUDA provider")
     parser.add_argument("--state-io", action="store_true",
                         help="states that start from zeros start from inputs "
                              "<layer>.<state>0 instead (streaming)")
     parser.add_argument("-O", dest="level", type=int, choices=(0, 1, 2), default=2,
                         metavar="LEVEL", help="optimisation: 0 none, 1 dead code, 2 also fused, "
                                               "hoisted and batched products")
+    _backends_own_options(parser)
+
+
+def _backends_own_options(parser) -> None:
+    """Each installed backend's own options, in a group of its name; ``args.own_options``
+    says whose each is: {backend: {dest: flag}}."""
+    own = {}
+    for entry in sorted(entry_points(group="rnncompiler.backend_options"), key=lambda e: e.name):
+        group = parser.add_argument_group(f"--backend {entry.name}")
+        before = len(parser._actions)
+        entry.load()(group)
+        own[entry.name] = {action.dest: action.option_strings[0]
+                           for action in parser._actions[before:]}
+    parser.set_defaults(own_options=own)
 
 
 def _train_parser(command) -> None:
@@ -212,8 +221,9 @@ def _train_parser(command) -> None:
     parser.add_argument("--metrics", metavar="FILE.json",
                         help="train_loss and val_loss per epoch, and the final test figures")
     parser.add_argument("--log", metavar="FILE.csv", help="one line per epoch")
-    parser.add_argument("--backend", default="numpy", choices=("numpy", "onnx"),
-                        help="numpy, or the ONNX training graph on onnxruntime")
+    parser.add_argument("--backend", default="numpy", choices=backend_names(),
+                        help="computes the loss and gradients (onnx: the ONNX training graph "
+                             "on onnxruntime)")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
