@@ -95,7 +95,7 @@ def test_every_forward_op_has_a_rule_and_a_case():
 
 @pytest.mark.parametrize("op", sorted(CASES))
 def test_vjp_matches_central_differences(op):
-    rng = np.random.default_rng(abs(hash(op)) % 2**32)
+    rng = np.random.default_rng(list(op.encode()))  # the same data in every run
     specs, attrs = CASES[op]
     graph, names = _build(op, specs, attrs)
     values = {name: _value(rng, *spec) for name, spec in zip(names, specs)}
