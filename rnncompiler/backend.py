@@ -37,6 +37,9 @@ class Artifact(Protocol):
         """The artifact as the file ``rnnc compile`` writes (the training graph's, where a
         backend keeps it apart, if ``train``)."""
 
+    def save(self, path, train: bool = False) -> None:
+        """``serialize``'s bytes written to ``path``, whole or not at all (``writing.py``)."""
+
     def run(self, params: dict, inputs: dict) -> dict[str, np.ndarray]:
         """Outputs keyed as ``rnnc run`` writes them."""
 

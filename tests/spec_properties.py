@@ -177,7 +177,7 @@ def check_representative_steps(case: Case, run0: dict, grad0: dict) -> None:
         return
     backend = rc.backend.get_backend("numpy")
     artifact = api._build(case.spec, backend, unrolled_steps=case.steps, steps=case.steps,
-                          train=True, onnx_mode=None, device=None, state_io=False, level=2)
+                          train=True, own={}, state_io=False, level=2)
     tol = tolerance(case.spec)
     assert_same(artifact.run(case.params, case.inputs), run0, "compiled at T", **tol)
     loss, grads = artifact.loss_and_grads(case.params, case.data)

@@ -10,6 +10,7 @@ import numpy as np
 from rnncompiler.backend import BackendBase, EmitOptions
 from rnncompiler.ir.graph import Graph
 from rnncompiler.ir.loops import schedule
+from rnncompiler.writing import save_bytes
 
 from .lowering import LEAVES, LOWERINGS
 from .module import ModuleWriter
@@ -26,6 +27,9 @@ class NumpyModule:
     def serialize(self, train: bool = False) -> bytes:
         """The module's source (with its training functions, if compiled with them)."""
         return self.source.encode("utf-8")
+
+    def save(self, path, train: bool = False) -> None:
+        save_bytes(path, self.serialize(train))
 
     def namespace(self) -> dict:
         """The module's globals after running its source (done once)."""

@@ -8,6 +8,7 @@ import numpy as np
 
 from rnncompiler.backend import BackendBase, EmitOptions
 from rnncompiler.ir.graph import Graph
+from rnncompiler.writing import save_bytes
 
 from . import runtime
 from .emit import MODES, build_model
@@ -54,6 +55,9 @@ class OnnxModel:
     def serialize(self, train: bool = False) -> bytes:
         """The model (the training graph if ``train``) as ONNX bytes."""
         return self.model(None, train).SerializeToString()
+
+    def save(self, path, train: bool = False) -> None:
+        save_bytes(path, self.serialize(train))
 
     def fingerprint(self) -> bytes:
         """What the models are: two artifacts with equal fingerprints compute the same."""

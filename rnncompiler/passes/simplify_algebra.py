@@ -74,25 +74,33 @@ def _one(graph: Graph, node: int) -> bool:
     return data["op"] == "const" and data["attrs"]["value"] == 1.0
 
 
+# The identities, as data: op -> [(argument that must be zero or one, its kind, the argument
+# the op then equals)], tried in order; None: the op always equals that argument.
+IDENTITIES = {
+    "add": [(0, "zero", 1), (1, "zero", 0)],  # 0 + x, x + 0
+    "sub": [(1, "zero", 0)],  # x - 0
+    "mul": [(1, "one", 0), (0, "one", 1)],  # x * 1, 1 * x
+    "div": [(1, "one", 0)],  # x / 1
+    "identity": [(None, None, 0)],
+}
+# and two of an op over another: -(-x) = x; the step i of a sequence that is zero but at
+# step i is that step's value
+NESTED = {"neg": ("neg", None), "take_step": ("scatter_step", "index")}
+
+
 def _equal_to(graph: Graph, node: int, zero: set[int]) -> int | None:
     """An existing node that ``node`` always equals, if a rule says so."""
     data = graph[node]
     op, args = data["op"], graph.args(node)
-    candidates = []
-    if op == "add":
-        candidates = [b for a, b in (args, args[::-1]) if a in zero]
-    elif op == "sub" and args[1] in zero:
-        candidates = [args[0]]
-    elif op in ("mul", "div"):
-        candidates = [b for a, b in ((args[1], args[0]), (args[0], args[1]))
-                      if _one(graph, a) and (op == "mul" or b == args[0])]
-    elif op == "identity":
-        candidates = [args[0]]
-    elif op == "neg" and graph[args[0]]["op"] == "neg":
-        candidates = graph.args(args[0])
-    elif op == "take_step" and graph[args[0]]["op"] == "scatter_step" \
-            and graph[args[0]]["attrs"]["index"] == data["attrs"]["index"]:
-        candidates = graph.args(args[0])
+    is_kind = {"zero": lambda n: n in zero, "one": lambda n: _one(graph, n)}
+    candidates = [args[result] for given, kind, result in IDENTITIES.get(op, ())
+                  if given is None or is_kind[kind](args[given])]
+    if op in NESTED:
+        inner, same = NESTED[op]
+        below = graph[args[0]]
+        if below["op"] == inner and (same is None or
+                                     below["attrs"][same] == data["attrs"][same]):
+            candidates = graph.args(args[0])
     for candidate in candidates:  # the same value only if also the same shape
         other = graph[candidate]
         if other["shape"] == data["shape"] and other["batched"] == data["batched"]:
