@@ -289,7 +289,7 @@ def test_an_initial_state_from_a_graph_input_is_refused(tmp_path, capsys):
 
 def test_activations_no_generated_cell_computes_are_refused(tmp_path, capsys):
     """Peepholes, input_forget and Sigmoid / Tanh / Relu import as custom cells
-    (tests/test_import_cells.py); other activations, their alpha / beta, activations that
+    (tests/interop/test_import_cells.py); other activations, their alpha / beta, activations that
     differ between directions, and clip do not."""
     leaky = _gru_then([], activations=["Sigmoid", "LeakyRelu"], activation_alpha=[0.0, 0.1])
     _refused(tmp_path, capsys, leaky, "GRU node '/rnn/GRU'", "attribute 'activation_alpha'")

@@ -19,7 +19,7 @@ import pytest
 
 from rnncompiler import cli
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 BAD = TESTS / "bad_specs"
 SENTIMENT = TESTS.parent / "specs" / "sentiment.yaml"
 RNNC = [sys.executable, "-m", "rnncompiler.cli"]

@@ -19,7 +19,7 @@ from rnncompiler import api
 from rnncompiler.backend import get_backend
 from rnncompiler.errors import RnncError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 TRUNCATIONS = {"full": None, "chunk3": "{chunk: 3}", "window3": "{window: 3}"}
 TARGETS = [("numpy", None, True), ("onnx", "scan", True), ("onnx", "native", False)]

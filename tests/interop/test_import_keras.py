@@ -22,7 +22,7 @@ from rnncompiler.interop.from_keras import _groups, keras_spec, read_keras
 needs_h5py = pytest.mark.skipif(importlib.util.find_spec("h5py") is None,
                                 reason="pip install 'rnncompiler[keras]'")
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "keras"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "keras"
 MODELS = ["sentiment", "stacked", "bigru_tagger", "gru_before", "functional", "seq2seq",
           "autoencoder"]
 TRAINED = ["stacked", "bigru_tagger"]  # compiled with mse / categorical cross-entropy

@@ -27,7 +27,7 @@ from rnncompiler.cli import main
 from rnncompiler.frontend.cells import builtin_cells
 from rnncompiler.interop.cells import DEFAULTS, FUNCTIONS, generated_cell
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 B, T, I, H = 3, 5, 4, 6
 GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
 

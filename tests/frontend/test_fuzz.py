@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 import rnncompiler as rc
 from rnncompiler.errors import SpecError, SpecErrors
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SPEC_FILES = sorted((ROOT / "specs").glob("*.yaml"))
 SPEC_TEXTS = [path.read_text(encoding="utf-8") for path in SPEC_FILES]
 SPEC_DATA = [yaml.safe_load(text) for text in SPEC_TEXTS]
