@@ -9,13 +9,17 @@ The public API::
 
 __version__ = "0.1.0"
 
-_EXPORTS = {"compile_spec": "api", "loss_and_grads": "api", "run": "api",
-            "RnncError": "errors", "init_params": "build.params", "Spec": "frontend.spec",
-            "load_spec": "frontend.spec", "load_spec_text": "frontend.spec",
-            "unroll": "build.unroll"}
+_EXPORTS = {  # name -> the module that defines it
+    "compile_spec": "api", "loss_and_grads": "api", "run": "api",
+    "check_inputs": "arrays", "check_params": "arrays", "load_npz": "arrays",
+    "RnncError": "errors",
+    "Spec": "frontend.spec", "UnrollSpec": "frontend.spec", "load_spec": "frontend.spec",
+    "load_spec_text": "frontend.spec", "param_infos": "frontend.params",
+    "schema_text": "frontend.schema", "init_params": "build.params", "unroll": "build.unroll",
+    "training_graph": "autodiff.bptt", "optimize": "passes.pipeline",
+}
 
-__all__ = ["RnncError", "Spec", "__version__", "compile_spec", "init_params", "load_spec",
-           "load_spec_text", "loss_and_grads", "run", "unroll"]
+__all__ = sorted(_EXPORTS) + ["__version__"]
 
 
 def __getattr__(name: str):

@@ -90,6 +90,19 @@ def test_imports_go_down_the_pipeline(path):
     assert not upward, f"{_name(path)} (layer {here}) imports from above it: {upward}"
 
 
+CLI_READS = {"api", "arrays", "backend", "errors", "gradcheck", "writing", "interop",
+             "training", "inspection", "cli"}  # the public API, and its clients
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "cli").glob("*.py")), ids=lambda p: p.stem)
+def test_the_cli_reads_the_public_api(path):
+    """The command line calls what a user of the package calls (``rnncompiler``'s exports,
+    the API modules, the clients); the compiler's inner layers are not its business."""
+    inner = sorted(m for m in _imports(path)
+                   if m != "rnncompiler" and m.split(".")[1] not in CLI_READS)
+    assert not inner, f"{_name(path)} reaches inside: {inner}"
+
+
 def test_every_module_has_a_layer():
     missing = sorted({_name(p).split(".")[1] for p in MODULES if _name(p) != "rnncompiler"}
                      - set(RANK))

@@ -6,19 +6,24 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..api import compile_spec
-from ..arrays import check_inputs, check_params, load_npz
+from .. import (
+    Spec,
+    check_inputs,
+    check_params,
+    compile_spec,
+    init_params,
+    load_npz,
+    load_spec,
+    param_infos,
+)
 from ..backend import available_backends, get_backend
-from ..build.params import init_params
 from ..errors import RnncError
-from ..frontend.params import param_infos
-from ..frontend.spec import Spec, load_spec
 from ..gradcheck import gradcheck
 from ..writing import check_writable, save_bytes, save_npz
 
 
 def cmd_schema(args) -> int:
-    from ..frontend.schema import schema_text
+    from .. import schema_text
 
     sys.stdout.write(schema_text())
     return 0

@@ -7,13 +7,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..arrays import check_inputs, check_params, load_npz
-from ..autodiff.bptt import training_graph
-from ..build.unroll import unroll
+from .. import (
+    UnrollSpec,
+    check_inputs,
+    check_params,
+    load_npz,
+    load_spec,
+    optimize,
+    training_graph,
+    unroll,
+)
 from ..errors import RnncError
-from ..frontend.spec import UnrollSpec, load_spec
 from ..inspection import summarize, to_dot, to_graphml, to_json
-from ..passes.pipeline import optimize
 from ..writing import Outputs, check_writable, save_bytes, save_text
 from .parser import FORMATS
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..arrays import check_params, load_npz
-from ..build.params import init_params
+from .. import check_params, init_params, load_npz, load_spec
 from ..errors import Location, RnncError
-from ..frontend.spec import load_spec
 from ..interop.layouts import export_params, import_params, infer_layout, layers_of
 from ..writing import Outputs, check_writable, save_npz
 from .commands import count_values

@@ -13,9 +13,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..arrays import check_inputs, check_params, load_npz
+from .. import check_inputs, check_params, load_npz, load_spec
 from ..errors import Location, RnncError
-from ..frontend.spec import load_spec
 from ..training.loop import TrainOptions, log_csv, train
 from ..training.tasks import get_task, task_data
 from ..writing import Outputs, check_writable, save_npz
