@@ -103,6 +103,12 @@ class Graph:
             self._consts[value] = self.add("const", value=value, batched=False)
         return self._consts[value]
 
+    def where(self, node: int) -> dict:
+        """Where ``node`` sits (step, layer, block), as ``add`` takes it: a node made to
+        stand for another goes where it was."""
+        data = self.nx.nodes[node]
+        return {"step": data["step"], "layer": data["layer"], "block": data["block"]}
+
     # --- rewriting (for passes) ---------------------------------------------------------
     def replace_uses(self, old: int, new: int) -> None:
         """Every use of ``old`` (as an argument or an output) becomes a use of ``new``."""

@@ -156,7 +156,7 @@ def _periodic_runs(graph: Graph, runs: list[list[int]]) -> list[list[int]]:
 
 def _fuse(graph: Graph, run: list[int], joined: dict, taken: set) -> None:
     first = graph[run[0]]
-    where = {k: first[k] for k in ("step", "layer", "block")}
+    where = graph.where(run[0])
     args = []
     for position in range(len(graph.args(run[0]))):
         members = [graph.args(n)[position] for n in run]

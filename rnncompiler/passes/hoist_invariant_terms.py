@@ -29,7 +29,7 @@ def hoist_invariant_terms(graph: Graph) -> bool:
         if sequence not in biased:
             continue  # read otherwise too, or its terms do not tile it: left as it is
         data = graph[node]
-        where = {k: data[k] for k in ("step", "layer", "block")}
+        where = graph.where(node)
         take = term if window is None else graph.args(term)[0]
         key = (biased[sequence], data["step"])
         if key not in steps:

@@ -31,7 +31,7 @@ def transpose_loop_weights(graph: Graph) -> bool:
             transposed[weight] = graph.add("transpose", [weight], layer=data["layer"],
                                            place=f"{name}.T")
         product = graph.add("matvec_t", [transposed[weight], vector], place=data["place"],
-                            **{k: data[k] for k in ("step", "layer", "block")})
+                            **graph.where(node))
         if "comment" in data:
             graph[product]["comment"] = data["comment"]
         graph.replace_uses(node, product)
