@@ -123,6 +123,15 @@ class Graph:
                 if node == old:
                     table[name] = new
 
+    def substitute(self, old: int, new: int) -> None:
+        """``old`` replaced by ``new`` (a node equal to it, or made to stand for it): every
+        use moves to ``new``, ``old``'s comment too where ``new`` has none, and ``old``
+        goes. The one way passes replace a node."""
+        if "comment" in self.nx.nodes[old] and "comment" not in self.nx.nodes[new]:
+            self.nx.nodes[new]["comment"] = self.nx.nodes[old]["comment"]
+        self.replace_uses(old, new)
+        self.remove(old)
+
     def set_args(self, node: int, args) -> None:
         for source, _, key in list(self.nx.in_edges(node, keys=True)):
             self.nx.remove_edge(source, node, key=key)

@@ -35,12 +35,7 @@ def eliminate_common_subexpressions(graph: Graph) -> bool:
         apart |= disagree
     merged = [node for node in order if same[node] != node]
     for node in merged:
-        keep = same[node]
-        if "comment" in graph[node] and "comment" not in graph[keep]:
-            graph[keep]["comment"] = graph[node]["comment"]
-        graph.replace_uses(node, keep)
-    for node in merged:
-        graph.remove(node)
+        graph.substitute(node, same[node])
     return bool(merged)
 
 

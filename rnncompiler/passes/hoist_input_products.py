@@ -37,10 +37,6 @@ def hoist_input_products(graph: Graph) -> bool:
                                      place=f"{data['place']}.all")
         step = graph.add("take_step", [hoisted[key]], index=data["step"], step=data["step"],
                          layer=data["layer"], block=data["block"], place=data["place"])
-        for key_name in ("comment",):
-            if key_name in data:
-                graph[step][key_name] = data[key_name]
-        graph.replace_uses(node, step)
-        graph.remove(node)
+        graph.substitute(node, step)
         changed = True
     return changed

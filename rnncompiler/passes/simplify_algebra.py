@@ -42,14 +42,12 @@ def simplify_algebra(graph: Graph) -> bool:
     for node in order:
         if node in target and graph[node]["step"] is None and graph[target[node]]["step"] is None:
             accepted[node] = target[node]
-    for node in order:  # resolve chains through what was accepted, then forward the uses
+    for node in order:  # resolve chains through what was accepted, then substitute
         if node in accepted:
             new = accepted[node]
             while new in accepted:
                 new = accepted[new]
-            graph.replace_uses(node, new)
-    for node in accepted:
-        graph.remove(node)
+            graph.substitute(node, new)
     return bool(accepted)
 
 

@@ -32,9 +32,6 @@ def transpose_loop_weights(graph: Graph) -> bool:
                                            place=f"{name}.T")
         product = graph.add("matvec_t", [transposed[weight], vector], place=data["place"],
                             **graph.where(node))
-        if "comment" in data:
-            graph[product]["comment"] = data["comment"]
-        graph.replace_uses(node, product)
-        graph.remove(node)
+        graph.substitute(node, product)
         changed = True
     return changed
