@@ -11,7 +11,7 @@ from rnncompiler.ir.graph import Graph
 from rnncompiler.writing import save_bytes
 
 from . import runtime
-from .emit import MODES, build_model
+from .emit import build_model
 from .lowering import LEAVES, LOWERINGS
 
 
@@ -78,7 +78,6 @@ class OnnxBackend(BackendBase):
     ops = frozenset(LOWERINGS) | frozenset(LEAVES)
     suffix = ".onnx"
     options = frozenset({"onnx_mode", "device"})  # options.py: --onnx-mode, --device
-    modes = MODES
 
     def forward_level(self, options: EmitOptions, level: int) -> int:
         """Native mode maps recurrent layers as the spec wrote them, unrewritten: the

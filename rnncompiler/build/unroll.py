@@ -211,7 +211,7 @@ class _Unroller:
         product = graph.add("matvec", [weight, x], place=f"{place}W @ x", **where)
         node = graph.add("add", [product, bias], place=f"{place}W @ x + b", **where)
         if layer.activation != "linear":
-            node = graph.add(ops.ACTIVATIONS[layer.activation], [node], place=f"{place}y",
+            node = graph.add(layer.activation, [node], place=f"{place}y",
                              **where)
         graph[node]["comment"] = _dense_comment(layer)
         return node
@@ -299,7 +299,7 @@ class _CellStep:
         if isinstance(expr, eq.Negate):
             return self.op("neg", [expr.operand])
         if isinstance(expr, eq.Call):
-            return self.op(ops.FUNCTIONS[expr.function], list(expr.args))
+            return self.op(expr.function, list(expr.args))  # named as its op
         raise TypeError(f"unknown expression {expr!r}")
 
     def op(self, name: str, operands: list) -> int:

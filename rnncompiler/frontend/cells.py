@@ -29,7 +29,6 @@ from .yaml_source import Source, load_source
 
 INITIALIZERS = ("glorot_uniform", "orthogonal", "zeros", "ones", "normal", "uniform")
 CELL_KEYS = ("state", "output", "params", "equations")
-RESERVED = ("x", "t") + tuple(eq.FUNCTIONS)
 
 
 @dataclass(frozen=True)
@@ -197,7 +196,7 @@ def _read_states(source: Source, path, value) -> tuple:
     for i, state in enumerate(value):
         check_identifier(source, path + (i,), state, "state name")
         _check_not_keyword(source, path + (i,), state, "state")
-        if state in RESERVED:
+        if state in eq.RESERVED:
             raise source.error(path + (i,), f"'{state}' is reserved in equations; rename the state")
         if value.index(state) != i:
             raise source.error(path + (i,), f"state '{state}' is listed twice")
@@ -225,7 +224,7 @@ def _read_params(source: Source, path, value, states) -> dict:
 def _check_param_name(source: Source, ppath, name: str, states) -> bool:
     check_identifier(source, ppath, name, "parameter name")
     _check_not_keyword(source, ppath, name, "parameter", key=True)
-    if name in RESERVED or name in states:
+    if name in eq.RESERVED or name in states:
         raise source.error(ppath, f"parameter name '{name}' clashes with "
                                   f"{'a state' if name in states else 'a reserved name'}",
                            key=True)

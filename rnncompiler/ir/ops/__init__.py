@@ -48,14 +48,10 @@ def reference_function(name: str) -> Callable:
     raise KeyError(f"no reference function {name!r}")
 
 
-ACTIVATIONS = {name: name for name in having("activation")}  # a dense layer's activation
-FUNCTIONS = {name: name for name in having("function")}  # the equation language's
 BINARY = {op.symbol: name for name, op in REGISTRY.items() if op.symbol}  # + - * / @
 
 __all__ = [
-    "ACTIVATIONS",
     "BINARY",
-    "FUNCTIONS",
     "REGISTRY",
     "TRAITS",
     "OpDef",
