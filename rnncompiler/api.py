@@ -29,13 +29,14 @@ def compile_spec(spec: Spec, backend: str = "numpy", steps: int | None = None,
     the ONNX backend; None is not given); ``params`` are the values a saved artifact
     embeds (default: fresh ones). The artifact is kept with the spec, so compiling the
     same thing again is free."""
-    chosen = get_backend(backend)
-    own = backend_options(chosen, options)
+    given = {name: value for name, value in options.items() if value is not None}
+    steps = steps if steps is not None else spec.unroll.steps
     cache = _compiled.setdefault(spec, {})
-    key = (backend, steps if steps is not None else spec.unroll.steps, train,
-           tuple(sorted(own.items())), state_io, level)
+    key = (backend, steps, train, tuple(sorted(given.items())), state_io, level)
     if key not in cache:
-        cache[key] = _compile(spec, chosen, *key[1:3], own, *key[4:])
+        chosen = get_backend(backend)
+        cache[key] = _compile(spec, chosen, steps, train, backend_options(chosen, given),
+                              state_io, level)
     artifact = cache[key]
     if hasattr(artifact, "params"):  # the values it embeds: this caller's own copy
         artifact = copy.copy(artifact)

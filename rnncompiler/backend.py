@@ -84,7 +84,7 @@ CLI_GROUP = "rnncompiler.backend_options"
 
 def backend_options(backend: Backend, given: dict) -> dict:
     """``given`` (None meaning not given) checked against the backend's own options."""
-    given = {k: v for k, v in given.items() if v is not None}
+    given = {name: value for name, value in given.items() if value is not None}
     unknown = sorted(set(given) - backend.options)
     if unknown:
         takes = one_of(sorted(backend.options)) if backend.options else "none"

@@ -47,7 +47,7 @@ def cmd_init(args) -> int:
 def cmd_run(args) -> int:
     check_writable(args.output)
     spec = load_spec(args.spec, limits=not args.allow_large)
-    options = backend_options(args)
+    options = compile_options(args)
     inputs, steps = check_inputs(spec, load_npz(args.inputs, "inputs"), args.steps, args.inputs,
                                  state_io=args.state_io)
     params = check_params(spec, load_npz(args.params, "parameters"), args.params)
@@ -61,7 +61,7 @@ def cmd_run(args) -> int:
 def cmd_grad(args) -> int:
     check_writable(args.output)
     spec = load_spec(args.spec, limits=not args.allow_large)
-    options = backend_options(args)
+    options = compile_options(args)
     data, steps = check_inputs(spec, load_npz(args.inputs, "inputs and targets"), args.steps,
                                args.inputs, with_targets=True, state_io=args.state_io)
     params = check_params(spec, load_npz(args.params, "parameters"), args.params)
@@ -105,7 +105,7 @@ def cmd_compile(args) -> int:
         raise RnncError("--train needs a `loss:` in the spec", spec.source.loc(()))
     args.backend = backend
     artifact = compile_spec(spec, backend, args.steps, train=args.train, params=params,
-                            **backend_options(args))
+                            **compile_options(args))
     save_bytes(args.output, artifact.serialize(train=args.train))
     print(f"wrote {args.output}" + (f" (backend {backend}, from the suffix)" if inferred else ""))
     return 0
@@ -135,7 +135,7 @@ def compile_backend(output: str, backend: str | None) -> str:
     return backend
 
 
-def backend_options(args) -> dict:
+def compile_options(args) -> dict:
     """The options of a command for compile_spec: the chosen backend's own, and ours. An
     option of another backend is an error."""
     own = {}

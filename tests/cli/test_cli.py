@@ -192,3 +192,14 @@ def test_import_of_a_whole_pickled_model_says_to_save_its_state_dict(tmp_path, c
         f"{whole}: error: holds pickled objects (torch.save(model)?), not a state_dict; rnnc "
         "reads weights only: save them with torch.save(model.state_dict(), 'whole.pt')")
     assert "\x1b" not in err
+
+
+def test_the_parsers_light_copies_agree_with_the_modules_they_spare():
+    """parser.py names layouts and tasks itself so that --help imports no numpy; the names
+    must be those of interop.layouts and training.tasks."""
+    from rnncompiler.cli import parser
+    from rnncompiler.interop.layouts import FORMATS
+    from rnncompiler.training.tasks import TASKS
+
+    assert parser.LAYOUTS == FORMATS
+    assert parser.TASKS == ", ".join([*TASKS, "chars:FILE"])
