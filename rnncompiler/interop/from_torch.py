@@ -25,10 +25,9 @@ from ..build.params import init_params
 from ..errors import Location, RnncError
 from ..frontend.spec import load_spec_text
 from .cells import cells_section, generated_cell, import_layers
+from .layouts import RECURRENT
 from .names import SpecNames
 
-RECURRENT = re.compile(r"^(?P<module>.*?)\.?(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh)_l"
-                       r"(?P<layer>\d+)(?P<reverse>_reverse)?$")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal colours in torch's messages
 CELLS = {4: "lstm", 3: "gru", 1: "simple"}
 

@@ -41,7 +41,9 @@ BLOCKS = {
              "gru_reset_before": [GRU_Z, GRU_R, ("W_xn", "W_hn", "b_n", None)]},
 }
 FORMATS = tuple(BLOCKS)
-RECURRENT_TORCH = re.compile(r"\.(weight|bias)_(ih|hh)_l\d+(_reverse)?$")
+# a recurrent weight or bias of a PyTorch state_dict: rnn.weight_ih_l0, weight_hh_l1_reverse
+RECURRENT = re.compile(r"^(?P<module>.*?)\.?(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh)_l"
+                       r"(?P<layer>\d+)(?P<reverse>_reverse)?$")
 CELL_OF = {frozenset(name for block in blocks for name in block if name): cell
            for cell, blocks in BLOCKS["onnx"].items()}
 PEEPHOLES = frozenset({"p_i", "p_f", "p_o"})  # an LSTM's peepholes (specs/peephole.yaml)
@@ -55,7 +57,7 @@ def infer_layout(arrays: dict) -> str | None:
     keys = list(arrays)
     if any("/" in key for key in keys):
         return "keras"
-    if any(RECURRENT_TORCH.search(key) for key in keys):
+    if any(RECURRENT.match(key) for key in keys):
         return "torch"
     if any(key.endswith(".R") for key in keys):
         return "onnx"
