@@ -35,7 +35,7 @@ from rnncompiler.autodiff.bptt import training_graph
 from rnncompiler.frontend.spec import UnrollSpec
 from rnncompiler.gradcheck import gradcheck, random_data
 from rnncompiler.ir.evaluate import evaluate
-from rnncompiler.ir.loops import schedule
+from rnncompiler.lowering import make_plan
 from rnncompiler.passes.pipeline import LEVELS, optimize
 
 BATCH = 2
@@ -200,7 +200,7 @@ def check_passes(case: Case) -> None:
             else:
                 rewrite(graph)
                 graph.verify()
-            schedule(graph)
+            make_plan(graph)
             name = rewrite.__name__ if rewrite else "every pass"
             assert_same(evaluate(graph, full.params, data), reference, f"{which}: {name}",
                         rtol=1e-9, atol=1e-11)

@@ -9,7 +9,7 @@ import numpy as np
 
 from rnncompiler.backend import BackendBase, EmitOptions
 from rnncompiler.ir.graph import Graph
-from rnncompiler.ir.loops import schedule
+from rnncompiler.lowering import make_plan
 from rnncompiler.writing import save_bytes
 
 from .lowering import LEAVES, LOWERINGS
@@ -60,7 +60,7 @@ class NumpyBackend(BackendBase):
              training: Graph | None = None) -> NumpyModule:
         """The module for ``graph`` (forward); with ``training``, also its gradients."""
         options = options or EmitOptions()
-        trained = (training, schedule(training)) if training is not None else None
-        writer = ModuleWriter((graph, schedule(graph)), trained, options.spec_file,
+        trained = (training, make_plan(training)) if training is not None else None
+        writer = ModuleWriter((graph, make_plan(graph)), trained, options.spec_file,
                               options.steps if options.steps is not None else graph.steps)
         return NumpyModule(writer.source(), graph.name)

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from rnncompiler.ir.graph import Graph
-from rnncompiler.ir.loops import Loop, Program, reads_examples_at_every_step
+from rnncompiler.lowering import LoopPlan, Plan
 
 from .lowering import ATOM, LEAVES, LOWERINGS, VIEWS, product_into
 from .names import Names
@@ -31,7 +31,7 @@ class Context:
 
 
 class FunctionWriter:
-    def __init__(self, graph: Graph, program: Program, indent: int = 1,
+    def __init__(self, graph: Graph, program: Plan, indent: int = 1,
                  function: str | None = None):
         self.graph = graph
         self.program = program
@@ -48,7 +48,7 @@ class FunctionWriter:
         self.saved: dict[tuple, str] = {}  # (block, place, "after" | "in") -> buffer
         self.lines: list[str] = []
         self.indent = indent
-        self.loops = [item for item in program.items if isinstance(item, Loop)]
+        self.loops = program.loops
         self.loop_of = {node: (loop, place) for loop in self.loops
                         for place, node in loop.template.items()}
         # T read off a sequence input, so the code is the same for every T (the module's
@@ -92,7 +92,7 @@ class FunctionWriter:
             self.var[node] = self.names.take(name)
             self.emit(f'{self.var[node]} = params["{name}"]')
         for item in self.program.items:
-            if isinstance(item, Loop):
+            if isinstance(item, LoopPlan):
                 self.emit_loop(item)
             elif (graph[item]["op"] not in LEAVES and item not in self.var
                   and self.materialized(item)):
@@ -199,12 +199,9 @@ class FunctionWriter:
         self.context.arg_batched = tuple(self.graph[arg]["batched"] for arg in args)
 
     # --- loops --------------------------------------------------------------------------
-    def emit_loop(self, loop: Loop) -> None:
-        graph, block = self.graph, loop.block
-        whole = loop.is_map and not loop.finals and not loop.saved_in \
-            and not reads_examples_at_every_step(graph, loop) \
-            and not any(arg.kind in ("stepwise", "stepwise_in", "slice")
-                        for args in loop.args.values() for arg in args)
+    def emit_loop(self, loop: LoopPlan) -> None:
+        block = loop.block
+        whole = loop.whole
         self.emit()
         self.emit(f"# {self.describe(loop, whole)}")
         prefix = block.gradient_of or block.name
@@ -245,7 +242,7 @@ class FunctionWriter:
         for stack, buffer in buffers.items():
             self.var[stack] = buffer if not whole else place_var[loop.collected[stack]]
 
-    def allocate(self, loop: Loop, buffers: dict, place_var: dict) -> None:
+    def allocate(self, loop: LoopPlan, buffers: dict, place_var: dict) -> None:
         """Arrays that a loop fills one step at a time: collected sequences, saved values."""
         block = loop.block
         wanted = [(buffer, loop.collected[stack], stack in self.returned)
@@ -268,7 +265,7 @@ class FunctionWriter:
             else:
                 self.emit(f"{buffer} = np.empty({dims}, dtype=DTYPE)")
 
-    def describe(self, loop: Loop, whole: bool) -> str:
+    def describe(self, loop: LoopPlan, whole: bool) -> str:
         block = loop.block
         if block.gradient_of:
             what = f"cell {block.cell}" if block.cell else "every step"
@@ -283,7 +280,7 @@ class FunctionWriter:
     def steps_described(self, block) -> str:
         return "every step" if self.steps_of(block) == self.steps_name else f"{block.steps} steps"
 
-    def emit_body(self, loop: Loop, place_var: dict) -> None:
+    def emit_body(self, loop: LoopPlan, place_var: dict) -> None:
         for place in sorted(loop.keep_previous):
             previous = self.names.take(f"{place}_prev")
             self.emit(f"{previous} = {place_var[place]}")
@@ -299,7 +296,7 @@ class FunctionWriter:
             self.body_var[place] = name
             self.emit(f"{name} = {text}")
 
-    def bind_step_reads(self, loop: Loop, place_var: dict) -> None:
+    def bind_step_reads(self, loop: LoopPlan, place_var: dict) -> None:
         """A step of a saved or outside sequence that the body reads more than once gets a
         name of its own at the top of the body (``h_1_t = saved_RNN_h_1[:, t]``): each
         ``[:, t]`` is a NumPy call, and at batch 1 the calls are what a step costs."""
@@ -322,11 +319,11 @@ class FunctionWriter:
             self.read_counts[key] += 1
         return self.step_reads.get(key, text), ATOM
 
-    def loop_value(self, loop: Loop, place: str, place_var: dict) -> str:
+    def loop_value(self, loop: LoopPlan, place: str, place_var: dict) -> str:
         return self.body_var.get(place) or place_var.get(place) or \
             self.template_expr(loop, place, place_var)[0]
 
-    def template_expr(self, loop: Loop, place: str, place_var: dict):
+    def template_expr(self, loop: LoopPlan, place: str, place_var: dict):
         """The expression of ``place`` in the loop body, arguments resolved."""
         node = loop.template[place]
         texts = []

@@ -13,7 +13,7 @@ from rnncompiler import __version__
 from rnncompiler.build import initializers
 from rnncompiler.ir import ops
 from rnncompiler.ir.graph import Graph
-from rnncompiler.ir.loops import Program
+from rnncompiler.lowering import Plan
 
 from .function import FunctionWriter
 from .lowering import HELPERS
@@ -77,7 +77,7 @@ def _docstring_safe(text: str) -> str:
 
 
 class ModuleWriter:
-    def __init__(self, forward: tuple[Graph, Program], training: tuple | None = None,
+    def __init__(self, forward: tuple[Graph, Plan], training: tuple | None = None,
                  spec_file: str | None = None, steps: int | None = None):
         self.forward = forward
         self.training = training
@@ -155,7 +155,7 @@ class ModuleWriter:
             lines += [*inspect.getsource(function).rstrip().split("\n"), "", ""]
         return lines[:-2]
 
-    def function(self, name: str, graph: Graph, program: Program, doc: list[str],
+    def function(self, name: str, graph: Graph, program: Plan, doc: list[str],
                  pair: bool = False) -> list[str]:
         writer = FunctionWriter(graph, program, function=name)
         body = writer.body()

@@ -1,8 +1,8 @@
 """Graph -> ONNX ModelProto, in one of three modes:
 
 - ``unrolled``: one ONNX node (or a few) per graph node, every step written out;
-- ``scan``: every loop of the schedule as one ``Scan`` whose body is one step of the
-  cell; the sequence length is a run-time dimension;
+- ``scan``: every loop the plan runs one step at a time as one ``Scan`` whose body is
+  one step of the cell; the sequence length is a run-time dimension;
 - ``native``: recurrent layers of built-in cells as ONNX ``RNN``/``LSTM``/``GRU``
   operators (``native.py``), everything else as in ``scan``.
 
@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import itertools
 
-import networkx as nx
 import onnx
 from onnx import TensorProto, helper
 
 from rnncompiler import __version__
 from rnncompiler.errors import RnncError
 from rnncompiler.ir.graph import Graph
-from rnncompiler.ir.loops import Loop, reads_examples_at_every_step, schedule
+from rnncompiler.lowering import LoopPlan, make_plan
 
 from .builder import OPSET, OnnxBuilder
 from .layouts import LAYOUT_FREE, TimeMajor
@@ -68,6 +67,7 @@ class _Emitter:
         self.b = OnnxBuilder(graph.dtype)
         self.values: dict[int, str] = {}  # graph node -> tensor name
         self.saved: dict[tuple, str] = {}  # (block, place, "after" | "in") -> [T, batch, n]
+        self.saved_batch_first: set[str] = set()  # saved by a whole-sequence map: [batch, T, n]
         self.dynamic = mode != "unrolled" and graph.steps is not None and bool(
             graph.follows_steps)
         self.context = Context(transposed=self.transposed)
@@ -162,27 +162,24 @@ class _Emitter:
 
     # --- scan and native ------------------------------------------------------------------
     def emit_program(self) -> None:
-        """The loops in the schedule's order; the values outside them where something reads
+        """The loops in the plan's order; the values outside them where something reads
         them (a loop, an output), so that a Scan can take a sequence time-major."""
-        program = schedule(self.graph)
+        program = make_plan(self.graph)
         native = None
         if self.mode == "native":
             from .native import NativeLayers
             native = NativeLayers(self, program)
-        for loop in (item for item in program.items if isinstance(item, Loop)):
+        for loop in program.loops:
             if native is not None and native.takes(loop):
                 native.emit(loop)
             else:
                 self.emit_loop(loop)
 
-    def emit_loop(self, loop: Loop) -> None:
-        """One loop of the schedule as a ``Scan`` (or, for a step-by-step map whose steps
-        are independent, the same ops on whole sequences)."""
+    def emit_loop(self, loop: LoopPlan) -> None:
+        """One loop of the plan as a ``Scan`` (or, for a map the plan runs over whole
+        sequences, the same ops on whole sequences)."""
         graph = self.graph
-        whole = loop.is_map and not loop.finals and not loop.saved_in and not loop.saved \
-            and all(arg.kind in ("local", "invariant") for args in loop.args.values()
-                    for arg in args) and not reads_examples_at_every_step(graph, loop)
-        if whole:
+        if loop.whole:
             return self.emit_whole(loop)
         body = self.b.child(f"{loop.block.name}/")
         body_values: dict[str, str] = {}  # place -> tensor in the body
@@ -205,7 +202,7 @@ class _Emitter:
             return element(outer)
 
         splits = self.split_groups(loop)
-        for place in nx.topological_sort(self.body_order(loop)):
+        for place in loop.order:
             if place in body_values:  # a slice that a Split made with its neighbours
                 continue
             node = loop.template[place]
@@ -225,7 +222,10 @@ class _Emitter:
                     args.append(element_of(arg.ref))
                 else:
                     kind = "after" if arg.kind == "stepwise" else "in"
-                    args.append(element(self.saved[(*arg.ref, kind)]))
+                    outer = self.saved[(*arg.ref, kind)]
+                    if outer in self.saved_batch_first:
+                        batch_first.add(outer)
+                    args.append(element(outer))
             if place in splits:
                 body_values.update(self.split(body, args[0], splits[place]))
             else:
@@ -239,7 +239,7 @@ class _Emitter:
         self.finish_scan(loop, body, body_values, state_in, sequences, batch_first,
                          index_outer, context)
 
-    def split_groups(self, loop: Loop) -> dict:
+    def split_groups(self, loop: LoopPlan) -> dict:
         """Slices of one value in a loop body, by place: [(start, stop, place)] of every
         slice of the same value, where there are several (one Split makes them all; a
         Scan body runs every step, and at a small batch each node costs more than its
@@ -278,13 +278,6 @@ class _Emitter:
         names = body.op("Split", [source, body.ints(sizes)], outputs=len(sizes), axis=-1,
                         hint="gates")
         return {place: name for place, name in zip(places, names) if place is not None}
-
-    def body_order(self, loop: Loop) -> nx.DiGraph:
-        deps = nx.DiGraph()
-        deps.add_nodes_from(loop.template)
-        for place, args in loop.args.items():
-            deps.add_edges_from((a.ref, place) for a in args if a.kind == "local")
-        return deps
 
     def finish_scan(self, loop, body, body_values, state_in, sequences, batch_first,
                     index_outer, context) -> None:
@@ -350,10 +343,10 @@ class _Emitter:
         dims = (["batch"] if data["batched"] else []) + list(data["shape"])
         return body.value_info(name, dims)
 
-    def emit_whole(self, loop: Loop) -> None:
+    def emit_whole(self, loop: LoopPlan) -> None:
         """A map over the steps: the body's ops on whole [batch, T, n] sequences."""
         values: dict[str, str] = {}
-        for place in nx.topological_sort(self.body_order(loop)):
+        for place in loop.order:
             node = loop.template[place]
             args = [values[a.ref] if a.kind == "local" else self.value(a.ref)
                     for a in loop.args[place]]
@@ -363,3 +356,6 @@ class _Emitter:
                 values[place] = self.lower(node, self.b, args)
         for stack, place in loop.collected.items():
             self.values[stack] = values[place]
+        for place in loop.saved:  # read step by step by a later loop's Scan, along axis 1
+            self.saved[(loop.block.name, place, "after")] = values[place]
+            self.saved_batch_first.add(values[place])

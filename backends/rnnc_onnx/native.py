@@ -20,7 +20,7 @@ import numpy as np
 from onnx import TensorProto
 
 from rnncompiler.errors import RnncError
-from rnncompiler.ir.loops import Loop, Program
+from rnncompiler.lowering import LoopPlan, Plan
 
 GATES = {  # cell -> (ONNX op, gate suffixes in ONNX order, biases in ONNX order)
     "simple": ("RNN", ["h"], lambda b, z: [b["b_h"], z]),
@@ -33,12 +33,12 @@ GATES = {  # cell -> (ONNX op, gate suffixes in ONNX order, biases in ONNX order
 
 
 class NativeLayers:
-    def __init__(self, emitter, program: Program):
+    def __init__(self, emitter, program: Plan):
         self.emitter = emitter
-        self.loops = [item for item in program.items if isinstance(item, Loop)]
+        self.loops = program.loops
         self.done: set[str] = set()
 
-    def takes(self, loop: Loop) -> bool:
+    def takes(self, loop: LoopPlan) -> bool:
         block = loop.block
         if block.cell is None or block.gradient_of:
             return False  # a dense layer at every step, or a gradient: not a cell
@@ -52,7 +52,7 @@ class NativeLayers:
                             "(use --onnx-mode scan)")
         return True
 
-    def emit(self, loop: Loop) -> None:
+    def emit(self, loop: LoopPlan) -> None:
         if loop.block.name in self.done:
             return
         parts = [other for other in self.loops if other.block.layer == loop.block.layer
@@ -83,7 +83,7 @@ class NativeLayers:
         outputs = b.op(op_type, inputs, outputs=1 + len(states), hint=loop.block.layer, **attrs)
         self.bind(parts, outputs, states)
 
-    def sequence_lens(self, loop: Loop) -> str:
+    def sequence_lens(self, loop: LoopPlan) -> str:
         """Variable lengths: the examples' lengths as ONNX's ``sequence_lens`` (the op then
         keeps each state past its example's length and writes zeros there, as the graph
         does); else none."""
@@ -94,10 +94,10 @@ class NativeLayers:
         lengths = e.graph.args(mask)[0]
         return e.b.op("Cast", [e.value(lengths)], to=TensorProto.INT32)
 
-    def units(self, loop: Loop) -> int:
+    def units(self, loop: LoopPlan) -> int:
         return self.emitter.graph[loop.template["h"]]["shape"][-1]
 
-    def sequence(self, loop: Loop) -> str:
+    def sequence(self, loop: LoopPlan) -> str:
         """The layer's input as a batch-first sequence (a vector fed at every step is tiled)."""
         e, b = self.emitter, self.emitter.b
         x = loop.template["x"] if "x" in loop.template else None
@@ -110,7 +110,7 @@ class NativeLayers:
                                   b.ints([1])], axis=0)
         return b.op("Tile", [tiled, repeats])
 
-    def vector_input(self, loop: Loop) -> int:
+    def vector_input(self, loop: LoopPlan) -> int:
         graph = self.emitter.graph
         for place, args in loop.args.items():
             node = loop.template[place]
@@ -119,7 +119,7 @@ class NativeLayers:
                 return args[1].ref
         raise RnncError(f"layer {loop.block.layer}: cannot find its input for native mode")
 
-    def pack(self, loop: Loop, gates, biases, units: int):
+    def pack(self, loop: LoopPlan, gates, biases, units: int):
         """W [G*H, I], R [G*H, H], B [2*G*H] of one direction, concatenated in the model
         from the spec's parameters (which stay the model's inputs)."""
         b, prefix = self.emitter.b, f"{loop.block.name}."
@@ -131,7 +131,7 @@ class NativeLayers:
                 b.op("Concat", [mine[n] for n in h_names], axis=0),
                 b.op("Concat", biases(mine, zero), axis=0))
 
-    def cell_params(self, loop: Loop) -> list[str]:
+    def cell_params(self, loop: LoopPlan) -> list[str]:
         prefix = f"{loop.block.name}."
         return [key[len(prefix):] for key in self.emitter.graph.params
                 if key.startswith(prefix) and "." not in key[len(prefix):]]

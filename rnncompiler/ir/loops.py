@@ -1,6 +1,7 @@
-"""Re-rolling: the unrolled graph -> a program of straight-line nodes and loops.
+"""Re-rolling: the unrolled graph -> its blocks as loops, every argument classified.
 
-The graph is unrolled for analysis and differentiation; backends execute it rolled up.
+The graph is unrolled for analysis and differentiation; backends execute it rolled up, as
+the loop plan (``lowering/plan.py``) made from these loops says.
 For every block (one recurrence) this module checks that each step repeats the same
 places with the same ops, and classifies every argument of the loop body as
 
@@ -22,8 +23,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import networkx as nx
-
 from .graph import Block, Graph
 
 
@@ -41,13 +40,10 @@ class Arg:
 class Loop:
     block: Block
     iterations: list  # per iteration, in run order: {place: node}
-    body: list = field(default_factory=list)  # statements, in execution order
-    statements: set = field(default_factory=set)  # places computed on a line of their own
     args: dict = field(default_factory=dict)  # place -> [Arg per argument position]
     carried: dict = field(default_factory=dict)  # place -> node of its first value
     collected: dict = field(default_factory=dict)  # stack_steps node outside -> place
     finals: set = field(default_factory=set)  # places whose last value is used after the loop
-    keep_previous: set = field(default_factory=set)  # carried places read after reassignment
     saved: set = field(default_factory=set)  # places other loops read step by step
     saved_in: set = field(default_factory=set)  # carried places read as they enter each step
 
@@ -55,46 +51,33 @@ class Loop:
     def template(self) -> dict:
         return self.iterations[0]
 
-    @property
-    def is_map(self) -> bool:
-        """No step depends on another: the loop can run over all steps at once."""
-        return not self.carried
-
-
-def reads_examples_at_every_step(graph: Graph, loop: Loop) -> bool:
-    """Whether a step reads a value of each example's from outside the loop other than as
-    ``x[t]`` (a vector fed at every step, the zeros a state of parameters only is added
-    to): such a map cannot run as ops over whole sequences, its reads have no T axis."""
-    return any(graph[arg.ref]["batched"] for place, args in loop.args.items() for arg in args
-               if arg.kind == "invariant" and graph[loop.template[place]]["op"] != "take_step")
-
 
 @dataclass
-class Program:
+class Rerolled:
+    """The graph's blocks as loops, and how the values outside them use their places."""
+
     graph: Graph
-    items: list  # node ids and Loops, in execution order
+    loops: dict  # block name -> Loop
+    in_loop: dict = field(default_factory=dict)  # node -> (Loop, place)
     final_of: dict = field(default_factory=dict)  # loop node used after its loop -> (Loop, place)
 
 
-def schedule(graph: Graph) -> Program:
+def reroll(graph: Graph) -> Rerolled:
     loops = analyse_loops(graph)
     in_loop = {node: (loop, place) for loop in loops.values()
                for iteration in loop.iterations for place, node in iteration.items()}
-    program = Program(graph, [])
+    rerolled = Rerolled(graph, loops, in_loop)
     for node in graph.nx.nodes:
         if node in in_loop:
             continue
         for arg in graph.args(node):
             if arg in in_loop:
-                _link_outside_use(graph, node, arg, in_loop, program)
+                _link_outside_use(graph, node, arg, rerolled)
     for node in graph.outputs.values():
         if node in in_loop:
-            _link_outside_use(graph, None, node, in_loop, program)
+            _link_outside_use(graph, None, node, rerolled)
     _read_collected_sequences(loops)
-    for loop in loops.values():
-        _order_body(graph, loop)
-    program.items = _order_items(graph, loops, in_loop)
-    return program
+    return rerolled
 
 
 def analyse_loops(graph: Graph) -> dict:
@@ -220,8 +203,8 @@ def _read_collected_sequences(loops: dict) -> None:
         loops[name].saved.discard(place)
 
 
-def _link_outside_use(graph: Graph, user: int, arg: int, in_loop: dict, program: Program):
-    loop, place = in_loop[arg]
+def _link_outside_use(graph: Graph, user: int | None, arg: int, rerolled: Rerolled):
+    loop, place = rerolled.in_loop[arg]
     if user in loop.collected:
         return  # seen at another of its arguments
     if user is not None and graph[user]["op"] == "stack_steps":
@@ -232,70 +215,7 @@ def _link_outside_use(graph: Graph, user: int, arg: int, in_loop: dict, program:
             return
     if loop.iterations[-1].get(place) == arg:
         loop.finals.add(place)
-        program.final_of[arg] = (loop, place)
+        rerolled.final_of[arg] = (loop, place)
         return
     raise ScheduleError(f"node {user} uses step {graph[arg]['step']} of block "
                         f"{loop.block.name} in a way that cannot be re-rolled")
-
-
-def _order_body(graph: Graph, loop: Loop) -> None:
-    """Choose the body's statements (the places that get a line of their own; the others
-    are inlined into their one user) and order them so each comes after its arguments
-    and, where possible, a carried place is reassigned only after every statement that
-    reads its previous value. Where that is impossible, keep_previous names the places
-    whose previous value must be kept aside at the top of the body."""
-    uses = {place: 0 for place in loop.template}
-    for args in loop.args.values():
-        for arg in args:
-            if arg.kind == "local":
-                uses[arg.ref] += 1
-    exported = (loop.carried.keys() | loop.finals | set(loop.collected.values()) | loop.saved)
-    loop.statements = {
-        place for place, node in loop.template.items()
-        if place in exported or (graph[node]["op"] != "take_step"
-                                 and ("comment" in graph[node] or uses[place] > 1))}
-    user = {arg.ref: place for place, args in loop.args.items() for arg in args
-            if arg.kind == "local" and uses[arg.ref] == 1}
-    home = {}  # place -> the statement in which it is computed
-    for place in loop.template:
-        at = place
-        while at not in loop.statements and at in user:
-            at = user[at]
-        home[place] = at if at in loop.statements else None
-    deps = nx.DiGraph()
-    deps.add_nodes_from(loop.statements)
-    reads_previous = []  # (statement, carried place)
-    for place, args in loop.args.items():
-        for arg in args:
-            if arg.kind == "local" and home[place] is not None \
-                    and home[arg.ref] not in (None, home[place]):  # (a dead place: no line)
-                deps.add_edge(home[arg.ref], home[place])
-            if arg.kind == "carried" and home[place] is not None:
-                reads_previous.append((home[place], arg.ref))
-    strict = deps.copy()
-    strict.add_edges_from((reader, carried) for reader, carried in reads_previous
-                          if reader != carried)
-    key = loop.template.get
-    if nx.is_directed_acyclic_graph(strict):
-        loop.body = list(nx.lexicographical_topological_sort(strict, key=key))
-        return
-    loop.body = list(nx.lexicographical_topological_sort(deps, key=key))
-    position = {place: i for i, place in enumerate(loop.body)}
-    loop.keep_previous = {carried for reader, carried in reads_previous
-                          if position[reader] > position[carried]}
-
-
-def _order_items(graph: Graph, loops: dict, in_loop: dict) -> list:
-    """Nodes outside loops and whole loops, in an order that respects every dependency."""
-    group = {node: (in_loop[node][0].block.name if node in in_loop else node)
-             for node in graph.nx.nodes}
-    condensed = nx.DiGraph()
-    condensed.add_nodes_from(set(group.values()))
-    first_node: dict = {}
-    for node in graph.nx.nodes:
-        first_node[group[node]] = min(first_node.get(group[node], node), node)
-    for source, target in graph.nx.edges():
-        if group[source] != group[target]:
-            condensed.add_edge(group[source], group[target])
-    order = nx.lexicographical_topological_sort(condensed, key=lambda g: first_node[g])
-    return [loops[g] if isinstance(g, str) else g for g in order]

@@ -3,7 +3,7 @@ rewritten only if the node of its place is rewritten alike at every step.
 
 ``places`` lists every place's nodes in run order; ``periodic`` says whether replacing a
 place's nodes by given nodes keeps the loop re-rollable (the kinds of argument that
-``schedule`` accepts: the same place at the same step, the previous step's value with a
+``ir/loops.py`` re-rolls: the same place at the same step, the previous step's value with a
 first one from outside, one value from outside, another loop's place at the same step).
 """
 

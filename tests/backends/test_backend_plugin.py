@@ -1,5 +1,5 @@
 """A backend is a plugin: a third party adds one without touching the core. This one,
-``plan``, writes the re-rolled program (``ir/loops.py``'s schedule) as text and runs graphs
+``plan``, writes the loop plan (``lowering.make_plan``) as text and runs graphs
 with the reference evaluator; registered as an entry point, it works through the API and
 every command, with its own suffix and its own option, and the core's checks of backend
 options apply to it as to the bundled ones."""
@@ -17,7 +17,7 @@ from rnncompiler import backend as backends
 from rnncompiler.cli import main
 from rnncompiler.ir import ops
 from rnncompiler.ir.evaluate import evaluate
-from rnncompiler.ir.loops import Loop, schedule
+from rnncompiler.lowering import LoopPlan, make_plan
 
 SPEC = str(ROOT / "specs" / "sentiment_lstm.yaml")
 
@@ -29,8 +29,8 @@ class PlanArtifact:
     def serialize(self, train: bool = False) -> bytes:
         graph = self.training if train else self.graph
         lines = [f"# {graph.name}, {'training' if train else 'forward'}"]
-        for item in schedule(graph).items:
-            if isinstance(item, Loop):
+        for item in make_plan(graph).items:
+            if isinstance(item, LoopPlan):
                 width = self.options.own.get("width", 1)
                 lines.append(f"loop {item.block.name} x{width}: {len(item.body)} statements, "
                              f"carries {sorted(item.carried)}")

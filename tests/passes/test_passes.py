@@ -13,7 +13,7 @@ import rnncompiler as rc
 from rnncompiler.autodiff.bptt import training_graph
 from rnncompiler.ir.evaluate import evaluate
 from rnncompiler.ir.graph import Graph
-from rnncompiler.ir.loops import schedule
+from rnncompiler.lowering import make_plan
 from rnncompiler.passes.eliminate_common_subexpressions import eliminate_common_subexpressions
 from rnncompiler.passes.eliminate_dead_nodes import eliminate_dead_nodes
 from rnncompiler.passes.pipeline import LEVELS, optimize
@@ -38,7 +38,7 @@ def test_every_pass_keeps_values(path, which):
         graph = build()
         rewrite(graph)
         graph.verify()
-        schedule(graph)  # still re-rolls into loops
+        make_plan(graph)  # still re-rolls into loops
         for key, value in evaluate(graph, params, data).items():
             np.testing.assert_allclose(value, reference[key], rtol=1e-10, atol=1e-12)
     graph = build()
@@ -138,7 +138,7 @@ def test_last_step_gradient_starts_the_carry():
     eliminate_dead_nodes(graph)
     assert _count(graph, "scatter_step") == 0
     assert _count(graph, "add") == adds - 6  # one addition a step fewer
-    schedule(graph)
+    make_plan(graph)
 
 
 def test_simplify_rules():
@@ -165,7 +165,7 @@ def test_common_subexpressions_merge_alike_at_every_step():
     assert eliminate_common_subexpressions(graph)
     assert _count(graph, "matvec") == before - 5  # W @ h[t-1] once a step, not twice
     assert _count(graph, "tanh") == 5
-    schedule(graph)
+    make_plan(graph)
 
 
 def test_common_subexpressions_keep_states_that_start_alike():
@@ -176,7 +176,7 @@ def test_common_subexpressions_keep_states_that_start_alike():
     before = _count(graph, "matvec")
     eliminate_common_subexpressions(graph)
     assert _count(graph, "matvec") == before
-    schedule(graph)
+    make_plan(graph)
 
 
 TWICE = """
