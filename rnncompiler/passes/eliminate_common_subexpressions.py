@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..ir import ops
 from ..ir.graph import Graph
-from .places import periodic, places
+from .places import LoopBodies
 
 COMMUTATIVE = ops.having("commutative")
 # each its own value, whatever its attributes: inputs, parameters, and the zeros a loop
@@ -23,19 +23,17 @@ UNIQUE = ops.having("distinct")
 
 def eliminate_common_subexpressions(graph: Graph) -> bool:
     order = graph.evaluation_order()
-    step_places = places(graph)
+    bodies = LoopBodies(graph)
     apart: set[tuple] = set()  # places that must keep their own nodes
     while True:
         same = _hash_cons(graph, order, apart)
-        disagree = {key for key, nodes in step_places.items()
-                    if any(same[n] != n for n in nodes)
-                    and not periodic(graph, nodes, [same[n] for n in nodes], step_places)}
-        if not disagree:
+        accepted, refused = bodies.replacements({n: m for n, m in same.items() if m != n})
+        if not refused:
             break
-        apart |= disagree
-    merged = [node for node in order if same[node] != node]
+        apart |= refused
+    merged = [node for node in order if node in accepted]
     for node in merged:
-        graph.substitute(node, same[node])
+        graph.substitute(node, accepted[node])
     return bool(merged)
 
 

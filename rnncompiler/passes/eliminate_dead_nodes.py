@@ -9,13 +9,11 @@ alike at every step: a place of a block is kept at every step if it is live at o
 from __future__ import annotations
 
 from ..ir.graph import Graph
+from .places import LoopBodies
 
 
 def eliminate_dead_nodes(graph: Graph) -> bool:
-    places: dict[tuple, list[int]] = {}
-    for node, data in graph.nx.nodes(data=True):
-        if data["step"] is not None:
-            places.setdefault((data["block"], data["place"]), []).append(node)
+    bodies = LoopBodies(graph)
     live: set[int] = set()
     expanded: set[tuple] = set()  # places whose every step is on the stack already
     stack = list(set(graph.outputs.values()))
@@ -25,11 +23,10 @@ def eliminate_dead_nodes(graph: Graph) -> bool:
             continue
         live.add(node)
         stack.extend(arg for arg in graph.args(node) if arg not in live)
-        data = graph[node]
-        key = (data["block"], data["place"])
-        if data["step"] is not None and key not in expanded:
+        key = bodies.key(node)
+        if key is not None and key not in expanded:
             expanded.add(key)
-            stack.extend(n for n in places[key] if n not in live)
+            stack.extend(n for n in bodies.steps_of(node) if n not in live)
     keep = live | set(graph.inputs.values()) | set(graph.params.values())
     dead = [node for node in graph.nx.nodes if node not in keep]
     for node in dead:

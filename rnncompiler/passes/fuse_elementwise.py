@@ -21,16 +21,20 @@ from itertools import pairwise
 
 from ..ir import ops
 from ..ir.graph import Graph
-from .places import joined_name, places, value_name
+from .places import LoopBodies, joined_name, value_name
 
 ELEMENTWISE = ops.having("elementwise")
 
 
 def fuse_elementwise(graph: Graph) -> bool:
+    bodies = LoopBodies(graph)
     runs = _runs(graph)
-    accepted = _periodic_runs(graph, runs)
+    # places fuse in a loop where the same places fuse alike at every step
+    alike = bodies.at_every_step({run[0]: tuple(graph[n]["place"] for n in run)
+                                  for run in runs})
+    accepted = [run for run in runs if run[0] in alike]
     joined: dict[tuple, int] = {}  # invariants joined once, shared by every step
-    taken = set(places(graph))  # (block, place) before fusing: a cell's own i_f is no i + f
+    taken = set(bodies.places)  # (block, place) before fusing: a cell's own i_f is no i + f
     for run in accepted:
         _fuse(graph, run, joined, taken)
     return bool(accepted) | _slice_where_used(graph)
@@ -40,7 +44,7 @@ def _slice_where_used(graph: Graph) -> bool:
     """A backward loop that reads the forward's gates reads the joined value (which the
     forward loop then saves once, rather than each gate) and slices it itself."""
     changed = False
-    for nodes in places(graph).values():
+    for nodes in LoopBodies(graph).places.values():
         first = graph[nodes[0]]
         if first["op"] != "slice_features" or graph[graph.args(nodes[0])[0]]["step"] is None:
             continue
@@ -134,24 +138,6 @@ def _adjacent_slices(graph: Graph, args: list[int]) -> tuple | None:
     if len(sources) != 1 or any(r[1] != s[0] for r, s in pairwise(ranges)):
         return None
     return sources.pop(), ranges[0][0], ranges[-1][1]
-
-
-def _periodic_runs(graph: Graph, runs: list[list[int]]) -> list[list[int]]:
-    """The runs whose places fuse alike at every step of their block."""
-    runs_of_places: dict[tuple, int] = {}
-    for run in runs:
-        data = graph[run[0]]
-        if data["step"] is not None:
-            key = (data["block"], tuple(graph[n]["place"] for n in run))
-            runs_of_places[key] = runs_of_places.get(key, 0) + 1
-    steps = {block: len(nodes) for (block, _), nodes in places(graph).items()}
-    accepted = []
-    for run in runs:
-        data = graph[run[0]]
-        if data["step"] is None or runs_of_places[
-                (data["block"], tuple(graph[n]["place"] for n in run))] == steps[data["block"]]:
-            accepted.append(run)
-    return accepted
 
 
 def _fuse(graph: Graph, run: list[int], joined: dict, taken: set) -> None:

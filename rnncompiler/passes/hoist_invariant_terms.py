@@ -12,15 +12,16 @@ from __future__ import annotations
 import itertools
 
 from ..ir.graph import Graph
-from .places import places
+from .places import LoopBodies
 
 
 def hoist_invariant_terms(graph: Graph) -> bool:
-    found = {}
-    for nodes in places(graph).values():
-        matches = [_invariant_term(graph, node) for node in nodes]
-        if all(matches):
-            found.update(zip(nodes, matches))
+    bodies = LoopBodies(graph)
+    matches = {node: _invariant_term(graph, node) for nodes in bodies.places.values()
+               for node in nodes}
+    alike = bodies.at_every_step({node: bodies.key(node) for node, match in matches.items()
+                                  if match})
+    found = {node: match for node, match in matches.items() if node in alike}
     biased = _biased_sequences(graph, found)
     steps: dict[tuple, int] = {}  # (biased sequence, step) -> that step of it
     changed = False

@@ -1,15 +1,67 @@
 """What passes share: a loop body is the same at every step, so a per-step node may be
 rewritten only if the node of its place is rewritten alike at every step.
 
-``places`` lists every place's nodes in run order; ``periodic`` says whether replacing a
-place's nodes by given nodes keeps the loop re-rollable (the kinds of argument that
-``ir/loops.py`` re-rolls: the same place at the same step, the previous step's value with a
-first one from outside, one value from outside, another loop's place at the same step).
+``LoopBodies`` is the one way a pass asks that: which proposed replacements keep every
+loop re-rollable (``replacements``), which rewrites are found at every step of their
+loop (``at_every_step``), the nodes of a node's place (``steps_of``). Underneath,
+``places`` lists every place's nodes in run order and ``periodic`` says whether replacing
+a place's nodes by given nodes keeps the loop re-rollable (the kinds of argument that
+``ir/loops.py`` re-rolls: the same place at the same step, the previous step's value with
+a first one from outside, one value from outside, another loop's place at the same step).
 """
 
 from __future__ import annotations
 
 from ..ir.graph import Graph
+
+
+class LoopBodies:
+    """The loop bodies of ``graph`` as they are now (make one per use: it does not follow
+    later rewrites)."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.places = places(graph)  # (block, place) -> its nodes, in run order
+
+    def key(self, node: int) -> tuple | None:
+        """(block, place) of a per-step node; None outside loops."""
+        data = self.graph[node]
+        return None if data["step"] is None else (data["block"], data["place"])
+
+    def steps_of(self, node: int) -> list[int]:
+        """Every node of a per-step node's place (``[node]`` outside loops)."""
+        key = self.key(node)
+        return [node] if key is None else self.places[key]
+
+    def replacements(self, proposed: dict[int, int]) -> tuple[dict[int, int], set[tuple]]:
+        """Of ``proposed`` (node -> the node to take its place), those that keep every loop
+        re-rollable, and the places refused: a place is replaced at every step, alike, or
+        not at all; a node outside loops only by a node outside loops."""
+        graph, accepted, refused = self.graph, {}, set()
+        for key, nodes in self.places.items():
+            if any(n in proposed for n in nodes):
+                targets = [proposed.get(n) for n in nodes]
+                if periodic(graph, nodes, targets, self.places):
+                    accepted.update(zip(nodes, targets))
+                else:
+                    refused.add(key)
+        for node, target in proposed.items():
+            if graph[node]["step"] is None and graph[target]["step"] is None:
+                accepted[node] = target
+        return accepted, refused
+
+    def at_every_step(self, found: dict[int, object]) -> set[int]:
+        """Of the per-step nodes ``found`` with a pattern (node -> what was found there,
+        comparable between steps), those whose block has the same find at every step;
+        nodes outside loops always."""
+        graph = self.graph
+        steps = {block: len(nodes) for (block, _), nodes in self.places.items()}
+        counts: dict[tuple, set] = {}
+        for node, pattern in found.items():
+            if graph[node]["step"] is not None:
+                counts.setdefault((graph[node]["block"], pattern), set()).add(node)
+        return {node for node, pattern in found.items() if graph[node]["step"] is None
+                or len(counts[(graph[node]["block"], pattern)]) == steps[graph[node]["block"]]}
 
 
 def places(graph: Graph) -> dict[tuple, list[int]]:

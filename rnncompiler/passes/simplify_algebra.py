@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from ..ir import ops
 from ..ir.graph import Graph
-from .places import periodic, places
+from .places import LoopBodies
 
 ZERO_SOURCES = ops.having("zero_source")
 # ops whose value is zero where (all, or any) of their arguments are
@@ -33,15 +33,7 @@ def simplify_algebra(graph: Graph) -> bool:
         found = _equal_to(graph, node, zero)
         if found is not None:
             target[node] = target.get(found, found)  # follow chains already found
-    accepted = {}
-    step_places = places(graph)
-    for nodes in step_places.values():
-        if any(n in target for n in nodes) and \
-                periodic(graph, nodes, [target.get(n) for n in nodes], step_places):
-            accepted.update((n, target[n]) for n in nodes)
-    for node in order:
-        if node in target and graph[node]["step"] is None and graph[target[node]]["step"] is None:
-            accepted[node] = target[node]
+    accepted, _ = LoopBodies(graph).replacements(target)
     for node in order:  # resolve chains through what was accepted, then substitute
         if node in accepted:
             new = accepted[node]
