@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from rnncompiler.ir.graph import Graph
+from rnncompiler.ir.ops import OP
 from rnncompiler.lowering import LoopPlan, Plan
 
 from .lowering import ATOM, LEAVES, LOWERINGS, VIEWS, product_into
@@ -111,7 +112,7 @@ class FunctionWriter:
     def materialized(self, node: int) -> bool:
         """Whether an outside node gets a variable, rather than being inlined where used."""
         graph = self.graph
-        if graph[node]["op"] == "const":
+        if graph[node]["op"] == OP.const:
             return False
         users = graph.users(node)
         in_loops = [u for u in users if graph[u]["step"] is not None]
@@ -160,7 +161,7 @@ class FunctionWriter:
         this function reads, is computed into an array kept between calls: taken afresh
         it costs page faults at every call (as the loops' arrays would)."""
         graph, data = self.graph, self.graph[product]
-        if not self.function or data["op"] not in ("matvec", "matvec_t") \
+        if not self.function or data["op"] not in (OP.matvec, OP.matvec_t) \
                 or data["step"] is not None or {product, node} & self.returned:
             return False
         vector = graph.args(product)[1]
@@ -171,11 +172,11 @@ class FunctionWriter:
         """(product, term) where ``node`` is a sum of a product that only it reads and
         that has the sum's shape (the hoisted input product and its biases), else None."""
         graph, data = self.graph, self.graph[node]
-        if data["op"] != "add" or data["step"] is not None:
+        if data["op"] != OP.add or data["step"] is not None:
             return None
         for product, term in (graph.args(node), graph.args(node)[::-1]):
             arg = graph[product]
-            if arg["op"] in ("matvec", "matvec_t") and product not in self.var \
+            if arg["op"] in (OP.matvec, OP.matvec_t) and product not in self.var \
                     and len(graph.users(product)) == 1 and arg["step"] is None \
                     and arg["shape"] == data["shape"] and arg["batched"] == data["batched"] \
                     and product != term:

@@ -19,6 +19,7 @@ from onnx import TensorProto, helper
 from rnncompiler import __version__
 from rnncompiler.errors import RnncError
 from rnncompiler.ir.graph import Graph
+from rnncompiler.ir.ops import OP
 from rnncompiler.lowering import LoopPlan, make_plan
 
 from .builder import OPSET, OnnxBuilder
@@ -135,7 +136,7 @@ class _Emitter:
     def value(self, node: int) -> str:
         if node not in self.values:
             data = self.graph[node]
-            if data["op"] == "const":
+            if data["op"] == OP.const:
                 self.values[node] = self.b.constant(data["attrs"]["value"])
             elif node in self.time_major.values:
                 self.values[node] = self.b.op("Transpose", [self.time_major.values[node]],
@@ -208,7 +209,7 @@ class _Emitter:
             node = loop.template[place]
             data = graph[node]
             args = []
-            if data["op"] == "take_step" and loop.args[place][0].kind == "invariant":
+            if data["op"] == OP.take_step and loop.args[place][0].kind == "invariant":
                 body_values[place] = element_of(loop.args[place][0].ref)  # the Scan's element
                 continue
             for arg in loop.args[place]:
@@ -231,7 +232,7 @@ class _Emitter:
             else:
                 body_values[place] = self.lower(node, body, args, context)
         index_outer = None
-        if not sequences or any(graph[n]["op"] == "cut_chunk" for n in loop.template.values()):
+        if not sequences or any(graph[n]["op"] == OP.cut_chunk for n in loop.template.values()):
             # a Scan needs one sequence to run over: the steps themselves, when nothing else
             length = self.context.steps(self.b, loop.block.steps, loop.block.follows_steps)
             index_outer = self.b.op("Range", [self.b.ints(0), self.b.op("Squeeze", [length]),
@@ -247,7 +248,7 @@ class _Emitter:
         by_source: dict = {}
         for place, node in loop.template.items():
             data = self.graph[node]
-            if data["op"] == "slice_features":
+            if data["op"] == OP.slice_features:
                 arg = loop.args[place][0]
                 by_source.setdefault((arg.kind, arg.ref), []).append(
                     (data["attrs"]["start"], data["attrs"]["stop"], place))
@@ -350,7 +351,7 @@ class _Emitter:
             node = loop.template[place]
             args = [values[a.ref] if a.kind == "local" else self.value(a.ref)
                     for a in loop.args[place]]
-            if self.graph[node]["op"] == "take_step":
+            if self.graph[node]["op"] == OP.take_step:
                 values[place] = args[0]
             else:
                 values[place] = self.lower(node, self.b, args)

@@ -11,6 +11,7 @@ and the sums over every example and step (weight and bias gradients) take either
 from __future__ import annotations
 
 from rnncompiler.ir import ops
+from rnncompiler.ir.ops import OP
 
 from .lowering import shift_steps_along
 
@@ -40,12 +41,12 @@ class TimeMajor:
             return True
         if not self.is_sequence(node):
             return False
-        if data["op"] == "input":
+        if data["op"] == OP.input:
             return True
         if node in self.emitter.values:  # made batch-first already
             return False
         args = graph.args(node)
-        if data["op"] == "shift_steps":
+        if data["op"] == OP.shift_steps:
             return self.possible(args[0])
         return data["op"] in ROW_WISE and all(
             self.possible(a) if self.is_sequence(a) else not graph[a]["batched"] for a in args)
@@ -57,10 +58,10 @@ class TimeMajor:
         if node not in self.values:
             emitter, data = self.emitter, self.graph[node]
             args = self.graph.args(node)
-            if data["op"] == "input":
+            if data["op"] == OP.input:
                 made = emitter.b.op("Transpose", [emitter.value(node)], perm=[1, 0, 2],
                                     hint="time_major")
-            elif data["op"] == "shift_steps":
+            elif data["op"] == OP.shift_steps:
                 made = shift_steps_along(emitter.b, self.value(args[0]), emitter.value(args[1]),
                                          data["attrs"]["backward"], axis=0)
             else:

@@ -20,6 +20,7 @@ import numpy as np
 from onnx import TensorProto
 
 from rnncompiler.errors import RnncError
+from rnncompiler.ir.ops import OP
 from rnncompiler.lowering import LoopPlan, Plan
 
 GATES = {  # cell -> (ONNX op, gate suffixes in ONNX order, biases in ONNX order)
@@ -101,7 +102,7 @@ class NativeLayers:
         """The layer's input as a batch-first sequence (a vector fed at every step is tiled)."""
         e, b = self.emitter, self.emitter.b
         x = loop.template["x"] if "x" in loop.template else None
-        if x is not None and e.graph[x]["op"] == "take_step":
+        if x is not None and e.graph[x]["op"] == OP.take_step:
             return e.value(loop.args["x"][0].ref)
         vector = self.vector_input(loop)
         tiled = b.op("Unsqueeze", [e.value(vector), b.ints([1])])
@@ -114,7 +115,7 @@ class NativeLayers:
         graph = self.emitter.graph
         for place, args in loop.args.items():
             node = loop.template[place]
-            if graph[node]["op"] == "matvec" and args[1].kind == "invariant" \
+            if graph[node]["op"] == OP.matvec and args[1].kind == "invariant" \
                     and graph[args[1].ref]["batched"]:
                 return args[1].ref
         raise RnncError(f"layer {loop.block.layer}: cannot find its input for native mode")

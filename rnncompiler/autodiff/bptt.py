@@ -25,6 +25,7 @@ from ..build.losses import add_loss
 from ..build.unroll import unroll
 from ..frontend.spec import Spec, UnrollSpec
 from ..ir.graph import Graph
+from ..ir.ops import OP
 from .carries import StateCarries
 from .naming import Naming
 from .placement import Placement
@@ -66,7 +67,7 @@ def parameter_gradients(graph: Graph, loss: int, unroll: UnrollSpec) -> dict:
                             running_sums)
     cotangents.add(loss, 0, graph.const(1.0))
     for node in reversed(graph.topological_order()):
-        if node not in scope.needs_gradient or graph[node]["op"] in ("param", "input", "const"):
+        if node not in scope.needs_gradient or graph[node]["op"] in (OP.param, OP.input, OP.const):
             continue
         sequence = node not in scope.in_loop and len(graph[node]["shape"]) == 2 \
             and graph[node]["batched"]
@@ -86,7 +87,7 @@ def _propagate(cotangents: Cotangents, node: int, lane: int, grad: int) -> None:
     """One node's VJP: its cotangent ``grad`` in ``lane`` on to its arguments."""
     graph = cotangents.graph
     op, args = graph[node]["op"], graph.args(node)
-    if op == "take_step" and args[0] in cotangents.scope.param_dependent:
+    if op == OP.take_step and args[0] in cotangents.scope.param_dependent:
         cotangents.add_step_piece(args[0], lane, graph[node]["attrs"]["index"], grad)
         return
     rule = vjp_rule(op)

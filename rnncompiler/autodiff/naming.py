@@ -6,6 +6,7 @@ identity within a block and step, so names that would clash are told apart."""
 from __future__ import annotations
 
 from ..ir.graph import Graph
+from ..ir.ops import OP
 from .truncation import Truncation
 
 
@@ -21,7 +22,7 @@ class Naming:
         return f"@{lane}" if self.truncation.lanes > 1 else ""
 
     def named(self, node: int) -> bool:
-        return node in self.renamed or self.graph[node]["op"] in ("zeros", "zeros_shaped")
+        return node in self.renamed or self.graph[node]["op"] in (OP.zeros, OP.zeros_shaped)
 
     def sum_nodes(self, parts: list, where: dict, place: str) -> int:
         """parts[0] + parts[1] + ...; a single part made at the same step takes the name."""
@@ -33,7 +34,7 @@ class Naming:
             self.renamed.add(total)
         for i, part in enumerate(parts[1:], start=1):
             name = place if i == len(parts) - 1 else f"{place}+{i}"
-            total = self.graph.add("add", [total, part], place=name, **where)
+            total = self.graph.add(OP.add, [total, part], place=name, **where)
         return total
 
     def running_sum_name(self, target: int, where: dict, lane: int) -> str:
@@ -45,7 +46,7 @@ class Naming:
         key = (target, where["block"], lane)
         if key not in self.running_sum_names:
             data = self.graph[target]
-            if data["op"] == "param":
+            if data["op"] == OP.param:
                 name = data["attrs"]["name"]
                 if data["layer"] == where["layer"]:
                     name = name.rsplit(".", 1)[-1]

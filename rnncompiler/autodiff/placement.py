@@ -8,6 +8,7 @@ every loop stays in that node's layer."""
 from __future__ import annotations
 
 from ..ir.graph import Block, Graph
+from ..ir.ops import OP
 from .scope import GradientScope
 
 
@@ -47,9 +48,9 @@ class Placement:
         if key not in self.zero_nodes:
             if data["batched"]:
                 ref = next(iter(self.graph.inputs.values()))
-                zeros = self.graph.add("zeros", [ref], size=data["shape"][-1])
+                zeros = self.graph.add(OP.zeros, [ref], size=data["shape"][-1])
             else:
-                zeros = self.graph.add("zeros_shaped", shape=data["shape"],
+                zeros = self.graph.add(OP.zeros_shaped, shape=data["shape"],
                                        dtype=self.graph.dtype)
             self.zero_nodes[key] = zeros
         return self.zero_nodes[key]

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from ..ir.graph import Graph
+from ..ir.ops import OP
 from .carries import StateCarries
 from .naming import Naming
 from .placement import Placement
@@ -93,7 +94,7 @@ class Cotangents:
                 else:
                     parts.append(self.carries.carry(loop.block.name, i + 1, place, lane))
             for whole in self.whole_sum(loop.block.name, place, lane):
-                parts.append(graph.add("take_step", [whole], index=where["step"],
+                parts.append(graph.add(OP.take_step, [whole], index=where["step"],
                                        place=f"d{place}{self.naming.suffix(lane)}.seq",
                                        **where))
         parts += self.take(node, lane)
@@ -139,10 +140,10 @@ class Cotangents:
                 return None
             if kind.kind == "invariant":  # read at every step: summed over the steps
                 self.running_sums.add(arg, value, node, lane)
-                if self.graph[arg]["op"] != "param":  # its own lane, summed into its total
+                if self.graph[arg]["op"] != OP.param:  # its own lane, summed into its total
                     self.lanes_seen[arg].add(lane)
                 return None
-        elif self.graph[arg]["op"] == "param":
+        elif self.graph[arg]["op"] == OP.param:
             return self.running_sums.add_outside(arg, value)
         elif arg in self.scope.in_loop:  # an outside node reads a loop's last value
             return self.route_final(arg, value, lane)
@@ -153,7 +154,7 @@ class Cotangents:
         but at that step, so that every step of the backward loop reads it alike."""
         block, place = self.scope.place_key(node)
         loop = self.scope.loops[block]
-        whole = self.graph.add("scatter_step", [value], index=self.graph[node]["step"],
+        whole = self.graph.add(OP.scatter_step, [value], index=self.graph[node]["step"],
                                steps=loop.block.steps, dynamic=loop.block.follows_steps,
                                layer=self.graph[node]["layer"], place=f"d{block}_{place}_last")
         self.add_whole(block, place, lane, whole)

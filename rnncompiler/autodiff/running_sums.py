@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from ..ir.graph import Graph
+from ..ir.ops import OP
 from .naming import Naming
 from .placement import Placement
 from .scope import GradientScope
@@ -32,7 +33,7 @@ class RunningSums:
         _, _, i = self.scope.in_loop[node]
         where = self.placement.where(node)
         data = self.graph[target]
-        lane = 0 if data["op"] == "param" else lane
+        lane = 0 if data["op"] == OP.param else lane
         key = (target, where["block"], lane)
         count = self.terms[key + (i,)]
         self.terms[key + (i,)] += 1
@@ -42,7 +43,7 @@ class RunningSums:
         short = self.naming.running_sum_name(target, where, lane)
         if count:  # the running sum's last term at this step keeps the plain name
             self.graph[running]["place"] = f"d{short}+{count}"
-        self.sums[key] = self.graph.add("add", [running, value], place=f"d{short}", **where)
+        self.sums[key] = self.graph.add(OP.add, [running, value], place=f"d{short}", **where)
 
     def add_outside(self, param: int, value: int) -> None:
         """A contribution to ``param``'s gradient from a use outside every loop."""

@@ -6,6 +6,7 @@ from."""
 
 from __future__ import annotations
 
+from ..ir.ops import OP
 from .routing import Cotangents
 from .vjp import GradientError
 
@@ -17,16 +18,16 @@ def propagate_sequence(cotangents: Cotangents, node: int, lane: int,
     graph, scope = cotangents.graph, cotangents.scope
     op, args = graph[node]["op"], graph.args(node)
     pieces = cotangents.take_step_pieces(node, lane)
-    if op == "stack_steps":
+    if op == OP.stack_steps:
         block, place = scope.place_key(args[0])
         if whole is not None:
             cotangents.add_whole(block, place, lane, whole)
         for t, values in pieces.items():
             for value in values:
                 cotangents.add(args[t], lane, value)
-    elif op == "repeat_steps":
+    elif op == OP.repeat_steps:
         _repeat(cotangents, args[0], lane, whole, pieces)
-    elif op == "concat":
+    elif op == OP.concat:
         start = 0
         for arg in args:
             stop = start + graph[arg]["shape"][-1]
@@ -41,12 +42,12 @@ def _repeat(cotangents: Cotangents, arg: int, lane: int, whole: int | None,
             pieces: dict) -> None:
     """A value fed to every step: its cotangent is the sum over the steps."""
     graph, naming = cotangents.graph, cotangents.naming
-    parts = [graph.add("sum_steps", [whole])] if whole is not None else []
+    parts = [graph.add(OP.sum_steps, [whole])] if whole is not None else []
     if pieces:
         per_step = [naming.sum_nodes(pieces[t], cotangents.placement.beside(pieces[t][0]),
                                      "drepeat")
                     for t in range(len(pieces))]
-        parts.append(graph.add("sum_steps", [graph.add("stack_steps", per_step)]))
+        parts.append(graph.add(OP.sum_steps, [graph.add(OP.stack_steps, per_step)]))
     if arg in cotangents.scope.param_dependent and parts:
         total = naming.sum_nodes(parts, {}, "drepeat")
         if arg in cotangents.scope.in_loop:  # repeats a loop's last value
@@ -60,11 +61,11 @@ def _slice_into(cotangents: Cotangents, arg: int, lane: int, whole: int | None,
     """The features ``start:stop`` of a concatenation's cotangent, to the part ``arg``."""
     graph = cotangents.graph
     if whole is not None:
-        cotangents.add(arg, lane, graph.add("slice_features", [whole], start=start,
+        cotangents.add(arg, lane, graph.add(OP.slice_features, [whole], start=start,
                                             stop=stop))
     for t, values in pieces.items():
         for value in values:
             where = cotangents.placement.beside(value)
-            part = graph.add("slice_features", [value], start=start, stop=stop,
+            part = graph.add(OP.slice_features, [value], start=start, stop=stop,
                              place=f"{graph[value]['place']}[{start}:{stop}]", **where)
             cotangents.add_step_piece(arg, lane, t, part)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ..frontend.spec import UnrollSpec
 from ..ir.graph import Block, Graph
+from ..ir.ops import OP
 
 
 class Truncation:
@@ -38,6 +39,6 @@ class Truncation:
         """``carry`` as it crosses to the previous step: zeroed at chunk boundaries."""
         if self.mode != "chunk":
             return carry
-        return graph.add("cut_chunk", [carry], place=f"{name}.cut", **where,
+        return graph.add(OP.cut_chunk, [carry], place=f"{name}.cut", **where,
                          index=where["step"], chunk=self.k, shift=1 if block.backward else 0,
                          steps=block.steps, dynamic=block.follows_steps)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..ir import ops
 from ..ir.graph import Graph
+from ..ir.ops import OP
 
 
 class GradientError(Exception):
@@ -48,5 +49,5 @@ class VjpBuilder:
     def unbroadcast(self, grad: int, like: int) -> int:
         """``grad`` summed down to the shape of ``like`` (a parameter has no batch axis)."""
         if self.graph[grad]["batched"] and not self.graph[like]["batched"]:
-            return self.add("sum_batch", [grad], shape=self.shape(like))
+            return self.add(OP.sum_batch, [grad], shape=self.shape(like))
         return grad

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..errors import SpecError
 from ..frontend.spec import Spec
 from ..ir.graph import Graph
+from ..ir.ops import OP
 from .unroll import add_lengths
 
 
@@ -31,17 +32,17 @@ def add_loss(graph: Graph, spec: Spec) -> int:
         if wanted.sequence else None
     if mask is not None:  # variable lengths: the padded steps count for nothing
         prediction = output if spec.loss.type == "mse" else _logits(graph, output)
-        return graph.add(f"masked_{spec.loss.type}", [prediction, target, mask],
-                         layer=spec.loss.output)
+        masked = OP.masked_mse if spec.loss.type == "mse" else OP.masked_cross_entropy
+        return graph.add(masked, [prediction, target, mask], layer=spec.loss.output)
     if spec.loss.type == "mse":
-        return graph.add("mse", [output, target], layer=spec.loss.output)
-    return graph.add("cross_entropy", [_logits(graph, output), target], layer=spec.loss.output)
+        return graph.add(OP.mse, [output, target], layer=spec.loss.output)
+    return graph.add(OP.cross_entropy, [_logits(graph, output), target], layer=spec.loss.output)
 
 
 def _logits(graph: Graph, output: int) -> int:
     """The pre-softmax values of a softmax output (a vector, or a stacked sequence)."""
-    if graph[output]["op"] == "softmax":
+    if graph[output]["op"] == OP.softmax:
         return graph.args(output)[0]
-    assert graph[output]["op"] == "stack_steps", "cross_entropy needs a softmax output"
-    return graph.add("stack_steps", [graph.args(s)[0] for s in graph.args(output)],
+    assert graph[output]["op"] == OP.stack_steps, "cross_entropy needs a softmax output"
+    return graph.add(OP.stack_steps, [graph.args(s)[0] for s in graph.args(output)],
                      layer=graph[output]["layer"])

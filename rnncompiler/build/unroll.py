@@ -19,6 +19,7 @@ from ..frontend.params import param_infos
 from ..frontend.spec import Spec
 from ..ir import ops
 from ..ir.graph import Block, Graph
+from ..ir.ops import OP
 
 
 def resolve_steps(spec: Spec, steps: int | None) -> int:
@@ -115,7 +116,7 @@ class _Unroller:
             results.append(self.build_recurrence(layer, cell, block, direction, source, mask))
         if len(results) == 1:
             return results[0]
-        return self.graph.add("concat", results, layer=layer.name)
+        return self.graph.add(OP.concat, results, layer=layer.name)
 
     def build_recurrence(self, layer: LayerSpec, cell, block: str, direction: str,
                          source: int, mask: int | None = None) -> int:
@@ -130,14 +131,14 @@ class _Unroller:
         fed_back, generated, invariants = None, {}, {}
         if layer.feedback:  # the dense layer's output at t-1, zeros before the first step
             dense = self.spec.layer(layer.feedback)
-            fed_back = graph.add("zeros", [self.batch_ref], layer=layer.name, size=dense.units)
+            fed_back = graph.add(OP.zeros, [self.batch_ref], layer=layer.name, size=dense.units)
         for t in info.order:
             where = {"step": t, "layer": layer.name, "block": block}
-            x_t = graph.add("take_step", [source], place="x.in" if fed_back else "x", index=t,
+            x_t = graph.add(OP.take_step, [source], place="x.in" if fed_back else "x", index=t,
                             **where) if sequence else source
             if fed_back is not None:
                 parts = [x_t, fed_back] if x_t is not None else [fed_back]
-                x_t = graph.add("concat", parts, place="x", **where) if len(parts) > 1 \
+                x_t = graph.add(OP.concat, parts, place="x", **where) if len(parts) > 1 \
                     else parts[0]
             new = _CellStep(graph, cell, params, x_t, state, where, invariants,
                             functools.partial(self.zeros, layer)).build()
@@ -146,12 +147,12 @@ class _Unroller:
                 outputs[t] = state[cell.output]
             else:  # variable lengths: past an example's length its state is kept, its output 0
                 # (places a cell's own names cannot take: they are no identifiers)
-                m = graph.add("take_step", [mask], place="length.mask", index=t, **where)
-                keep = graph.add("sub", [graph.const(1.0), m], place="length.keep", **where)
+                m = graph.add(OP.take_step, [mask], place="length.mask", index=t, **where)
+                keep = graph.add(OP.sub, [graph.const(1.0), m], place="length.keep", **where)
                 state = {name: _keep_past_length(graph, name, new[name], state[name], m, keep,
                                                  where) for name in cell.states}
                 if layer.returns == "sequence":
-                    outputs[t] = graph.add("mul", [m, state[cell.output]], place="length.out",
+                    outputs[t] = graph.add(OP.mul, [m, state[cell.output]], place="length.out",
                                            **where)
             if layer.feedback:
                 fed_back = generated[t] = self.dense_step(
@@ -159,18 +160,18 @@ class _Unroller:
                     graph.params[f"{dense.name}.b"], where, place=f"{dense.name}.")
         if layer.feedback:  # the dense layer's value: what the loop generated
             self.generated[dense.name] = graph.add(
-                "stack_steps", [generated[t] for t in range(info.steps)], layer=dense.name)
+                OP.stack_steps, [generated[t] for t in range(info.steps)], layer=dense.name)
         for name, node in state.items():
             self.finals[prefix + name] = node
         if layer.returns == "sequence":
-            return graph.add("stack_steps", [outputs[t] for t in range(info.steps)],
+            return graph.add(OP.stack_steps, [outputs[t] for t in range(info.steps)],
                              layer=layer.name)
         return state[cell.output]
 
     def zeros(self, layer: LayerSpec) -> int:
         """Zeros [batch, units] for ``layer``: one node, made where first needed."""
         if layer.name not in self.zero_states:
-            self.zero_states[layer.name] = self.graph.add("zeros", [self.batch_ref],
+            self.zero_states[layer.name] = self.graph.add(OP.zeros, [self.batch_ref],
                                                           layer=layer.name, size=layer.units)
         return self.zero_states[layer.name]
 
@@ -180,7 +181,7 @@ class _Unroller:
         if source is None and self.state_io:
             return self.graph.add_input(f"{layer.name}.{key}0", (layer.units,))
         if source is None:
-            return self.graph.add("zeros", [self.batch_ref], layer=layer.name, size=layer.units)
+            return self.graph.add(OP.zeros, [self.batch_ref], layer=layer.name, size=layer.units)
         if source in self.values:
             return self.values[source]
         return self.finals[source]
@@ -201,15 +202,15 @@ class _Unroller:
         outputs = []
         for t in range(steps):
             where = {"step": t, "layer": layer.name, "block": layer.name}
-            x_t = graph.add("take_step", [source], place="x", index=t, **where)
+            x_t = graph.add(OP.take_step, [source], place="x", index=t, **where)
             outputs.append(self.dense_step(layer, x_t, weight, bias, where))
-        return graph.add("stack_steps", outputs, layer=layer.name)
+        return graph.add(OP.stack_steps, outputs, layer=layer.name)
 
     def dense_step(self, layer: LayerSpec, x: int, weight: int, bias: int, where: dict,
                    place: str = "") -> int:
         graph = self.graph
-        product = graph.add("matvec", [weight, x], place=f"{place}W @ x", **where)
-        node = graph.add("add", [product, bias], place=f"{place}W @ x + b", **where)
+        product = graph.add(OP.matvec, [weight, x], place=f"{place}W @ x", **where)
+        node = graph.add(OP.add, [product, bias], place=f"{place}W @ x + b", **where)
         if layer.activation != "linear":
             node = graph.add(layer.activation, [node], place=f"{place}y",
                              **where)
@@ -217,7 +218,7 @@ class _Unroller:
         return node
 
     def build_repeat(self, layer: LayerSpec) -> int:
-        return self.graph.add("repeat_steps", [self.values[layer.input]], layer=layer.name,
+        return self.graph.add(OP.repeat_steps, [self.values[layer.input]], layer=layer.name,
                               steps=layer.steps)
 
 
@@ -225,15 +226,15 @@ def add_lengths(graph: Graph, name: str, sequence: int) -> int:
     """The input ``<name>.lengths`` (int, [batch]) and the mask of ``sequence`` it gives."""
     lengths = graph.add_input(f"{name}.lengths", ())
     graph[lengths]["attrs"]["integer"] = True
-    return graph.add("sequence_mask", [lengths, sequence], place=f"{name}.mask")
+    return graph.add(OP.sequence_mask, [lengths, sequence], place=f"{name}.mask")
 
 
 def _keep_past_length(graph: Graph, name: str, new: int, previous: int, mask: int, keep: int,
                       where: dict) -> int:
     """m * new + (1 - m) * previous: the new state at the example's steps, else the old."""
     graph[new]["place"] = f"{name}.new"
-    kept = graph.add("add", [graph.add("mul", [mask, new], place=f"{name}.m1", **where),
-                             graph.add("mul", [keep, previous], place=f"{name}.m2", **where)],
+    kept = graph.add(OP.add, [graph.add(OP.mul, [mask, new], place=f"{name}.m1", **where),
+                             graph.add(OP.mul, [keep, previous], place=f"{name}.m2", **where)],
                      place=name, **where)
     graph[kept]["comment"] = f"{name}[t] = {name}[t-1] past the example's length"
     return kept
@@ -266,17 +267,17 @@ class _CellStep:
             self.target = equation.target
             node = self.node(equation.expr)
             data = self.graph[node]
-            if (data["op"] == "const" or node in self.hoisted) and not equation.is_state:
+            if (data["op"] == OP.const or node in self.hoisted) and not equation.is_state:
                 self.locals[equation.target] = node  # the same at every step: no line here
                 continue
             if equation.is_state and not data["batched"]:
                 # h[t] = tanh(b): the same for every example, but a state has a batch axis
-                node = self.graph.add("add", [self.zeros(), node], **self.where)
+                node = self.graph.add(OP.add, [self.zeros(), node], **self.where)
                 data = self.graph[node]
             elif (data["step"] != self.where["step"] or data["block"] != self.where["block"]
                     or "comment" in data):
                 # h[t] = h[t-1] or h[t] = n: the state gets a node of its own at this step
-                node = self.graph.add("identity", [node], **self.where)
+                node = self.graph.add(OP.identity, [node], **self.where)
                 data = self.graph[node]
             data["place"] = equation.target
             data["comment"] = equation.text
@@ -297,7 +298,7 @@ class _CellStep:
         if isinstance(expr, eq.Binary):
             return self.op(ops.BINARY[expr.op], [expr.left, expr.right])
         if isinstance(expr, eq.Negate):
-            return self.op("neg", [expr.operand])
+            return self.op(OP.neg, [expr.operand])
         if isinstance(expr, eq.Call):
             return self.op(expr.function, list(expr.args))  # named as its op
         raise TypeError(f"unknown expression {expr!r}")
@@ -305,7 +306,7 @@ class _CellStep:
     def op(self, name: str, operands: list) -> int:
         args = [self.node(operand) for operand in operands]
         self.counter += 1
-        if all(self.graph[arg]["op"] in ("param", "const") or arg in self.hoisted
+        if all(self.graph[arg]["op"] in (OP.param, OP.const) or arg in self.hoisted
                for arg in args):
             return self.invariant(name, args)
         return self.graph.add(name, args, place=f"{self.target}.{self.counter}", **self.where)
@@ -314,7 +315,7 @@ class _CellStep:
         """An op of parameters and numbers only (``-0.5``, ``2 * b``) is the same at every
         step: a number, folded here, or one node before the loop that every step reads."""
         graph = self.graph
-        if all(graph[arg]["op"] == "const" for arg in args):
+        if all(graph[arg]["op"] == OP.const for arg in args):
             with np.errstate(all="ignore"):  # log(0), 1 / 0: not folded, computed as written
                 value = ops.get(name).evaluate(*(graph[arg]["attrs"]["value"] for arg in args))
             if np.ndim(value) == 0 and np.isfinite(value):

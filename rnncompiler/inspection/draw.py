@@ -11,9 +11,10 @@ matplotlib.use("Agg")  # files only, no screen
 import matplotlib.pyplot as plt
 
 from ..ir.graph import Graph
+from ..ir.ops import OP
 from .export import shown_steps, visible_nodes
 
-COLORS = {"param": "#f5e79e", "input": "#b8e6b8", "forward": "#d6e6f5",
+COLORS = {OP.param: "#f5e79e", OP.input: "#b8e6b8", "forward": "#d6e6f5",
           "gradient": "#f5c6c6", "outside": "#eeeeee"}
 
 
@@ -27,7 +28,7 @@ def _positions(graph: Graph, nodes: list[int]) -> dict[int, tuple[float, float]]
     for node in sorted(nodes, key=lambda n: (graph[n]["block"] or "", n)):
         data = graph[node]
         gradient = bool(data["block"] and graph.blocks[data["block"]].gradient_of)
-        if data["op"] in ("param", "input"):
+        if data["op"] in (OP.param, OP.input):
             x = 0.0
         elif data["step"] is None:
             x = last if not gradient else last + 0.5
@@ -56,16 +57,16 @@ def draw(graph: Graph, path: str, title: str) -> None:
     for source, target in graph.nx.edges():
         if source in shown and target in shown:
             (x0, y0), (x1, y1) = positions[source], positions[target]
-            weight = graph[source]["op"] == "param"
+            weight = graph[source]["op"] == OP.param
             axes.plot([x0, x1], [y0, y1], color="#c9a227" if weight else "#999999",
                       linewidth=0.4 if weight else 0.6, alpha=0.6, zorder=1)
     for node in nodes:
         data = graph[node]
         x, y = positions[node]
         gradient = bool(data["block"] and graph.blocks[data["block"]].gradient_of)
-        kind = data["op"] if data["op"] in ("param", "input") else (
+        kind = data["op"] if data["op"] in (OP.param, OP.input) else (
             "gradient" if gradient else "forward" if data["step"] is not None else "outside")
-        text = data["attrs"]["name"] if data["op"] in ("param", "input") else (
+        text = data["attrs"]["name"] if data["op"] in (OP.param, OP.input) else (
             f"{data['op']} {data['place']}" if data["place"] else data["op"])
         axes.text(x, y, text, fontsize=5, ha="center", va="center", zorder=2,
                   bbox={"boxstyle": "round,pad=0.2", "facecolor": COLORS[kind],

@@ -14,6 +14,7 @@ import json
 import networkx as nx
 
 from ..ir.graph import Graph
+from ..ir.ops import OP
 
 SHOWN_STEPS = 5  # beyond this, pictures show the first steps, "...", and the last step
 
@@ -24,7 +25,7 @@ def _node_record(graph: Graph, node: int) -> dict:
               "block": data["block"], "place": data["place"], "shape": list(data["shape"]),
               "batched": data["batched"],
               "gradient": bool(data["block"] and graph.blocks[data["block"]].gradient_of)}
-    if data["op"] in ("param", "input"):
+    if data["op"] in (OP.param, OP.input):
         record["name"] = data["attrs"]["name"]
     return record
 
@@ -73,7 +74,7 @@ def visible_nodes(graph: Graph) -> list[int]:
 
 def label(graph: Graph, node: int) -> str:
     data = graph[node]
-    if data["op"] in ("param", "input"):
+    if data["op"] in (OP.param, OP.input):
         return f"{data['attrs']['name']}\\n{list(data['shape'])}"
     return f"{data['op']}\\n{data['place']}" if data["place"] else data["op"]
 
@@ -98,8 +99,8 @@ def to_dot(graph: Graph) -> str:
     for node in sorted(nodes):
         data = graph[node]
         if data["step"] is None:
-            style = {"param": "fillcolor=lightyellow, shape=ellipse",
-                     "input": "fillcolor=palegreen, shape=ellipse"}.get(data["op"], "")
+            style = {OP.param: "fillcolor=lightyellow, shape=ellipse",
+                     OP.input: "fillcolor=palegreen, shape=ellipse"}.get(data["op"], "")
             extra = f", {style}" if style else ""
             lines.append(f'  n{node} [label="{label(graph, node)}"{extra}];')
     for source, target in graph.nx.edges():

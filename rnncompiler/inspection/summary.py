@@ -9,8 +9,9 @@ import networkx as nx
 import numpy as np
 
 from ..ir.graph import Graph
+from ..ir.ops import OP
 
-ELEMENTWISE_COST = {"softmax": 3, "sigmoid": 4, "log": 1, "exp": 1, "tanh": 1}
+ELEMENTWISE_COST = {OP.softmax: 3, OP.sigmoid: 4, OP.log: 1, OP.exp: 1, OP.tanh: 1}
 
 
 def flops(graph: Graph, node: int) -> int:
@@ -18,13 +19,13 @@ def flops(graph: Graph, node: int) -> int:
     data = graph[node]
     op = data["op"]
     shapes = [graph[a]["shape"] for a in graph.args(node)]
-    if op in ("matvec", "matvec_t"):
+    if op in (OP.matvec, OP.matvec_t):
         matrix, vector = shapes
         return 2 * matrix[0] * matrix[1] * int(np.prod(vector[:-1] or (1,)))
-    if op == "outer_sum":
+    if op == OP.outer_sum:
         return 2 * int(np.prod(shapes[0])) * shapes[1][-1]
-    if op in ("input", "param", "const", "take_step", "stack_steps", "identity", "zeros",
-              "zeros_shaped", "slice_features", "concat", "stack_rows", "repeat_steps"):
+    if op in (OP.input, OP.param, OP.const, OP.take_step, OP.stack_steps, OP.identity, OP.zeros,
+              OP.zeros_shaped, OP.slice_features, OP.concat, OP.stack_rows, OP.repeat_steps):
         return 0
     return ELEMENTWISE_COST.get(op, 1) * int(np.prod(data["shape"] or (1,)))
 
@@ -50,7 +51,7 @@ def summarize(graph: Graph, title: str, report: list | None = None) -> str:
                      f"{values * size / 1024:,.1f} KiB ({values:,} values)")
     else:
         values = sum(int(np.prod(d["shape"] or (1,))) for _, d in graph.nx.nodes(data=True)
-                     if d["batched"] and d["op"] != "input")
+                     if d["batched"] and d["op"] != OP.input)
         lines.append(f"activation memory per example (every value): "
                      f"{values * size / 1024:,.1f} KiB")
     if report is not None:

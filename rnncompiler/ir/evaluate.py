@@ -10,6 +10,7 @@ import numpy as np
 
 from . import ops
 from .graph import Graph
+from .ops import OP
 
 
 def evaluate(graph: Graph, params: dict, inputs: dict) -> dict[str, np.ndarray]:
@@ -25,13 +26,13 @@ def evaluate_all(graph: Graph, params: dict, inputs: dict) -> dict[int, np.ndarr
     for node in graph.topological_order():
         data = graph[node]
         op, attrs = data["op"], data["attrs"]
-        if op == "input":
+        if op == OP.input:
             values[node] = np.asarray(inputs[attrs["name"]], dtype=dtype)
-        elif op == "param":
+        elif op == OP.param:
             values[node] = np.asarray(params[attrs["name"]], dtype=dtype)
-        elif op == "const":
+        elif op == OP.const:
             values[node] = attrs["value"]
-        elif op == "zeros_shaped":
+        elif op == OP.zeros_shaped:
             values[node] = np.zeros(attrs["shape"], dtype=dtype)
         else:
             args = [values[arg] for arg in graph.args(node)]

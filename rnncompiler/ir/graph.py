@@ -16,6 +16,7 @@ from functools import cached_property
 import networkx as nx
 
 from . import ops
+from .ops import OP
 
 
 @dataclass(frozen=True)
@@ -84,23 +85,23 @@ class Graph:
         return node
 
     def add_input(self, name: str, shape: tuple) -> int:
-        self.inputs[name] = self.add("input", name=name, shape=tuple(shape), batched=True)
+        self.inputs[name] = self.add(OP.input, name=name, shape=tuple(shape), batched=True)
         return self.inputs[name]
 
     def add_param(self, name: str, shape: tuple, init: str, layer: str) -> int:
-        self.params[name] = self.add("param", layer=layer, name=name, shape=tuple(shape),
+        self.params[name] = self.add(OP.param, layer=layer, name=name, shape=tuple(shape),
                                      init=init, batched=False)
         return self.params[name]
 
     def zeros_like_param(self, param: int, **where) -> int:
         shape = self.nx.nodes[param]["shape"]
-        return self.add("zeros_shaped", shape=shape, dtype=self.dtype, **where)
+        return self.add(OP.zeros_shaped, shape=shape, dtype=self.dtype, **where)
 
     def const(self, value: float) -> int:
         """The scalar ``value``; one node per distinct value."""
         value = float(value)
         if value not in self._consts:
-            self._consts[value] = self.add("const", value=value, batched=False)
+            self._consts[value] = self.add(OP.const, value=value, batched=False)
         return self._consts[value]
 
     def where(self, node: int) -> dict:

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .graph import Block, Graph
+from .ops import OP
 
 
 class ScheduleError(Exception):
@@ -173,7 +174,7 @@ def _classify_stepwise(graph: Graph, loop: Loop, refs: list, where: dict) -> Arg
                                     for ref, t in zip(refs, steps)):
             (source,) = places
             node = other.template[source]
-            if graph[node]["op"] == "take_step" and other.args[source][0].kind == "invariant":
+            if graph[node]["op"] == OP.take_step and other.args[source][0].kind == "invariant":
                 return Arg("slice", other.args[source][0].ref)  # x[t]: no need to save it
             other.saved.add(source)
             return Arg("stepwise", (other.block.name, source))
@@ -207,7 +208,7 @@ def _link_outside_use(graph: Graph, user: int | None, arg: int, rerolled: Reroll
     loop, place = rerolled.in_loop[arg]
     if user in loop.collected:
         return  # seen at another of its arguments
-    if user is not None and graph[user]["op"] == "stack_steps":
+    if user is not None and graph[user]["op"] == OP.stack_steps:
         wanted = [loop.iterations[loop.block.index[t]].get(place)
                   for t in range(loop.block.steps)]
         if graph.args(user) == wanted:

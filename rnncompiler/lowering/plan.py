@@ -26,6 +26,7 @@ import networkx as nx
 
 from ..ir.graph import Graph
 from ..ir.loops import Loop, reroll
+from ..ir.ops import OP
 
 
 @dataclass
@@ -108,7 +109,7 @@ def _reads_examples_at_every_step(graph: Graph, loop: Loop) -> bool:
     ``x[t]`` (a vector fed at every step, the zeros a state of parameters only is added
     to): such a map cannot run as ops over whole sequences, its reads have no T axis."""
     return any(graph[arg.ref]["batched"] for place, args in loop.args.items() for arg in args
-               if arg.kind == "invariant" and graph[loop.template[place]]["op"] != "take_step")
+               if arg.kind == "invariant" and graph[loop.template[place]]["op"] != OP.take_step)
 
 
 def _order_statements(graph: Graph, plan: LoopPlan) -> None:
@@ -126,7 +127,7 @@ def _order_statements(graph: Graph, plan: LoopPlan) -> None:
     exported = (loop.carried.keys() | loop.finals | set(loop.collected.values()) | loop.saved)
     plan.statements = {
         place for place, node in loop.template.items()
-        if place in exported or (graph[node]["op"] != "take_step"
+        if place in exported or (graph[node]["op"] != OP.take_step
                                  and ("comment" in graph[node] or uses[place] > 1))}
     user = {arg.ref: place for place, args in loop.args.items() for arg in args
             if arg.kind == "local" and uses[arg.ref] == 1}

@@ -13,6 +13,7 @@ from __future__ import annotations
 from ..ir import ops
 from ..ir.graph import Graph
 from ..ir.loops import analyse_loops
+from ..ir.ops import OP
 
 BATCHABLE = ops.having("sums_examples")
 
@@ -27,7 +28,7 @@ def batch_weight_gradients(graph: Graph) -> bool:
         for place, start in list(loop.carried.items()):
             final = loop.iterations[-1][place]
             used_after = [u for u in graph.users(final) if graph[u]["block"] != loop.block.name]
-            if graph[start]["op"] != "zeros_shaped" or not (
+            if graph[start]["op"] != OP.zeros_shaped or not (
                     used_after or final in graph.outputs.values()):
                 continue  # not a running sum that starts from nothing and is read after
             terms = _chain_terms(graph, loop, place)
@@ -38,7 +39,7 @@ def batch_weight_gradients(graph: Graph) -> bool:
                 continue
             total = batched[0]
             for other in batched[1:]:
-                total = graph.add("add", [total, other], layer=loop.block.layer)
+                total = graph.add(OP.add, [total, other], layer=loop.block.layer)
             graph.replace_uses(final, total)
             changed = True
     return changed
@@ -49,7 +50,7 @@ def _chain_terms(graph: Graph, loop, place: str) -> list[str] | None:
     node = loop.template[place]
     terms = []
     while True:
-        if graph[node]["op"] != "add" or graph[node]["step"] is None:
+        if graph[node]["op"] != OP.add or graph[node]["step"] is None:
             return None
         previous, term = graph.args(node)
         if graph[term]["op"] not in BATCHABLE or graph[term]["block"] != loop.block.name:
@@ -90,12 +91,12 @@ def _stacked(graph: Graph, loops: dict, loop, arg) -> int | None:
     else:
         return None
     node = source.template[place]
-    if graph[node]["op"] == "take_step" and source.args[place][0].kind == "invariant":
+    if graph[node]["op"] == OP.take_step and source.args[place][0].kind == "invariant":
         return source.args[place][0].ref  # x[t] of a sequence: the sequence itself
     index = source.block.index
-    stack = graph.add("stack_steps", [source.iterations[index[t]][place] for t in steps],
+    stack = graph.add(OP.stack_steps, [source.iterations[index[t]][place] for t in steps],
                       layer=source.block.layer)
     if arg.kind != "stepwise_in":
         return stack
-    return graph.add("shift_steps", [stack, source.carried[place]], layer=source.block.layer,
+    return graph.add(OP.shift_steps, [stack, source.carried[place]], layer=source.block.layer,
                      backward=source.block.backward)

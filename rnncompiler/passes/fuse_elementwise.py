@@ -21,6 +21,7 @@ from itertools import pairwise
 
 from ..ir import ops
 from ..ir.graph import Graph
+from ..ir.ops import OP
 from .places import LoopBodies, joined_name, value_name
 
 ELEMENTWISE = ops.having("elementwise")
@@ -46,7 +47,7 @@ def _slice_where_used(graph: Graph) -> bool:
     changed = False
     for nodes in LoopBodies(graph).places.values():
         first = graph[nodes[0]]
-        if first["op"] != "slice_features" or graph[graph.args(nodes[0])[0]]["step"] is None:
+        if first["op"] != OP.slice_features or graph[graph.args(nodes[0])[0]]["step"] is None:
             continue
         readers = [sorted((graph[u]["block"], graph[u]["place"]) for u in graph.users(n)
                           if graph[u]["block"] != first["block"]
@@ -66,7 +67,7 @@ def _slice_where_used(graph: Graph) -> bool:
                     # two directions both have a dx): another layer's are named by block
                     owner = "" if other["layer"] == data["layer"] else f"{data['block']}."
                     views[other["block"]] = graph.add(
-                        "slice_features", graph.args(node), **data["attrs"],
+                        OP.slice_features, graph.args(node), **data["attrs"],
                         step=data["step"], layer=other["layer"], block=other["block"],
                         place=f"{owner}{data['place']}.view")
                 graph.set_args(user, [views[other["block"]] if a == node else a
@@ -84,7 +85,7 @@ def _runs(graph: Graph) -> list[list[int]]:
         if data["op"] not in ELEMENTWISE:
             continue
         args = graph.args(node)
-        sliced = [i for i, a in enumerate(args) if graph[a]["op"] == "slice_features"]
+        sliced = [i for i, a in enumerate(args) if graph[a]["op"] == OP.slice_features]
         if not sliced:
             continue
         position = sliced[0]
@@ -131,7 +132,7 @@ def _joinable(graph: Graph, run: list[int]) -> bool:
 
 def _adjacent_slices(graph: Graph, args: list[int]) -> tuple | None:
     """(source, start, stop) if ``args`` are slices of one value at adjacent ranges."""
-    if not all(graph[a]["op"] == "slice_features" for a in args):
+    if not all(graph[a]["op"] == OP.slice_features for a in args):
         return None
     sources = {graph.args(a)[0] for a in args}
     ranges = [_range(graph, a) for a in args]
@@ -152,14 +153,14 @@ def _fuse(graph: Graph, run: list[int], joined: dict, taken: set) -> None:
             if (start, stop) == (0, graph[source]["shape"][-1]):
                 args.append(source)
             else:
-                args.append(graph.add("slice_features", [source], start=start, stop=stop,
+                args.append(graph.add(OP.slice_features, [source], start=start, stop=stop,
                                       place=f"{first['place']}.{position}.in", **where))
         elif all(m == members[0] for m in members):
             args.append(members[0])
         else:
             key = tuple(members)
             if key not in joined:
-                joined[key] = graph.add("concat", members, layer=first["layer"],
+                joined[key] = graph.add(OP.concat, members, layer=first["layer"],
                                         place=joined_name([value_name(graph, m)
                                                            for m in members]))
             args.append(joined[key])
@@ -174,7 +175,7 @@ def _fuse(graph: Graph, run: list[int], joined: dict, taken: set) -> None:
             graph.remove(node)  # dead already: nothing to slice for
             start += size
             continue
-        part = graph.add("slice_features", [fused], start=start, stop=start + size,
+        part = graph.add(OP.slice_features, [fused], start=start, stop=start + size,
                          place=graph[node]["place"], **where)
         if "comment" in graph[node]:
             graph[part]["comment"] = graph[node]["comment"]
@@ -182,7 +183,7 @@ def _fuse(graph: Graph, run: list[int], joined: dict, taken: set) -> None:
         inputs = graph.args(node)
         graph.remove(node)
         for arg in inputs:  # the slices it read, now read by nobody
-            if arg in graph.nx and graph[arg]["op"] == "slice_features" \
+            if arg in graph.nx and graph[arg]["op"] == OP.slice_features \
                     and not graph.users(arg):
                 graph.remove(arg)
         start += size

@@ -11,6 +11,7 @@ built once, before any loop. Backward loops get the transposed form: a sum of pr
 from __future__ import annotations
 
 from ..ir.graph import Graph
+from ..ir.ops import OP
 from .places import joined_name, value_name
 
 
@@ -22,7 +23,7 @@ def _invariant_matrix(graph: Graph, node: int) -> bool:
 def fuse_gate_products(graph: Graph) -> bool:
     groups: dict[tuple, list[int]] = {}
     for node, data in graph.nx.nodes(data=True):
-        if data["op"] == "matvec" and data["step"] is not None:
+        if data["op"] == OP.matvec and data["step"] is not None:
             weight, vector = graph.args(node)
             if _invariant_matrix(graph, weight):
                 groups.setdefault((data["block"], data["step"], vector), []).append(node)
@@ -34,17 +35,17 @@ def fuse_gate_products(graph: Graph) -> bool:
         members.sort(key=lambda m: (_activation(graph, m), m))
         weights = tuple(graph.args(m)[0] for m in members)
         if weights not in stacked:
-            stacked[weights] = graph.add("stack_rows", list(weights),
+            stacked[weights] = graph.add(OP.stack_rows, list(weights),
                                          layer=graph[members[0]]["layer"],
                                          place=joined_name([value_name(graph, w)
                                                             for w in weights]))
         where = graph.where(members[0])
-        fused = graph.add("matvec", [stacked[weights], vector],
+        fused = graph.add(OP.matvec, [stacked[weights], vector],
                           place=f"gates@{graph[members[0]]['place']}", **where)
         start = 0
         for member in members:
             size = graph[member]["shape"][-1]
-            part = graph.add("slice_features", [fused], start=start, stop=start + size,
+            part = graph.add(OP.slice_features, [fused], start=start, stop=start + size,
                              place=graph[member]["place"], **where)
             graph.replace_uses(member, part)
             graph.remove(member)
@@ -76,7 +77,7 @@ def _activation(graph: Graph, node: int) -> str:
     with the same activation are stacked next to each other, so that it runs once."""
     for _ in range(8):
         users = graph.users(node)
-        if len(users) != 1 or graph[users[0]]["op"] not in ("add", "sub"):
+        if len(users) != 1 or graph[users[0]]["op"] not in (OP.add, OP.sub):
             return graph[users[0]]["op"] if len(users) == 1 else ""
         node = users[0]
     return ""
@@ -87,17 +88,17 @@ def fuse_transposed_products(graph: Graph) -> bool:
     changed = False
     stacked: dict[tuple, int] = {}
     forward_stacks = {frozenset(graph.args(n)): graph.args(n) for n, d in graph.nx.nodes(data=True)
-                      if d["op"] == "stack_rows"}
+                      if d["op"] == OP.stack_rows}
     for node in list(graph.nx.nodes):
-        if node not in graph.nx or graph[node]["op"] != "add" or graph[node]["step"] is None:
+        if node not in graph.nx or graph[node]["op"] != OP.add or graph[node]["step"] is None:
             continue
-        if any(graph[u]["op"] == "add" and graph[u]["step"] == graph[node]["step"]
+        if any(graph[u]["op"] == OP.add and graph[u]["step"] == graph[node]["step"]
                and graph[u]["block"] == graph[node]["block"] and len(graph.users(node)) == 1
                for u in graph.users(node)):
             continue  # not the top of a chain
         terms = _sum_terms(graph, node)
         here = (graph[node]["block"], graph[node]["step"])
-        products = [t for t in terms if graph[t]["op"] == "matvec_t"
+        products = [t for t in terms if graph[t]["op"] == OP.matvec_t
                     and (graph[t]["block"], graph[t]["step"]) == here
                     and _invariant_matrix(graph, graph.args(t)[0]) and len(graph.users(t)) == 1]
         others = [t for t in terms if t not in products]  # a GRU's dh * z, say
@@ -110,17 +111,17 @@ def fuse_transposed_products(graph: Graph) -> bool:
         products = _forward_order(graph, products, forward_stacks)
         weights = tuple(graph.args(t)[0] for t in products)
         if weights not in stacked:
-            stacked[weights] = graph.add("stack_rows", list(weights), layer=graph[node]["layer"],
+            stacked[weights] = graph.add(OP.stack_rows, list(weights), layer=graph[node]["layer"],
                                          place=joined_name([value_name(graph, w)
                                                             for w in weights]))
         weight = stacked[weights]
-        grads = graph.add("concat", [graph.args(t)[1] for t in products],
+        grads = graph.add(OP.concat, [graph.args(t)[1] for t in products],
                           place=f"{graph[node]['place']}.gates", **where)
-        total = graph.add("matvec_t", [weight, grads], place=f"{graph[node]['place']}.fused",
+        total = graph.add(OP.matvec_t, [weight, grads], place=f"{graph[node]['place']}.fused",
                           **where)
         for i, other in enumerate(others, start=1):  # the other terms, then the product
             place = graph[node]["place"] if i == len(others) else f"{graph[node]['place']}+{i}"
-            total = graph.add("add", [other, total], place=place, **where)
+            total = graph.add(OP.add, [other, total], place=place, **where)
         graph.replace_uses(node, total)
         for dead in dict.fromkeys([node, *_inner_adds(graph, node), *products]):
             graph.remove(dead)  # (once: a sum may add one product twice, p + p)
@@ -143,7 +144,7 @@ def _inner_adds(graph: Graph, node: int) -> list[int]:
     inner = []
     for arg in graph.args(node):
         data = graph[arg]
-        if data["op"] == "add" and data["step"] == graph[node]["step"] \
+        if data["op"] == OP.add and data["step"] == graph[node]["step"] \
                 and data["block"] == graph[node]["block"] and len(graph.users(arg)) == 1:
             inner += [arg, *_inner_adds(graph, arg)]
     return inner
@@ -152,12 +153,12 @@ def _inner_adds(graph: Graph, node: int) -> list[int]:
 def _sum_terms(graph: Graph, node: int) -> list[int]:
     """The terms of a chain of single-use adds at one step."""
     data = graph[node]
-    if data["op"] != "add":
+    if data["op"] != OP.add:
         return [node]
     terms = []
     for arg in graph.args(node):
         inner = graph[arg]
-        if inner["op"] == "add" and inner["step"] == data["step"] \
+        if inner["op"] == OP.add and inner["step"] == data["step"] \
                 and inner["block"] == data["block"] and len(graph.users(arg)) == 1:
             terms += _sum_terms(graph, arg)
         else:

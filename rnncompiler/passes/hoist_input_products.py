@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ..ir import ops
 from ..ir.graph import Graph
+from ..ir.ops import OP
 
 PRODUCTS = ops.having("product")
 
@@ -26,7 +27,7 @@ def hoist_input_products(graph: Graph) -> bool:
         weight, vector = graph.args(node)
         step_node = graph[vector]
         if graph[weight]["batched"] or graph[weight]["step"] is not None \
-                or step_node["op"] != "take_step" or step_node["step"] != data["step"]:
+                or step_node["op"] != OP.take_step or step_node["step"] != data["step"]:
             continue
         (sequence,) = graph.args(vector)
         if graph[sequence]["step"] is not None:
@@ -35,7 +36,7 @@ def hoist_input_products(graph: Graph) -> bool:
         if key not in hoisted:
             hoisted[key] = graph.add(data["op"], [weight, sequence], layer=data["layer"],
                                      place=f"{data['place']}.all")
-        step = graph.add("take_step", [hoisted[key]], index=data["step"], step=data["step"],
+        step = graph.add(OP.take_step, [hoisted[key]], index=data["step"], step=data["step"],
                          layer=data["layer"], block=data["block"], place=data["place"])
         graph.substitute(node, step)
         changed = True

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 
 from ..ir.graph import Graph
+from ..ir.ops import OP
 from .places import LoopBodies
 
 
@@ -34,14 +35,14 @@ def hoist_invariant_terms(graph: Graph) -> bool:
         take = term if window is None else graph.args(term)[0]
         key = (biased[sequence], data["step"])
         if key not in steps:
-            steps[key] = graph.add("take_step", [biased[sequence]], index=data["step"],
+            steps[key] = graph.add(OP.take_step, [biased[sequence]], index=data["step"],
                                    place=graph[take]["place"], **where)
         total = steps[key]
         if window is not None:
-            total = graph.add("slice_features", [total], start=window[0], stop=window[1],
+            total = graph.add(OP.slice_features, [total], start=window[0], stop=window[1],
                               place=graph[term]["place"], **where)
         if other is not None:
-            total = graph.add("add", [total, other], place=data["place"], **where)
+            total = graph.add(OP.add, [total, other], place=data["place"], **where)
         else:
             graph[total]["place"] = data["place"]
         if "comment" in data:
@@ -73,13 +74,13 @@ def _biased_sequences(graph: Graph, found: dict) -> dict:
         read = {r for step in steps for r in ([step] if step in terms[sequence]
                                                 else graph.users(step))}
         ordered = sorted(by_window)
-        if read != terms[sequence] or any(graph[step]["op"] != "take_step" for step in steps) \
+        if read != terms[sequence] or any(graph[step]["op"] != OP.take_step for step in steps) \
                 or any(len(invariants) != 1 for invariants in by_window.values()) \
                 or any(a[1] > b[0] for a, b in itertools.pairwise(ordered)) \
                 or any(graph[next(iter(by_window[w]))]["shape"] != (w[1] - w[0],)
                        for w in ordered):
             continue
-        biased[sequence] = graph.add("add", [sequence, _bias(graph, sequence, by_window)],
+        biased[sequence] = graph.add(OP.add, [sequence, _bias(graph, sequence, by_window)],
                                      layer=graph[sequence]["layer"],
                                      place=f"{graph[sequence]['place'] or 'sequence'}.biased")
     return biased
@@ -93,13 +94,13 @@ def _bias(graph: Graph, sequence: int, by_window: dict) -> int:
     parts, at = [], 0
     for (start, stop), (invariant,) in sorted(by_window.items()):
         if start > at:
-            parts.append(graph.add("zeros_shaped", shape=(start - at,), dtype=graph.dtype))
+            parts.append(graph.add(OP.zeros_shaped, shape=(start - at,), dtype=graph.dtype))
         # a bias that is itself joined (b_r, b_z): its parts, so the vector is one join
-        parts += graph.args(invariant) if graph[invariant]["op"] == "concat" else [invariant]
+        parts += graph.args(invariant) if graph[invariant]["op"] == OP.concat else [invariant]
         at = stop
     if at < width:
-        parts.append(graph.add("zeros_shaped", shape=(width - at,), dtype=graph.dtype))
-    return graph.add("concat", parts, layer=graph[sequence]["layer"],
+        parts.append(graph.add(OP.zeros_shaped, shape=(width - at,), dtype=graph.dtype))
+    return graph.add(OP.concat, parts, layer=graph[sequence]["layer"],
                      place=f"{graph[sequence]['place'] or 'sequence'}.bias")
 
 
@@ -108,11 +109,11 @@ def _read_of(graph: Graph, term: int):
     slice of it, ``s[t][start:stop]``; None if it reads something else."""
     data = graph[term]
     window = None
-    if data["op"] == "slice_features":
+    if data["op"] == OP.slice_features:
         window = (data["attrs"]["start"], data["attrs"]["stop"])
         term = graph.args(term)[0]
         data = graph[term]
-    if data["op"] != "take_step" or data["step"] is None:
+    if data["op"] != OP.take_step or data["step"] is None:
         return None
     (sequence,) = graph.args(term)
     if graph[sequence]["step"] is not None:
@@ -125,14 +126,14 @@ def _invariant_term(graph: Graph, node: int):
     of it) with ``s`` computed before the loop and the invariant the same for every example
     (a bias): (the term, invariant, other, inner sum)."""
     data = graph[node]
-    if data["op"] != "add":
+    if data["op"] != OP.add:
         return None
     for first, invariant in (graph.args(node), graph.args(node)[::-1]):
         if graph[invariant]["step"] is not None or graph[invariant]["batched"]:
             continue  # (a vector of each example's, fed at every step, is no bias to hoist)
         if _reads_at(graph, first, data) and graph[first]["shape"] == data["shape"]:
             return first, invariant, None, None
-        if graph[first]["op"] != "add" or graph[first]["step"] != data["step"] \
+        if graph[first]["op"] != OP.add or graph[first]["step"] != data["step"] \
                 or len(graph.users(first)) != 1 or graph[first]["block"] != data["block"]:
             continue
         for term, other in (graph.args(first), graph.args(first)[::-1]):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from ..ir import ops
 from ..ir.graph import Graph
+from ..ir.ops import OP
 from .places import LoopBodies
 
 ZERO_SOURCES = ops.having("zero_source")
@@ -49,11 +50,11 @@ def _zeros(graph: Graph, order: list[int]) -> set[int]:
         data = graph[node]
         args = graph.args(node)
         op = data["op"]
-        if op in ZERO_SOURCES or (op == "const" and data["attrs"]["value"] == 0.0) \
+        if op in ZERO_SOURCES or (op == OP.const and data["attrs"]["value"] == 0.0) \
                 or (op in ZERO_IF_ANY and any(a in zero for a in args)) \
                 or (op in ZERO_IF_ALL and args and all(a in zero for a in args)):
             zero.add(node)
-        elif op == "take_step" and graph[args[0]]["op"] == "scatter_step" \
+        elif op == OP.take_step and graph[args[0]]["op"] == OP.scatter_step \
                 and graph[args[0]]["attrs"]["index"] != data["attrs"]["index"]:
             zero.add(node)
     return zero
@@ -61,21 +62,21 @@ def _zeros(graph: Graph, order: list[int]) -> set[int]:
 
 def _one(graph: Graph, node: int) -> bool:
     data = graph[node]
-    return data["op"] == "const" and data["attrs"]["value"] == 1.0
+    return data["op"] == OP.const and data["attrs"]["value"] == 1.0
 
 
 # The identities, as data: op -> [(argument that must be zero or one, its kind, the argument
 # the op then equals)], tried in order; None: the op always equals that argument.
 IDENTITIES = {
-    "add": [(0, "zero", 1), (1, "zero", 0)],  # 0 + x, x + 0
-    "sub": [(1, "zero", 0)],  # x - 0
-    "mul": [(1, "one", 0), (0, "one", 1)],  # x * 1, 1 * x
-    "div": [(1, "one", 0)],  # x / 1
-    "identity": [(None, None, 0)],
+    OP.add: [(0, "zero", 1), (1, "zero", 0)],  # 0 + x, x + 0
+    OP.sub: [(1, "zero", 0)],  # x - 0
+    OP.mul: [(1, "one", 0), (0, "one", 1)],  # x * 1, 1 * x
+    OP.div: [(1, "one", 0)],  # x / 1
+    OP.identity: [(None, None, 0)],
 }
 # and two of an op over another: -(-x) = x; the step i of a sequence that is zero but at
 # step i is that step's value
-NESTED = {"neg": ("neg", None), "take_step": ("scatter_step", "index")}
+NESTED = {OP.neg: (OP.neg, None), OP.take_step: (OP.scatter_step, "index")}
 
 
 def _equal_to(graph: Graph, node: int, zero: set[int]) -> int | None:

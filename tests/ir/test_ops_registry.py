@@ -69,3 +69,38 @@ def test_no_trait_table_is_redeclared():
                     if len(words & names) >= 2:
                         found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not found, found
+
+
+# The code that handles graphs names an op as ``OP.<name>``: a word of the spec language
+# that is also an op's name stays a word where the spec language is meant.
+GRAPH_CODE = ("rnncompiler/ir", "rnncompiler/build", "rnncompiler/autodiff",
+              "rnncompiler/passes", "rnncompiler/lowering", "rnncompiler/inspection", "backends")
+SPEC_WORDS = {
+    "rnncompiler/build/initializers.py": {"zeros"},  # an initializer's name in a spec
+    "rnncompiler/build/losses.py": {"mse"},  # a loss type in a spec
+    "backends/rnnc_onnx/builder.py": {"const"},  # the name hint of an ONNX Constant
+}
+
+
+def test_no_op_name_is_spelt_outside_the_registry():
+    """Outside the registry (``ir/ops/``) and the backends' lowering tables (which say
+    what each op becomes), no string in the code that handles graphs is an op's name."""
+    names = set(ops.REGISTRY)
+    found = []
+    for place in GRAPH_CODE:
+        for path in sorted((ROOT / place).rglob("*.py")):
+            relative = path.relative_to(ROOT).as_posix()
+            if "/ops/" in relative or (path.name == "lowering.py" and relative.startswith("back")):
+                continue
+            allowed = SPEC_WORDS.get(relative, set())
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Constant) and node.value in names - allowed:
+                    found.append(f"{relative}:{node.lineno}: {node.value!r}")
+    assert not found, found
+
+
+def test_op_names_are_the_registry():
+    assert ops.OP.matvec == "matvec"
+    assert set(vars(ops.OP)) == set(ops.REGISTRY)
+    with pytest.raises(AttributeError):
+        ops.OP.matmul  # noqa: B018

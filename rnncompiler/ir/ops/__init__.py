@@ -19,6 +19,7 @@ products and sums over examples), ``losses``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 
 from . import elementwise, leaves, losses, products, steps  # importing them registers
 from .elementwise import sigmoid, softmax
@@ -50,8 +51,13 @@ def reference_function(name: str) -> Callable:
 
 BINARY = {op.symbol: name for name, op in REGISTRY.items() if op.symbol}  # + - * / @
 
+# every op's name as an attribute, ``OP.matvec == "matvec"``: code outside the registry
+# names an op through it, so that a misspelt or removed op fails where it is named
+OP = SimpleNamespace(**{name: name for name in REGISTRY})
+
 __all__ = [
     "BINARY",
+    "OP",
     "REGISTRY",
     "TRAITS",
     "OpDef",
