@@ -9,12 +9,11 @@ like its equation. A backward loop reads what its forward loop saved at every st
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 from rnncompiler.ir.graph import Graph
 from rnncompiler.ir.ops import OP
-from rnncompiler.lowering import LoopPlan, Plan
+from rnncompiler.lowering import STEP_READS, LoopPlan, Plan
 
 from .lowering import ATOM, LEAVES, LOWERINGS, VIEWS, product_into
 from .names import Names
@@ -42,8 +41,7 @@ class FunctionWriter:
         self.function = function
         self.uses_workspace = False
         self.returned = self.storage_of(graph.outputs.values())
-        self.step_reads: dict = {}  # (step of a sequence, hint) -> its name in a loop body
-        self.read_counts: Counter | None = None  # while counting them
+        self.step_reads: dict = {}  # (kind, ref) of a step read -> its name in a loop body
         self.names = Names()
         self.var: dict[int, str] = {}  # node -> variable holding its value
         self.saved: dict[tuple, str] = {}  # (block, place, "after" | "in") -> buffer
@@ -287,7 +285,7 @@ class FunctionWriter:
             self.emit(f"{previous} = {place_var[place]}")
             place_var[("previous", place)] = previous
         self.body_var: dict = {}
-        self.bind_step_reads(loop, place_var)
+        self.bind_step_reads(loop)
         for place in loop.body:
             data = self.graph[loop.template[place]]
             text = self.template_expr(loop, place, place_var)[0]
@@ -297,28 +295,29 @@ class FunctionWriter:
             self.body_var[place] = name
             self.emit(f"{name} = {text}")
 
-    def bind_step_reads(self, loop: LoopPlan, place_var: dict) -> None:
-        """A step of a saved or outside sequence that the body reads more than once gets a
-        name of its own at the top of the body (``h_1_t = saved_RNN_h_1[:, t]``): each
-        ``[:, t]`` is a NumPy call, and at batch 1 the calls are what a step costs."""
-        self.step_reads: dict = {}
-        self.read_counts: Counter = Counter()
-        for place in loop.body:  # a dry run, counting the reads as the lines will make them
-            self.template_expr(loop, place, place_var)
-            self.body_var[place] = place
-        counted, self.read_counts, self.body_var = self.read_counts, None, {}
-        for key, count in counted.items():
+    def bind_step_reads(self, loop: LoopPlan) -> None:
+        """A step of a saved or outside sequence that the body reads more than once (the
+        plan counts the reads) gets a name of its own at the top of the body
+        (``h_1_t = saved_RNN_h_1[:, t]``): each ``[:, t]`` is a NumPy call, and at batch 1
+        the calls are what a step costs."""
+        self.step_reads = {}
+        for read, count in loop.step_reads.items():
             if count > 1:
-                text, hint = key
-                self.step_reads[key] = name = self.names.take(f"{hint}_t")
+                text, hint = self.step_text(*read)
+                self.step_reads[read] = name = self.names.take(f"{hint}_t")
                 self.emit(f"{name} = {text}")
 
-    def step_read(self, text: str, hint: str):
-        """``text`` (a step of a sequence), or the name the body gave it."""
-        key = (text, hint)
-        if self.read_counts is not None:
-            self.read_counts[key] += 1
-        return self.step_reads.get(key, text), ATOM
+    def step_text(self, kind: str, ref) -> tuple[str, str]:
+        """(the expression of step t of what an argument of ``kind`` reads, a name hint)."""
+        if kind == "slice":
+            sequence = self.expr(ref)[0]
+            return f"{sequence}[:, t]", sequence
+        saved = self.saved[(*ref, "after" if kind == "stepwise" else "in")]
+        return f"{saved}[:, t]", ref[1] + ("_in" if kind == "stepwise_in" else "")
+
+    def step_read(self, kind: str, ref):
+        """Step t of what the argument reads, or the name the body gave it."""
+        return self.step_reads.get((kind, ref)) or self.step_text(kind, ref)[0], ATOM
 
     def loop_value(self, loop: LoopPlan, place: str, place_var: dict) -> str:
         return self.body_var.get(place) or place_var.get(place) or \
@@ -331,13 +330,8 @@ class FunctionWriter:
         for arg in loop.args[place]:
             if arg.kind == "invariant":
                 texts.append(self.expr(arg.ref))
-            elif arg.kind == "slice":
-                sequence = self.expr(arg.ref)[0]
-                texts.append(self.step_read(f"{sequence}[:, t]", sequence))
-            elif arg.kind in ("stepwise", "stepwise_in"):
-                kind = "after" if arg.kind == "stepwise" else "in"
-                place = arg.ref[1] + ("_in" if kind == "in" else "")
-                texts.append(self.step_read(f"{self.saved[(*arg.ref, kind)]}[:, t]", place))
+            elif arg.kind in STEP_READS:
+                texts.append(self.step_read(arg.kind, arg.ref))
             elif arg.kind == "carried":
                 texts.append((place_var.get(("previous", arg.ref), place_var[arg.ref]), ATOM))
             elif arg.ref in self.body_var:

@@ -11,7 +11,9 @@ reads. The plan decides how each loop runs, so that no backend decides it again:
 - ``statements`` and ``body``: the places that get a line of their own (the others are
   inlined into their one user) in the order they run, and ``keep_previous``, the carried
   places whose previous value must be kept aside because a statement reads it after the
-  place is reassigned (backends that write expressions: NumPy);
+  place is reassigned (backends that write expressions: NumPy), and ``step_reads``, how
+  often the body reads step t of each sequence or saved value (read more than once, it
+  is worth a name of its own);
 - ``items``: the values outside loops and the loops, in an order that respects every
   dependency.
 
@@ -28,6 +30,9 @@ from ..ir.graph import Graph
 from ..ir.loops import Loop, reroll
 from ..ir.ops import OP
 
+# the kinds of argument that read step t of a value made outside the loop body
+STEP_READS = ("slice", "stepwise", "stepwise_in")
+
 
 @dataclass
 class LoopPlan:
@@ -39,6 +44,7 @@ class LoopPlan:
     statements: set = field(default_factory=set)
     body: list = field(default_factory=list)
     keep_previous: set = field(default_factory=set)
+    step_reads: dict = field(default_factory=dict)  # (kind, ref) -> reads, first read first
 
     # the re-rolled loop's facts, read through the plan
     block = property(lambda self: self.loop.block)
@@ -93,7 +99,7 @@ def make_plan(graph: Graph) -> Plan:
 def _plan_loop(graph: Graph, loop: Loop) -> LoopPlan:
     plan = LoopPlan(loop)
     plan.whole = (not loop.carried and not loop.finals and not loop.saved_in
-                  and not plan.reads("stepwise", "stepwise_in", "slice")
+                  and not plan.reads(*STEP_READS)
                   and not _reads_examples_at_every_step(graph, loop))
     deps = nx.DiGraph()
     deps.add_nodes_from(loop.template)
@@ -101,6 +107,7 @@ def _plan_loop(graph: Graph, loop: Loop) -> LoopPlan:
         deps.add_edges_from((arg.ref, place) for arg in args if arg.kind == "local")
     plan.order = list(nx.topological_sort(deps))
     _order_statements(graph, plan)
+    _count_step_reads(plan)
     return plan
 
 
@@ -158,6 +165,21 @@ def _order_statements(graph: Graph, plan: LoopPlan) -> None:
     position = {place: i for i, place in enumerate(plan.body)}
     plan.keep_previous = {carried for reader, carried in reads_previous
                           if position[reader] > position[carried]}
+
+
+def _count_step_reads(plan: LoopPlan) -> None:
+    """How often the statements, with their inlined places, read step t of a sequence or
+    of a saved value, in the order the body reads them."""
+    def visit(place: str) -> None:
+        for arg in plan.args[place]:
+            if arg.kind in STEP_READS:
+                plan.step_reads[(arg.kind, arg.ref)] = plan.step_reads.get(
+                    (arg.kind, arg.ref), 0) + 1
+            elif arg.kind == "local" and arg.ref not in plan.statements:
+                visit(arg.ref)  # inlined into this statement
+
+    for place in plan.body:
+        visit(place)
 
 
 def _order_items(graph: Graph, loops: dict, in_loop: dict) -> list:
