@@ -109,6 +109,6 @@ def get_backend(name: str) -> Backend:
 
 def check_supported(backend: Backend, graph: Graph) -> None:
     """Every op of ``graph`` must be one the backend lowers."""
-    missing = sorted({data["op"] for _, data in graph.nx.nodes(data=True)} - backend.ops)
+    missing = sorted({data.op for _, data in graph.items()} - backend.ops)
     if missing:
         raise RnncError(f"backend '{backend.name}' cannot lower op(s) {', '.join(missing)}")

@@ -71,7 +71,7 @@ class FunctionWriter:
             node = pending.pop()
             if node not in seen:
                 seen.add(node)
-                if self.graph[node]["op"] in VIEWS:
+                if self.graph[node].op in VIEWS:
                     pending.extend(self.graph.args(node))
         return seen
 
@@ -93,14 +93,14 @@ class FunctionWriter:
         for item in self.program.items:
             if isinstance(item, LoopPlan):
                 self.emit_loop(item)
-            elif (graph[item]["op"] not in LEAVES and item not in self.var
+            elif (graph[item].op not in LEAVES and item not in self.var
                   and self.materialized(item)):
                 self.emit_assignment(item, self.outside_name(item))
         return self.lines
 
     def uses_steps(self) -> bool:
         return any(loop.block.follows_steps for loop in self.loops) or any(
-            data["attrs"].get("dynamic") for _, data in self.graph.nx.nodes(data=True))
+            data.attrs.get("dynamic") for _, data in self.graph.items())
 
     def steps_of(self, block) -> str:
         """A loop's length in the code: ``steps`` where it is T, else the number."""
@@ -110,30 +110,30 @@ class FunctionWriter:
     def materialized(self, node: int) -> bool:
         """Whether an outside node gets a variable, rather than being inlined where used."""
         graph = self.graph
-        if graph[node]["op"] == OP.const:
+        if graph[node].op == OP.const:
             return False
         users = graph.users(node)
-        in_loops = [u for u in users if graph[u]["step"] is not None]
+        in_loops = [u for u in users if graph[u].step is not None]
         is_output = node in graph.outputs.values()
         if self.carried_starts.get(node, 0) == 1 and len(users) == len(in_loops) \
                 and node not in self.invariants:
             return is_output  # a loop's state starts from it: written where the loop starts
-        return len(users) != 1 or is_output or bool(in_loops) or "comment" in graph[node]
+        return len(users) != 1 or is_output or bool(in_loops) or graph[node].comment is not None
 
     def output_name(self, node: int) -> str | None:
         return next((name for name, out in self.graph.outputs.items() if out == node), None)
 
     def outside_name(self, node: int) -> str:
         data = self.graph[node]
-        if "comment" in data:  # a layer's value
-            return self.output_name(node) or data["layer"]
-        return self.output_name(node) or data["place"] or data["layer"] or data["op"]
+        if data.comment is not None:  # a layer's value
+            return self.output_name(node) or data.layer
+        return self.output_name(node) or data.place or data.layer or data.op
 
     def emit_assignment(self, node: int, name: str) -> None:
         in_place = self.sum_into_product(node)
         product = in_place[0] if in_place else node
-        if "comment" in self.graph[node]:
-            self.emit(f"# layer {self.graph[node]['layer']}: {self.graph[node]['comment']}")
+        if self.graph[node].comment is not None:
+            self.emit(f"# layer {self.graph[node].layer}: {self.graph[node].comment}")
         if self.kept_product(product, node):
             self.var[node] = var = self.names.take(name)
             self.emit_kept_product(product, var)
@@ -146,37 +146,37 @@ class FunctionWriter:
 
     def emit_kept_product(self, product: int, var: str) -> None:
         args = self.graph.args(product)
-        vector, width = self.var[args[1]], self.graph[product]["shape"][-1]
+        vector, width = self.var[args[1]], self.graph[product].shape[-1]
         self.uses_workspace = True
         self.emit(f'{var} = workspace(kept, "{self.function}.{var}", '
                   f'(*{vector}.shape[:2], {width}))')
         texts = [self.expr(arg) for arg in args]  # (lowering them sets the context)
         self.set_args(args)
-        self.emit(product_into(self.graph[product]["op"], texts, self.context, var))
+        self.emit(product_into(self.graph[product].op, texts, self.context, var))
 
     def kept_product(self, product: int, node: int) -> bool:
         """Whether a product over whole sequences (a hoisted input product), which only
         this function reads, is computed into an array kept between calls: taken afresh
         it costs page faults at every call (as the loops' arrays would)."""
         graph, data = self.graph, self.graph[product]
-        if not self.function or data["op"] not in (OP.matvec, OP.matvec_t) \
-                or data["step"] is not None or {product, node} & self.returned:
+        if not self.function or data.op not in (OP.matvec, OP.matvec_t) \
+                or data.step is not None or {product, node} & self.returned:
             return False
         vector = graph.args(product)[1]
-        return vector in self.var and graph[vector]["batched"] \
-            and len(graph[vector]["shape"]) == 2
+        return vector in self.var and graph[vector].batched \
+            and len(graph[vector].shape) == 2
 
     def sum_into_product(self, node: int):
         """(product, term) where ``node`` is a sum of a product that only it reads and
         that has the sum's shape (the hoisted input product and its biases), else None."""
         graph, data = self.graph, self.graph[node]
-        if data["op"] != OP.add or data["step"] is not None:
+        if data.op != OP.add or data.step is not None:
             return None
         for product, term in (graph.args(node), graph.args(node)[::-1]):
             arg = graph[product]
-            if arg["op"] in (OP.matvec, OP.matvec_t) and product not in self.var \
-                    and len(graph.users(product)) == 1 and arg["step"] is None \
-                    and arg["shape"] == data["shape"] and arg["batched"] == data["batched"] \
+            if arg.op in (OP.matvec, OP.matvec_t) and product not in self.var \
+                    and len(graph.users(product)) == 1 and arg.step is None \
+                    and arg.shape == data.shape and arg.batched == data.batched \
                     and product != term:
                 return product, term
         return None
@@ -190,12 +190,12 @@ class FunctionWriter:
     def lower(self, node: int, texts: list, args: list):
         data = self.graph[node]
         self.set_args(args)
-        return LOWERINGS[data["op"]](texts, data["attrs"], self.context)
+        return LOWERINGS[data.op](texts, data.attrs, self.context)
 
     def set_args(self, args: list) -> None:
         """What the lowering of an op with these arguments knows of them."""
-        self.context.arg_shapes = tuple(self.graph[arg]["shape"] for arg in args)
-        self.context.arg_batched = tuple(self.graph[arg]["batched"] for arg in args)
+        self.context.arg_shapes = tuple(self.graph[arg].shape for arg in args)
+        self.context.arg_batched = tuple(self.graph[arg].batched for arg in args)
 
     # --- loops --------------------------------------------------------------------------
     def emit_loop(self, loop: LoopPlan) -> None:
@@ -256,7 +256,7 @@ class FunctionWriter:
                     values.add(loop.carried[place])
                 wanted.append((name, place, bool(values & self.returned)))
         for buffer, place, returned in wanted:
-            shape = (self.steps_of(block), *self.graph[loop.template[place]]["shape"])
+            shape = (self.steps_of(block), *self.graph[loop.template[place]].shape)
             dims = f"(batch, {', '.join(map(str, shape))})"
             if self.function and not returned:
                 self.uses_workspace = True
@@ -289,8 +289,8 @@ class FunctionWriter:
         for place in loop.body:
             data = self.graph[loop.template[place]]
             text = self.template_expr(loop, place, place_var)[0]
-            if "comment" in data:
-                self.emit(f"# {data['comment']}")
+            if data.comment is not None:
+                self.emit(f"# {data.comment}")
             name = place_var.get(place) or self.names.take(place)
             self.body_var[place] = name
             self.emit(f"{name} = {text}")

@@ -126,7 +126,7 @@ class ModuleWriter:
                  "# parameter name -> (shape, initializer)", "PARAMS = {"]
         for name, node in graph.params.items():
             data = graph[node]
-            lines.append(f'    "{name}": ({data["shape"]!r}, "{data["attrs"]["init"]}"),')
+            lines.append(f'    "{name}": ({data.shape!r}, "{data.attrs["init"]}"),')
         lines += ["}", "", "# input name -> shape of one example", "INPUTS = {"]
         lines += [f'    "{name}": {self.shape_of(graph, name)!r},' for name in graph.inputs]
         lines += ["}", "TARGETS = {"]
@@ -135,14 +135,14 @@ class ModuleWriter:
 
     def shape_of(self, graph: Graph, name: str) -> tuple:
         """The shape of one example of input ``name``, its length T where it follows T."""
-        shape = graph[graph.inputs[name]]["shape"]
+        shape = graph[graph.inputs[name]].shape
         if self.steps is not None and name in graph.follows_steps and len(shape) == 2:
             return (self.steps, *shape[1:])
         return shape
 
     def helpers(self) -> list[str]:
-        used = {data["op"] for graph, _ in filter(None, [self.forward, self.training])
-                for _, data in graph.nx.nodes(data=True)}
+        used = {data.op for graph, _ in filter(None, [self.forward, self.training])
+                for _, data in graph.items()}
         names = []
         for op in sorted(used):
             for name in HELPERS.get(op, ()):

@@ -81,7 +81,7 @@ class _Emitter:
         inputs = []
         for name, node in graph.inputs.items():
             self.values[node] = name
-            integer = graph[node]["attrs"].get("integer")  # <sequence>.lengths
+            integer = graph[node].attrs.get("integer")  # <sequence>.lengths
             inputs.append(b.value_info(name, self.dims(name, node),
                                        TensorProto.INT64 if integer else None))
         if self.dynamic:
@@ -90,7 +90,7 @@ class _Emitter:
                 "Slice", [b.op("Shape", [reference]), b.ints([1]), b.ints([2])], hint="T")
         for name, node in graph.params.items():
             if self.params is None:
-                inputs.append(b.value_info(name, graph[node]["shape"]))
+                inputs.append(b.value_info(name, graph[node].shape))
                 self.values[node] = name
             else:
                 self.values[node] = b.initializer(name, self.params[name])
@@ -127,21 +127,21 @@ class _Emitter:
 
     def dims(self, name: str, node: int) -> list:
         data = self.graph[node]
-        shape = list(data["shape"])
-        if len(shape) == 2 and data["batched"] and self.dynamic \
+        shape = list(data.shape)
+        if len(shape) == 2 and data.batched and self.dynamic \
                 and name in self.graph.follows_steps:
             shape[0] = "T"
-        return (["batch"] if data["batched"] else []) + shape
+        return (["batch"] if data.batched else []) + shape
 
     def value(self, node: int) -> str:
         if node not in self.values:
             data = self.graph[node]
-            if data["op"] == OP.const:
-                self.values[node] = self.b.constant(data["attrs"]["value"])
+            if data.op == OP.const:
+                self.values[node] = self.b.constant(data.attrs["value"])
             elif node in self.time_major.values:
                 self.values[node] = self.b.op("Transpose", [self.time_major.values[node]],
                                               perm=[1, 0, 2], hint="batch_first")
-            elif data["op"] in LAYOUT_FREE and self.time_major.takes_all(node):
+            elif data.op in LAYOUT_FREE and self.time_major.takes_all(node):
                 self.values[node] = self.lower(node, self.b, self.time_major.args(node))
             else:
                 self.lower(node)
@@ -154,9 +154,9 @@ class _Emitter:
         arg_nodes = graph.args(node)
         names = args if args is not None else [self.value(a) for a in arg_nodes]
         context = context or self.context
-        context.arg_shapes = tuple(graph[a]["shape"] for a in arg_nodes)
-        context.arg_batched = tuple(graph[a]["batched"] for a in arg_nodes)
-        result = LOWERINGS[data["op"]](builder or self.b, names, data["attrs"], context)
+        context.arg_shapes = tuple(graph[a].shape for a in arg_nodes)
+        context.arg_batched = tuple(graph[a].batched for a in arg_nodes)
+        result = LOWERINGS[data.op](builder or self.b, names, data.attrs, context)
         if args is None:
             self.values[node] = result
         return result
@@ -209,7 +209,7 @@ class _Emitter:
             node = loop.template[place]
             data = graph[node]
             args = []
-            if data["op"] == OP.take_step and loop.args[place][0].kind == "invariant":
+            if data.op == OP.take_step and loop.args[place][0].kind == "invariant":
                 body_values[place] = element_of(loop.args[place][0].ref)  # the Scan's element
                 continue
             for arg in loop.args[place]:
@@ -232,7 +232,7 @@ class _Emitter:
             else:
                 body_values[place] = self.lower(node, body, args, context)
         index_outer = None
-        if not sequences or any(graph[n]["op"] == OP.cut_chunk for n in loop.template.values()):
+        if not sequences or any(graph[n].op == OP.cut_chunk for n in loop.template.values()):
             # a Scan needs one sequence to run over: the steps themselves, when nothing else
             length = self.context.steps(self.b, loop.block.steps, loop.block.follows_steps)
             index_outer = self.b.op("Range", [self.b.ints(0), self.b.op("Squeeze", [length]),
@@ -248,17 +248,17 @@ class _Emitter:
         by_source: dict = {}
         for place, node in loop.template.items():
             data = self.graph[node]
-            if data["op"] == OP.slice_features:
+            if data.op == OP.slice_features:
                 arg = loop.args[place][0]
                 by_source.setdefault((arg.kind, arg.ref), []).append(
-                    (data["attrs"]["start"], data["attrs"]["stop"], place))
+                    (data.attrs["start"], data.attrs["stop"], place))
         groups = {}
         for slices in by_source.values():
             slices.sort()
             disjoint = all(a[1] <= b[0] for a, b in itertools.pairwise(slices))
             if len(slices) > 1 and disjoint:
                 source = self.graph.args(loop.template[slices[0][2]])[0]
-                width = self.graph[source]["shape"][-1]
+                width = self.graph[source].shape[-1]
                 groups.update({place: (slices, width) for _, _, place in slices})
         return groups
 
@@ -341,7 +341,7 @@ class _Emitter:
 
     def body_info(self, body: OnnxBuilder, name: str, node: int):
         data = self.graph[node]
-        dims = (["batch"] if data["batched"] else []) + list(data["shape"])
+        dims = (["batch"] if data.batched else []) + list(data.shape)
         return body.value_info(name, dims)
 
     def emit_whole(self, loop: LoopPlan) -> None:
@@ -351,7 +351,7 @@ class _Emitter:
             node = loop.template[place]
             args = [values[a.ref] if a.kind == "local" else self.value(a.ref)
                     for a in loop.args[place]]
-            if self.graph[node]["op"] == OP.take_step:
+            if self.graph[node].op == OP.take_step:
                 values[place] = args[0]
             else:
                 values[place] = self.lower(node, self.b, args)

@@ -31,7 +31,7 @@ class TimeMajor:
 
     def is_sequence(self, node: int) -> bool:
         data = self.graph[node]
-        return data["batched"] and len(data["shape"]) == 2
+        return data.batched and len(data.shape) == 2
 
     def possible(self, node: int) -> bool:
         """Whether ``node`` is time-major already, or can be made so without transposing
@@ -41,15 +41,15 @@ class TimeMajor:
             return True
         if not self.is_sequence(node):
             return False
-        if data["op"] == OP.input:
+        if data.op == OP.input:
             return True
         if node in self.emitter.values:  # made batch-first already
             return False
         args = graph.args(node)
-        if data["op"] == OP.shift_steps:
+        if data.op == OP.shift_steps:
             return self.possible(args[0])
-        return data["op"] in ROW_WISE and all(
-            self.possible(a) if self.is_sequence(a) else not graph[a]["batched"] for a in args)
+        return data.op in ROW_WISE and all(
+            self.possible(a) if self.is_sequence(a) else not graph[a].batched for a in args)
 
     def value(self, node: int) -> str | None:
         """``node``'s sequence as [T, batch, n], made where possible; else None."""
@@ -58,12 +58,12 @@ class TimeMajor:
         if node not in self.values:
             emitter, data = self.emitter, self.graph[node]
             args = self.graph.args(node)
-            if data["op"] == OP.input:
+            if data.op == OP.input:
                 made = emitter.b.op("Transpose", [emitter.value(node)], perm=[1, 0, 2],
                                     hint="time_major")
-            elif data["op"] == OP.shift_steps:
+            elif data.op == OP.shift_steps:
                 made = shift_steps_along(emitter.b, self.value(args[0]), emitter.value(args[1]),
-                                         data["attrs"]["backward"], axis=0)
+                                         data.attrs["backward"], axis=0)
             else:
                 made = emitter.lower(node, emitter.b, self.args(node))
             self.values[node] = made

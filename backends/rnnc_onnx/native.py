@@ -96,13 +96,13 @@ class NativeLayers:
         return e.b.op("Cast", [e.value(lengths)], to=TensorProto.INT32)
 
     def units(self, loop: LoopPlan) -> int:
-        return self.emitter.graph[loop.template["h"]]["shape"][-1]
+        return self.emitter.graph[loop.template["h"]].shape[-1]
 
     def sequence(self, loop: LoopPlan) -> str:
         """The layer's input as a batch-first sequence (a vector fed at every step is tiled)."""
         e, b = self.emitter, self.emitter.b
         x = loop.template["x"] if "x" in loop.template else None
-        if x is not None and e.graph[x]["op"] == OP.take_step:
+        if x is not None and e.graph[x].op == OP.take_step:
             return e.value(loop.args["x"][0].ref)
         vector = self.vector_input(loop)
         tiled = b.op("Unsqueeze", [e.value(vector), b.ints([1])])
@@ -115,8 +115,8 @@ class NativeLayers:
         graph = self.emitter.graph
         for place, args in loop.args.items():
             node = loop.template[place]
-            if graph[node]["op"] == OP.matvec and args[1].kind == "invariant" \
-                    and graph[args[1].ref]["batched"]:
+            if graph[node].op == OP.matvec and args[1].kind == "invariant" \
+                    and graph[args[1].ref].batched:
                 return args[1].ref
         raise RnncError(f"layer {loop.block.layer}: cannot find its input for native mode")
 

@@ -67,10 +67,10 @@ def parameter_gradients(graph: Graph, loss: int, unroll: UnrollSpec) -> dict:
                             running_sums)
     cotangents.add(loss, 0, graph.const(1.0))
     for node in reversed(graph.topological_order()):
-        if node not in scope.needs_gradient or graph[node]["op"] in (OP.param, OP.input, OP.const):
+        if node not in scope.needs_gradient or graph[node].op in (OP.param, OP.input, OP.const):
             continue
-        sequence = node not in scope.in_loop and len(graph[node]["shape"]) == 2 \
-            and graph[node]["batched"]
+        sequence = node not in scope.in_loop and len(graph[node].shape) == 2 \
+            and graph[node].batched
         for lane in cotangents.lanes_of(node):
             if sequence:
                 parts = cotangents.take(node, lane)
@@ -86,16 +86,16 @@ def parameter_gradients(graph: Graph, loss: int, unroll: UnrollSpec) -> dict:
 def _propagate(cotangents: Cotangents, node: int, lane: int, grad: int) -> None:
     """One node's VJP: its cotangent ``grad`` in ``lane`` on to its arguments."""
     graph = cotangents.graph
-    op, args = graph[node]["op"], graph.args(node)
+    op, args = graph[node].op, graph.args(node)
     if op == OP.take_step and args[0] in cotangents.scope.param_dependent:
-        cotangents.add_step_piece(args[0], lane, graph[node]["attrs"]["index"], grad)
+        cotangents.add_step_piece(args[0], lane, graph[node].attrs["index"], grad)
         return
     rule = vjp_rule(op)
     needs = [cotangents.needs(node, k, arg, lane) for k, arg in enumerate(args)]
-    name = graph[node]["place"] or graph[node]["layer"] or op
+    name = graph[node].place or graph[node].layer or op
     builder = VjpBuilder(graph, cotangents.placement.where(node),
                          f"d{name}{cotangents.naming.suffix(lane)}", needs)
-    grads = rule(builder, grad, node, args, graph[node]["attrs"])
+    grads = rule(builder, grad, node, args, graph[node].attrs)
     for position, (arg, value) in enumerate(zip(args, grads)):
         if value is not None and needs[position]:
             cotangents.route(node, position, arg, value, lane)

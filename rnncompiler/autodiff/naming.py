@@ -22,15 +22,15 @@ class Naming:
         return f"@{lane}" if self.truncation.lanes > 1 else ""
 
     def named(self, node: int) -> bool:
-        return node in self.renamed or self.graph[node]["op"] in (OP.zeros, OP.zeros_shaped)
+        return node in self.renamed or self.graph[node].op in (OP.zeros, OP.zeros_shaped)
 
     def sum_nodes(self, parts: list, where: dict, place: str) -> int:
         """parts[0] + parts[1] + ...; a single part made at the same step takes the name."""
         total = parts[0]
         data = self.graph[total]
-        if len(parts) == 1 and data["step"] == where.get("step") \
-                and data["block"] == where.get("block") and not self.named(total):
-            data["place"] = place
+        if len(parts) == 1 and data.step == where.get("step") \
+                and data.block == where.get("block") and not self.named(total):
+            self.graph.update(total, place=place)
             self.renamed.add(total)
         for i, part in enumerate(parts[1:], start=1):
             name = place if i == len(parts) - 1 else f"{place}+{i}"
@@ -46,13 +46,13 @@ class Naming:
         key = (target, where["block"], lane)
         if key not in self.running_sum_names:
             data = self.graph[target]
-            if data["op"] == OP.param:
-                name = data["attrs"]["name"]
-                if data["layer"] == where["layer"]:
+            if data.op == OP.param:
+                name = data.attrs["name"]
+                if data.layer == where["layer"]:
                     name = name.rsplit(".", 1)[-1]
             else:
-                owner = data["block"] or data["layer"]
-                own = data["place"] or data["attrs"].get("name") or data["op"]
+                owner = data.block or data.layer
+                own = data.place or data.attrs.get("name") or data.op
                 name = f"{owner}.{own}{self.suffix(lane)}" if owner else \
                     f"{own}{self.suffix(lane)}"
             taken = {(block, place) for (_, block, _), place in self.running_sum_names.items()}

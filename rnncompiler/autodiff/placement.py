@@ -21,7 +21,7 @@ class Placement:
     def where(self, node: int) -> dict:
         """Where the gradient of forward ``node`` goes."""
         if node not in self.scope.in_loop:
-            return {"layer": self.graph[node]["layer"]}
+            return {"layer": self.graph[node].layer}
         loop, _, i = self.scope.in_loop[node]
         return self.where_in(loop, i)
 
@@ -38,19 +38,19 @@ class Placement:
     def beside(self, node: int) -> dict:
         """Where ``node`` itself is: for a node made from it at the same step."""
         data = self.graph[node]
-        return {"step": data["step"], "layer": data["layer"], "block": data["block"]}
+        return {"step": data.step, "layer": data.layer, "block": data.block}
 
     def zeros_like(self, node: int) -> int:
         """Zeros of ``node``'s shape: one node per shape, outside every loop, so that a
         zero cotangent is the same value at every step (a loop invariant)."""
         data = self.graph[node]
-        key = (data["shape"], data["batched"])
+        key = (data.shape, data.batched)
         if key not in self.zero_nodes:
-            if data["batched"]:
+            if data.batched:
                 ref = next(iter(self.graph.inputs.values()))
-                zeros = self.graph.add(OP.zeros, [ref], size=data["shape"][-1])
+                zeros = self.graph.add(OP.zeros, [ref], size=data.shape[-1])
             else:
-                zeros = self.graph.add(OP.zeros_shaped, shape=data["shape"],
+                zeros = self.graph.add(OP.zeros_shaped, shape=data.shape,
                                        dtype=self.graph.dtype)
             self.zero_nodes[key] = zeros
         return self.zero_nodes[key]

@@ -100,10 +100,10 @@ class Cotangents:
         parts += self.take(node, lane)
         if not parts:
             parts = [self.placement.zeros_like(node)]
-        name = graph[node]["place"] or graph[node]["op"]
+        name = graph[node].place or graph[node].op
         total = self.naming.sum_nodes(parts, where, f"d{name}{self.naming.suffix(lane)}")
         if lane == 0:
-            graph[node]["cotangent"] = total  # ∂L/∂node, for inspection (grad flow)
+            graph.update(node, cotangent=total)  # ∂L/∂node, for inspection (grad flow)
         return total
 
     def whole_sum(self, block: str, place: str, lane: int) -> list:
@@ -140,10 +140,10 @@ class Cotangents:
                 return None
             if kind.kind == "invariant":  # read at every step: summed over the steps
                 self.running_sums.add(arg, value, node, lane)
-                if self.graph[arg]["op"] != OP.param:  # its own lane, summed into its total
+                if self.graph[arg].op != OP.param:  # its own lane, summed into its total
                     self.lanes_seen[arg].add(lane)
                 return None
-        elif self.graph[arg]["op"] == OP.param:
+        elif self.graph[arg].op == OP.param:
             return self.running_sums.add_outside(arg, value)
         elif arg in self.scope.in_loop:  # an outside node reads a loop's last value
             return self.route_final(arg, value, lane)
@@ -154,9 +154,9 @@ class Cotangents:
         but at that step, so that every step of the backward loop reads it alike."""
         block, place = self.scope.place_key(node)
         loop = self.scope.loops[block]
-        whole = self.graph.add(OP.scatter_step, [value], index=self.graph[node]["step"],
+        whole = self.graph.add(OP.scatter_step, [value], index=self.graph[node].step,
                                steps=loop.block.steps, dynamic=loop.block.follows_steps,
-                               layer=self.graph[node]["layer"], place=f"d{block}_{place}_last")
+                               layer=self.graph[node].layer, place=f"d{block}_{place}_last")
         self.add_whole(block, place, lane, whole)
 
     def add_whole(self, block: str, place: str, lane: int, whole: int) -> None:

@@ -33,7 +33,7 @@ class RunningSums:
         _, _, i = self.scope.in_loop[node]
         where = self.placement.where(node)
         data = self.graph[target]
-        lane = 0 if data["op"] == OP.param else lane
+        lane = 0 if data.op == OP.param else lane
         key = (target, where["block"], lane)
         count = self.terms[key + (i,)]
         self.terms[key + (i,)] += 1
@@ -42,7 +42,7 @@ class RunningSums:
             running = self.placement.zeros_like(target)
         short = self.naming.running_sum_name(target, where, lane)
         if count:  # the running sum's last term at this step keeps the plain name
-            self.graph[running]["place"] = f"d{short}+{count}"
+            self.graph.update(running, place=f"d{short}+{count}")
         self.sums[key] = self.graph.add(OP.add, [running, value], place=f"d{short}", **where)
 
     def add_outside(self, param: int, value: int) -> None:

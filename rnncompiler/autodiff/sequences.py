@@ -16,7 +16,7 @@ def propagate_sequence(cotangents: Cotangents, node: int, lane: int,
     """Send the cotangent of sequence ``node`` in ``lane`` — ``whole`` for the whole
     sequence (or None) plus the pieces for single steps — on to its arguments."""
     graph, scope = cotangents.graph, cotangents.scope
-    op, args = graph[node]["op"], graph.args(node)
+    op, args = graph[node].op, graph.args(node)
     pieces = cotangents.take_step_pieces(node, lane)
     if op == OP.stack_steps:
         block, place = scope.place_key(args[0])
@@ -30,7 +30,7 @@ def propagate_sequence(cotangents: Cotangents, node: int, lane: int,
     elif op == OP.concat:
         start = 0
         for arg in args:
-            stop = start + graph[arg]["shape"][-1]
+            stop = start + graph[arg].shape[-1]
             if arg in scope.param_dependent:
                 _slice_into(cotangents, arg, lane, whole, pieces, start, stop)
             start = stop
@@ -67,5 +67,5 @@ def _slice_into(cotangents: Cotangents, arg: int, lane: int, whole: int | None,
         for value in values:
             where = cotangents.placement.beside(value)
             part = graph.add(OP.slice_features, [value], start=start, stop=stop,
-                             place=f"{graph[value]['place']}[{start}:{stop}]", **where)
+                             place=f"{graph[value].place}[{start}:{stop}]", **where)
             cotangents.add_step_piece(arg, lane, t, part)

@@ -44,10 +44,10 @@ class VjpBuilder:
         return self.graph.const(value)
 
     def shape(self, node: int) -> tuple:
-        return self.graph[node]["shape"]
+        return self.graph[node].shape
 
     def unbroadcast(self, grad: int, like: int) -> int:
         """``grad`` summed down to the shape of ``like`` (a parameter has no batch axis)."""
-        if self.graph[grad]["batched"] and not self.graph[like]["batched"]:
+        if self.graph[grad].batched and not self.graph[like].batched:
             return self.add(OP.sum_batch, [grad], shape=self.shape(like))
         return grad

@@ -17,7 +17,7 @@ def add_loss(graph: Graph, spec: Spec) -> int:
     if output is None:
         output = graph.layer_values[spec.loss.output]
     wanted = spec.targets[spec.loss.target]
-    shape = graph[output]["shape"]
+    shape = graph[output].shape
     if wanted.sequence and shape[0] != (wanted.steps or graph.steps):
         raise SpecError(f"target '{spec.loss.target}' has {wanted.steps or graph.steps} steps "
                         f"but layer {spec.loss.output} gives {shape[0]}; set `steps: "
@@ -41,8 +41,8 @@ def add_loss(graph: Graph, spec: Spec) -> int:
 
 def _logits(graph: Graph, output: int) -> int:
     """The pre-softmax values of a softmax output (a vector, or a stacked sequence)."""
-    if graph[output]["op"] == OP.softmax:
+    if graph[output].op == OP.softmax:
         return graph.args(output)[0]
-    assert graph[output]["op"] == OP.stack_steps, "cross_entropy needs a softmax output"
+    assert graph[output].op == OP.stack_steps, "cross_entropy needs a softmax output"
     return graph.add(OP.stack_steps, [graph.args(s)[0] for s in graph.args(output)],
-                     layer=graph[output]["layer"])
+                     layer=graph[output].layer)

@@ -127,7 +127,7 @@ class _Unroller:
         for name, start in state.items():  # (what ONNX native starts its operator from, at
             graph.starts[(block, name)] = start  # any T: a loop of one step carries nothing)
         outputs = {}
-        sequence = source is not None and len(graph[source]["shape"]) == 2
+        sequence = source is not None and len(graph[source].shape) == 2
         fed_back, generated, invariants = None, {}, {}
         if layer.feedback:  # the dense layer's output at t-1, zeros before the first step
             dense = self.spec.layer(layer.feedback)
@@ -214,7 +214,7 @@ class _Unroller:
         if layer.activation != "linear":
             node = graph.add(layer.activation, [node], place=f"{place}y",
                              **where)
-        graph[node]["comment"] = _dense_comment(layer)
+        graph.update(node, comment=_dense_comment(layer))
         return node
 
     def build_repeat(self, layer: LayerSpec) -> int:
@@ -225,18 +225,18 @@ class _Unroller:
 def add_lengths(graph: Graph, name: str, sequence: int) -> int:
     """The input ``<name>.lengths`` (int, [batch]) and the mask of ``sequence`` it gives."""
     lengths = graph.add_input(f"{name}.lengths", ())
-    graph[lengths]["attrs"]["integer"] = True
+    graph[lengths].attrs["integer"] = True
     return graph.add(OP.sequence_mask, [lengths, sequence], place=f"{name}.mask")
 
 
 def _keep_past_length(graph: Graph, name: str, new: int, previous: int, mask: int, keep: int,
                       where: dict) -> int:
     """m * new + (1 - m) * previous: the new state at the example's steps, else the old."""
-    graph[new]["place"] = f"{name}.new"
+    graph.update(new, place=f"{name}.new")
     kept = graph.add(OP.add, [graph.add(OP.mul, [mask, new], place=f"{name}.m1", **where),
                              graph.add(OP.mul, [keep, previous], place=f"{name}.m2", **where)],
                      place=name, **where)
-    graph[kept]["comment"] = f"{name}[t] = {name}[t-1] past the example's length"
+    graph.update(kept, comment=f"{name}[t] = {name}[t-1] past the example's length")
     return kept
 
 
@@ -267,20 +267,19 @@ class _CellStep:
             self.target = equation.target
             node = self.node(equation.expr)
             data = self.graph[node]
-            if (data["op"] == OP.const or node in self.hoisted) and not equation.is_state:
+            if (data.op == OP.const or node in self.hoisted) and not equation.is_state:
                 self.locals[equation.target] = node  # the same at every step: no line here
                 continue
-            if equation.is_state and not data["batched"]:
+            if equation.is_state and not data.batched:
                 # h[t] = tanh(b): the same for every example, but a state has a batch axis
                 node = self.graph.add(OP.add, [self.zeros(), node], **self.where)
                 data = self.graph[node]
-            elif (data["step"] != self.where["step"] or data["block"] != self.where["block"]
-                    or "comment" in data):
+            elif (data.step != self.where["step"] or data.block != self.where["block"]
+                    or data.comment is not None):
                 # h[t] = h[t-1] or h[t] = n: the state gets a node of its own at this step
                 node = self.graph.add(OP.identity, [node], **self.where)
                 data = self.graph[node]
-            data["place"] = equation.target
-            data["comment"] = equation.text
+            self.graph.update(node, place=equation.target, comment=equation.text)
             (self.current if equation.is_state else self.locals)[equation.target] = node
         return {state: self.current[state] for state in self.cell.states}
 
@@ -306,7 +305,7 @@ class _CellStep:
     def op(self, name: str, operands: list) -> int:
         args = [self.node(operand) for operand in operands]
         self.counter += 1
-        if all(self.graph[arg]["op"] in (OP.param, OP.const) or arg in self.hoisted
+        if all(self.graph[arg].op in (OP.param, OP.const) or arg in self.hoisted
                for arg in args):
             return self.invariant(name, args)
         return self.graph.add(name, args, place=f"{self.target}.{self.counter}", **self.where)
@@ -315,9 +314,9 @@ class _CellStep:
         """An op of parameters and numbers only (``-0.5``, ``2 * b``) is the same at every
         step: a number, folded here, or one node before the loop that every step reads."""
         graph = self.graph
-        if all(graph[arg]["op"] == OP.const for arg in args):
+        if all(graph[arg].op == OP.const for arg in args):
             with np.errstate(all="ignore"):  # log(0), 1 / 0: not folded, computed as written
-                value = ops.get(name).evaluate(*(graph[arg]["attrs"]["value"] for arg in args))
+                value = ops.get(name).evaluate(*(graph[arg].attrs["value"] for arg in args))
             if np.ndim(value) == 0 and np.isfinite(value):
                 return graph.const(float(value))
         key = (name, tuple(args))

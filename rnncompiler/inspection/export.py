@@ -21,12 +21,12 @@ SHOWN_STEPS = 5  # beyond this, pictures show the first steps, "...", and the la
 
 def _node_record(graph: Graph, node: int) -> dict:
     data = graph[node]
-    record = {"op": data["op"], "step": data["step"], "layer": data["layer"],
-              "block": data["block"], "place": data["place"], "shape": list(data["shape"]),
-              "batched": data["batched"],
-              "gradient": bool(data["block"] and graph.blocks[data["block"]].gradient_of)}
-    if data["op"] in (OP.param, OP.input):
-        record["name"] = data["attrs"]["name"]
+    record = {"op": data.op, "step": data.step, "layer": data.layer,
+              "block": data.block, "place": data.place, "shape": list(data.shape),
+              "batched": data.batched,
+              "gradient": bool(data.block and graph.blocks[data.block].gradient_of)}
+    if data.op in (OP.param, OP.input):
+        record["name"] = data.attrs["name"]
     return record
 
 
@@ -69,14 +69,14 @@ def shown_steps(graph: Graph) -> set | None:
 def visible_nodes(graph: Graph) -> list[int]:
     keep = shown_steps(graph)
     return [n for n in graph.nx.nodes
-            if keep is None or graph[n]["step"] is None or graph[n]["step"] in keep]
+            if keep is None or graph[n].step is None or graph[n].step in keep]
 
 
 def label(graph: Graph, node: int) -> str:
     data = graph[node]
-    if data["op"] in (OP.param, OP.input):
-        return f"{data['attrs']['name']}\\n{list(data['shape'])}"
-    return f"{data['op']}\\n{data['place']}" if data["place"] else data["op"]
+    if data.op in (OP.param, OP.input):
+        return f"{data.attrs['name']}\\n{list(data.shape)}"
+    return f"{data.op}\\n{data.place}" if data.place else data.op
 
 
 def to_dot(graph: Graph) -> str:
@@ -87,8 +87,8 @@ def to_dot(graph: Graph) -> str:
     clusters: dict[tuple, list[int]] = {}
     for node in sorted(nodes):
         data = graph[node]
-        if data["step"] is not None:
-            clusters.setdefault((data["block"], data["step"]), []).append(node)
+        if data.step is not None:
+            clusters.setdefault((data.block, data.step), []).append(node)
     for i, ((block, step), members) in enumerate(sorted(clusters.items(), key=str)):
         backward = graph.blocks[block].gradient_of is not None
         color = "mistyrose" if backward else "aliceblue"
@@ -98,9 +98,9 @@ def to_dot(graph: Graph) -> str:
         lines.append("  }")
     for node in sorted(nodes):
         data = graph[node]
-        if data["step"] is None:
+        if data.step is None:
             style = {OP.param: "fillcolor=lightyellow, shape=ellipse",
-                     OP.input: "fillcolor=palegreen, shape=ellipse"}.get(data["op"], "")
+                     OP.input: "fillcolor=palegreen, shape=ellipse"}.get(data.op, "")
             extra = f", {style}" if style else ""
             lines.append(f'  n{node} [label="{label(graph, node)}"{extra}];')
     for source, target in graph.nx.edges():

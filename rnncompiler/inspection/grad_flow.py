@@ -17,9 +17,9 @@ def gradient_norms(graph: Graph, cells: dict, params: dict, data: dict) -> dict:
         if block.gradient_of or not block.cell:
             continue
         output = cells[block.cell].output  # each step's output state, and its cotangent
-        rows = [(d["step"], float(np.linalg.norm(values[d["cotangent"]])))
-                for _, d in graph.nx.nodes(data=True)
-                if d["block"] == name and d["place"] == output and "cotangent" in d]
+        rows = [(d.step, float(np.linalg.norm(values[d.cotangent])))
+                for _, d in graph.items()
+                if d.block == name and d.place == output and d.cotangent is not None]
         norms[name] = sorted(rows)
     return norms
 

@@ -25,7 +25,7 @@ def evaluate_all(graph: Graph, params: dict, inputs: dict) -> dict[int, np.ndarr
     values: dict[int, np.ndarray] = {}
     for node in graph.topological_order():
         data = graph[node]
-        op, attrs = data["op"], data["attrs"]
+        op, attrs = data.op, data.attrs
         if op == OP.input:
             values[node] = np.asarray(inputs[attrs["name"]], dtype=dtype)
         elif op == OP.param:

@@ -1,16 +1,14 @@
 """The IR: a thin class over ``networkx.MultiDiGraph`` (a DiGraph that allows the same
 argument twice, as in ``h * h``).
 
-Nodes carry ``op``, ``attrs``, ``shape`` (per example), ``batched``, ``dtype``, ``step``
-(the input position a per-step node belongs to, else None), ``layer``, ``block`` (the
-recurrence a per-step node is part of: a layer, or ``<layer>.fwd``/``<layer>.bwd``) and
-``place`` (its place in the cell, the same at every step). Edge keys are argument
-positions. A parameter is ONE node, with an edge to every step that uses it.
+Each node id has a ``Node`` (``graph[node]``): frozen, changed only through the graph
+(``update``, ``set_args``), so that what a pass reads is what the graph holds. Edge keys
+are argument positions. A parameter is ONE node, with an edge to every step that uses it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import networkx as nx
@@ -43,6 +41,30 @@ class Block:
         return {t: i for i, t in enumerate(self.order)}
 
 
+@dataclass(frozen=True, eq=False)
+class Node:
+    """One value of the graph."""
+
+    op: str
+    args: tuple  # the argument nodes, in order (the edges say the same, keyed by position)
+    attrs: dict  # the op's attributes (an input's name, a slice's range, ...)
+    shape: tuple  # per example
+    batched: bool  # a value per example (inputs and what they reach), or one (parameters)
+    dtype: str
+    step: int | None = None  # the input position a per-step node belongs to
+    layer: str | None = None
+    block: str | None = None  # the recurrence (a layer, <layer>.fwd/.bwd) of a per-step node
+    place: str | None = None  # its place in the cell, the same at every step
+    comment: str | None = None  # the equation or layer it computes, for readers
+    cotangent: int | None = None  # in a training graph, the node of ∂loss/∂it (grad flow)
+
+    @property
+    def where(self) -> dict:
+        """Where it sits (step, layer, block), as ``Graph.add`` takes it: a node made to
+        stand for another goes where it was."""
+        return {"step": self.step, "layer": self.layer, "block": self.block}
+
+
 class Graph:
     def __init__(self, name: str = "graph", dtype: str = "float32"):
         self.nx = nx.MultiDiGraph(name=name, dtype=dtype)
@@ -57,6 +79,7 @@ class Graph:
         self.follows_steps: set[str] = set()  # inputs, targets and layers whose length is T
         self.masks: dict[str, int] = {}  # a sequence with variable lengths -> its mask
         self.starts: dict[tuple, int] = {}  # (block, state) -> the value its state starts from
+        self._nodes: dict[int, Node] = {}
         self._next_id = 0
         self._consts: dict[float, int] = {}
 
@@ -68,18 +91,18 @@ class Graph:
         args = list(args)
         if definition.arity is not None and len(args) != definition.arity:
             raise ops.ShapeError(f"{op} takes {definition.arity} arguments, got {len(args)}")
-        shapes = [self.nx.nodes[a]["shape"] for a in args]
+        shapes = [self._nodes[a].shape for a in args]
         shape = tuple(definition.shape(shapes, attrs))
         batched = attrs.pop("batched", None)
         if definition.unbatched:
             batched = False
         elif batched is None:
-            batched = any(self.nx.nodes[a]["batched"] for a in args)
+            batched = any(self._nodes[a].batched for a in args)
         node = self._next_id
         self._next_id += 1
-        self.nx.add_node(node, op=op, attrs=attrs, shape=shape, batched=batched,
-                         dtype=self.dtype, step=step, layer=layer, block=block, place=place,
-                         args=tuple(args))
+        self._nodes[node] = Node(op, tuple(args), attrs, shape, batched, self.dtype, step,
+                                 layer, block, place)
+        self.nx.add_node(node)
         for position, arg in enumerate(args):
             self.nx.add_edge(arg, node, key=position)
         return node
@@ -94,7 +117,7 @@ class Graph:
         return self.params[name]
 
     def zeros_like_param(self, param: int, **where) -> int:
-        shape = self.nx.nodes[param]["shape"]
+        shape = self._nodes[param].shape
         return self.add(OP.zeros_shaped, shape=shape, dtype=self.dtype, **where)
 
     def const(self, value: float) -> int:
@@ -105,16 +128,19 @@ class Graph:
         return self._consts[value]
 
     def where(self, node: int) -> dict:
-        """Where ``node`` sits (step, layer, block), as ``add`` takes it: a node made to
-        stand for another goes where it was."""
-        data = self.nx.nodes[node]
-        return {"step": data["step"], "layer": data["layer"], "block": data["block"]}
+        """Where ``node`` sits (step, layer, block), as ``add`` takes it."""
+        return self._nodes[node].where
+
+    def update(self, node: int, **changes) -> None:
+        """The node's place, comment or attributes changed (its op and arguments stay: a
+        node that computes something else is a new node)."""
+        self._nodes[node] = replace(self._nodes[node], **changes)
 
     # --- rewriting (for passes) ---------------------------------------------------------
     def replace_uses(self, old: int, new: int) -> None:
         """Every use of ``old`` (as an argument or an output) becomes a use of ``new``."""
         for user in self.users(old):
-            args = [new if a == old else a for a in self.nx.nodes[user]["args"]]
+            args = [new if a == old else a for a in self._nodes[user].args]
             self.set_args(user, args)
         for name, node in self.outputs.items():
             if node == old:
@@ -128,8 +154,8 @@ class Graph:
         """``old`` replaced by ``new`` (a node equal to it, or made to stand for it): every
         use moves to ``new``, ``old``'s comment too where ``new`` has none, and ``old``
         goes. The one way passes replace a node."""
-        if "comment" in self.nx.nodes[old] and "comment" not in self.nx.nodes[new]:
-            self.nx.nodes[new]["comment"] = self.nx.nodes[old]["comment"]
+        if self._nodes[new].comment is None:
+            self.update(new, comment=self._nodes[old].comment)
         self.replace_uses(old, new)
         self.remove(old)
 
@@ -138,10 +164,11 @@ class Graph:
             self.nx.remove_edge(source, node, key=key)
         for position, arg in enumerate(args):
             self.nx.add_edge(arg, node, key=position)
-        self.nx.nodes[node]["args"] = tuple(args)
+        self._nodes[node] = replace(self._nodes[node], args=tuple(args))
 
     def remove(self, node: int) -> None:
         self.nx.remove_node(node)
+        del self._nodes[node]
         for table in (self.inputs, self.params):
             for name in [n for n, v in table.items() if v == node]:
                 del table[name]
@@ -149,18 +176,21 @@ class Graph:
         self.starts = {key: start for key, start in self.starts.items() if start != node}
 
     # --- reading ----------------------------------------------------------------------
-    # (through networkx's own node and successor dicts, ``_node`` and ``_succ``: the
-    # views ``nx.nodes[n]`` and ``out_edges`` cost more than the passes' own work at
-    # T = 1000)
-    def __getitem__(self, node: int) -> dict:
-        return self.nx._node[node]
+    # (users through networkx's own successor dict, ``_succ``: the view ``out_edges``
+    # costs more than the passes' own work at T = 1000)
+    def __getitem__(self, node: int) -> Node:
+        return self._nodes[node]
+
+    def items(self):
+        """(node id, Node) of every node."""
+        return self._nodes.items()
 
     def __len__(self) -> int:
         return self.nx.number_of_nodes()
 
     def args(self, node: int) -> list[int]:
         """The node's arguments, in order (the edges carry the same, keyed by position)."""
-        return list(self.nx._node[node]["args"])
+        return list(self._nodes[node].args)
 
     def users(self, node: int) -> list[int]:
         return sorted(self.nx._succ[node])
@@ -172,7 +202,7 @@ class Graph:
     def evaluation_order(self) -> list[int]:
         """Every node after its arguments (faster than ``topological_order``, for
         passes, which need no particular order among the nodes ready)."""
-        waiting = {node: len(data["args"]) for node, data in self.nx._node.items()}
+        waiting = {node: len(data.args) for node, data in self._nodes.items()}
         ready = [node for node, count in waiting.items() if count == 0]
         order = []
         while ready:
@@ -188,10 +218,10 @@ class Graph:
         """Internal invariants: acyclic, argument positions dense, shapes as the ops say."""
         assert nx.is_directed_acyclic_graph(self.nx), "graph has a cycle"
         for node in self.nx.nodes:
-            data = self.nx.nodes[node]
+            data = self._nodes[node]
             args = self.args(node)
             edges = sorted(self.nx.in_edges(node, keys=True), key=lambda edge: edge[2])
             assert [source for source, _, _ in edges] == args, f"node {node}: edges != args"
-            shapes = [self.nx.nodes[a]["shape"] for a in args]
-            expected = tuple(ops.get(data["op"]).shape(shapes, data["attrs"]))
-            assert expected == data["shape"], f"node {node}: shape {data['shape']} != {expected}"
+            shapes = [self._nodes[a].shape for a in args]
+            expected = tuple(ops.get(data.op).shape(shapes, data.attrs))
+            assert expected == data.shape, f"node {node}: shape {data.shape} != {expected}"

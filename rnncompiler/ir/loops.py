@@ -97,12 +97,12 @@ def analyse_loops(graph: Graph) -> dict:
 
 def _collect_block(graph: Graph, block: Block) -> Loop:
     by_step: dict[int, dict] = {t: {} for t in range(block.steps)}
-    for node, data in graph.nx.nodes(data=True):
-        if data["block"] == block.name and data["step"] is not None:
-            if data["place"] in by_step[data["step"]]:
-                raise ScheduleError(f"block {block.name}: two nodes at step {data['step']} "
-                                    f"are both {data['place']}")
-            by_step[data["step"]][data["place"]] = node
+    for node, data in graph.items():
+        if data.block == block.name and data.step is not None:
+            if data.place in by_step[data.step]:
+                raise ScheduleError(f"block {block.name}: two nodes at step {data.step} "
+                                    f"are both {data.place}")
+            by_step[data.step][data.place] = node
     loop = Loop(block, [by_step[t] for t in block.order])
     places = set(loop.template)
     for i, iteration in enumerate(loop.iterations):
@@ -117,12 +117,12 @@ def _check_same_op(graph: Graph, loop: Loop, place: str) -> None:
     first = graph[loop.template[place]]
     for iteration, t in zip(loop.iterations, loop.block.order):
         data = graph[iteration[place]]
-        attrs = dict(data["attrs"])
+        attrs = dict(data.attrs)
         if "index" in attrs:  # ops that read their own step: take_step, cut_chunk
             if attrs.pop("index") != t:
                 raise ScheduleError(f"block {loop.block.name}: {place} reads another step")
-            attrs["index"] = first["attrs"]["index"]
-        if data["op"] != first["op"] or attrs != first["attrs"]:
+            attrs["index"] = first.attrs["index"]
+        if data.op != first.op or attrs != first.attrs:
             raise ScheduleError(f"block {loop.block.name}: {place} differs between steps")
 
 
@@ -174,7 +174,7 @@ def _classify_stepwise(graph: Graph, loop: Loop, refs: list, where: dict) -> Arg
                                     for ref, t in zip(refs, steps)):
             (source,) = places
             node = other.template[source]
-            if graph[node]["op"] == OP.take_step and other.args[source][0].kind == "invariant":
+            if graph[node].op == OP.take_step and other.args[source][0].kind == "invariant":
                 return Arg("slice", other.args[source][0].ref)  # x[t]: no need to save it
             other.saved.add(source)
             return Arg("stepwise", (other.block.name, source))
@@ -208,7 +208,7 @@ def _link_outside_use(graph: Graph, user: int | None, arg: int, rerolled: Reroll
     loop, place = rerolled.in_loop[arg]
     if user in loop.collected:
         return  # seen at another of its arguments
-    if user is not None and graph[user]["op"] == OP.stack_steps:
+    if user is not None and graph[user].op == OP.stack_steps:
         wanted = [loop.iterations[loop.block.index[t]].get(place)
                   for t in range(loop.block.steps)]
         if graph.args(user) == wanted:
@@ -218,5 +218,5 @@ def _link_outside_use(graph: Graph, user: int | None, arg: int, rerolled: Reroll
         loop.finals.add(place)
         rerolled.final_of[arg] = (loop, place)
         return
-    raise ScheduleError(f"node {user} uses step {graph[arg]['step']} of block "
+    raise ScheduleError(f"node {user} uses step {graph[arg].step} of block "
                         f"{loop.block.name} in a way that cannot be re-rolled")

@@ -84,7 +84,7 @@ class Plan:
                              f"{sorted(item.collected.values())}, saves {sorted(item.saved)}")
             else:
                 data = self.graph[item]
-                lines.append(f"{data['op']} {data['place'] or data['layer'] or ''}".rstrip())
+                lines.append(f"{data.op} {data.place or data.layer or ''}".rstrip())
         return "\n".join(lines)
 
 
@@ -115,8 +115,8 @@ def _reads_examples_at_every_step(graph: Graph, loop: Loop) -> bool:
     """Whether a step reads a value of each example's from outside the loop other than as
     ``x[t]`` (a vector fed at every step, the zeros a state of parameters only is added
     to): such a map cannot run as ops over whole sequences, its reads have no T axis."""
-    return any(graph[arg.ref]["batched"] for place, args in loop.args.items() for arg in args
-               if arg.kind == "invariant" and graph[loop.template[place]]["op"] != OP.take_step)
+    return any(graph[arg.ref].batched for place, args in loop.args.items() for arg in args
+               if arg.kind == "invariant" and graph[loop.template[place]].op != OP.take_step)
 
 
 def _order_statements(graph: Graph, plan: LoopPlan) -> None:
@@ -134,8 +134,8 @@ def _order_statements(graph: Graph, plan: LoopPlan) -> None:
     exported = (loop.carried.keys() | loop.finals | set(loop.collected.values()) | loop.saved)
     plan.statements = {
         place for place, node in loop.template.items()
-        if place in exported or (graph[node]["op"] != OP.take_step
-                                 and ("comment" in graph[node] or uses[place] > 1))}
+        if place in exported or (graph[node].op != OP.take_step
+                                 and (graph[node].comment is not None or uses[place] > 1))}
     user = {arg.ref: place for place, args in loop.args.items() for arg in args
             if arg.kind == "local" and uses[arg.ref] == 1}
     home = {}  # place -> the statement in which it is computed

@@ -27,8 +27,8 @@ def batch_weight_gradients(graph: Graph) -> bool:
             continue
         for place, start in list(loop.carried.items()):
             final = loop.iterations[-1][place]
-            used_after = [u for u in graph.users(final) if graph[u]["block"] != loop.block.name]
-            if graph[start]["op"] != OP.zeros_shaped or not (
+            used_after = [u for u in graph.users(final) if graph[u].block != loop.block.name]
+            if graph[start].op != OP.zeros_shaped or not (
                     used_after or final in graph.outputs.values()):
                 continue  # not a running sum that starts from nothing and is read after
             terms = _chain_terms(graph, loop, place)
@@ -50,14 +50,14 @@ def _chain_terms(graph: Graph, loop, place: str) -> list[str] | None:
     node = loop.template[place]
     terms = []
     while True:
-        if graph[node]["op"] != OP.add or graph[node]["step"] is None:
+        if graph[node].op != OP.add or graph[node].step is None:
             return None
         previous, term = graph.args(node)
-        if graph[term]["op"] not in BATCHABLE or graph[term]["block"] != loop.block.name:
+        if graph[term].op not in BATCHABLE or graph[term].block != loop.block.name:
             return None
-        terms.append(graph[term]["place"])
-        if graph[previous]["block"] != loop.block.name or \
-                graph[previous]["step"] != graph[node]["step"]:
+        terms.append(graph[term].place)
+        if graph[previous].block != loop.block.name or \
+                graph[previous].step != graph[node].step:
             return terms  # reached the value carried in from the previous step
         node = previous
 
@@ -66,7 +66,7 @@ def _batched_term(graph: Graph, loops: dict, loop, term_place: str,
                   stacks: dict) -> int | None:
     """The term summed over all steps at once, as a node after the loops."""
     node = loop.template[term_place]
-    op, attrs = graph[node]["op"], dict(graph[node]["attrs"])
+    op, attrs = graph[node].op, dict(graph[node].attrs)
     factors = []
     for arg in loop.args[term_place]:
         key = (loop.block.name, arg)
@@ -91,7 +91,7 @@ def _stacked(graph: Graph, loops: dict, loop, arg) -> int | None:
     else:
         return None
     node = source.template[place]
-    if graph[node]["op"] == OP.take_step and source.args[place][0].kind == "invariant":
+    if graph[node].op == OP.take_step and source.args[place][0].kind == "invariant":
         return source.args[place][0].ref  # x[t] of a sequence: the sequence itself
     index = source.block.index
     stack = graph.add(OP.stack_steps, [source.iterations[index[t]][place] for t in steps],

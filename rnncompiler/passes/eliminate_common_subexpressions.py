@@ -44,11 +44,11 @@ def _hash_cons(graph: Graph, order: list[int], apart: set[tuple]) -> dict[int, i
     for node in order:
         data = graph[node]
         args = [same[a] for a in graph.args(node)]
-        if data["op"] in COMMUTATIVE:
+        if data.op in COMMUTATIVE:
             args.sort()
-        key = (data["op"], _frozen(data["attrs"]), tuple(args), data["step"], data["block"],
-               data["batched"], data["shape"])
-        if data["op"] in UNIQUE or (data["block"], data["place"]) in apart:
+        key = (data.op, _frozen(data.attrs), tuple(args), data.step, data.block,
+               data.batched, data.shape)
+        if data.op in UNIQUE or (data.block, data.place) in apart:
             key += (node,)
         same[node] = first.setdefault(key, node)
     return same

@@ -31,7 +31,7 @@ def fuse_elementwise(graph: Graph) -> bool:
     bodies = LoopBodies(graph)
     runs = _runs(graph)
     # places fuse in a loop where the same places fuse alike at every step
-    alike = bodies.at_every_step({run[0]: tuple(graph[n]["place"] for n in run)
+    alike = bodies.at_every_step({run[0]: tuple(graph[n].place for n in run)
                                   for run in runs})
     accepted = [run for run in runs if run[0] in alike]
     joined: dict[tuple, int] = {}  # invariants joined once, shared by every step
@@ -47,11 +47,11 @@ def _slice_where_used(graph: Graph) -> bool:
     changed = False
     for nodes in LoopBodies(graph).places.values():
         first = graph[nodes[0]]
-        if first["op"] != OP.slice_features or graph[graph.args(nodes[0])[0]]["step"] is None:
+        if first.op != OP.slice_features or graph[graph.args(nodes[0])[0]].step is None:
             continue
-        readers = [sorted((graph[u]["block"], graph[u]["place"]) for u in graph.users(n)
-                          if graph[u]["block"] != first["block"]
-                          and graph[u]["step"] == graph[n]["step"])
+        readers = [sorted((graph[u].block, graph[u].place) for u in graph.users(n)
+                          if graph[u].block != first.block
+                          and graph[u].step == graph[n].step)
                    for n in nodes]
         if not readers[0] or any(r != readers[0] for r in readers):
             continue
@@ -60,17 +60,17 @@ def _slice_where_used(graph: Graph) -> bool:
             data = graph[node]
             for user in graph.users(node):
                 other = graph[user]
-                if other["block"] == data["block"] or other["step"] != data["step"]:
+                if other.block == data.block or other.step != data.step:
                     continue
-                if other["block"] not in views:
+                if other.block not in views:
                     # a loop may read the slices of several others' (a bidirectional layer's
                     # two directions both have a dx): another layer's are named by block
-                    owner = "" if other["layer"] == data["layer"] else f"{data['block']}."
-                    views[other["block"]] = graph.add(
-                        OP.slice_features, graph.args(node), **data["attrs"],
-                        step=data["step"], layer=other["layer"], block=other["block"],
-                        place=f"{owner}{data['place']}.view")
-                graph.set_args(user, [views[other["block"]] if a == node else a
+                    owner = "" if other.layer == data.layer else f"{data.block}."
+                    views[other.block] = graph.add(
+                        OP.slice_features, graph.args(node), **data.attrs,
+                        step=data.step, layer=other.layer, block=other.block,
+                        place=f"{owner}{data.place}.view")
+                graph.set_args(user, [views[other.block] if a == node else a
                                       for a in graph.args(user)])
             if not graph.users(node) and node not in graph.outputs.values():
                 graph.remove(node)
@@ -81,17 +81,17 @@ def _slice_where_used(graph: Graph) -> bool:
 def _runs(graph: Graph) -> list[list[int]]:
     """Groups of nodes (in range order) that one op over a joined range can replace."""
     groups: dict[tuple, list[int]] = {}
-    for node, data in graph.nx.nodes(data=True):
-        if data["op"] not in ELEMENTWISE:
+    for node, data in graph.items():
+        if data.op not in ELEMENTWISE:
             continue
         args = graph.args(node)
-        sliced = [i for i, a in enumerate(args) if graph[a]["op"] == OP.slice_features]
+        sliced = [i for i, a in enumerate(args) if graph[a].op == OP.slice_features]
         if not sliced:
             continue
         position = sliced[0]
         source = graph.args(args[position])[0]
-        key = (data["op"], data["block"], data["step"], position, source, data["batched"],
-               len(data["shape"]))
+        key = (data.op, data.block, data.step, position, source, data.batched,
+               len(data.shape))
         groups.setdefault(key, []).append(node)
     runs = []
     for (_, _, _, position, _, _, _), members in groups.items():
@@ -112,7 +112,7 @@ def _runs(graph: Graph) -> list[list[int]]:
 
 
 def _range(graph: Graph, node: int) -> tuple[int, int]:
-    attrs = graph[node]["attrs"]
+    attrs = graph[node].attrs
     return attrs["start"], attrs["stop"]
 
 
@@ -120,19 +120,19 @@ def _joinable(graph: Graph, run: list[int]) -> bool:
     """Whether every argument position of the run can be joined into one argument."""
     for position in range(len(graph.args(run[0]))):
         args = [graph.args(n)[position] for n in run]
-        if all(a == args[0] for a in args) and graph[args[0]]["shape"] == ():
+        if all(a == args[0] for a in args) and graph[args[0]].shape == ():
             continue  # a scalar shared by all
         if _adjacent_slices(graph, args) is not None:
             continue
-        if not all(graph[a]["step"] is None and not graph[a]["batched"]
-                   and graph[a]["shape"] == graph[n]["shape"] for a, n in zip(args, run)):
+        if not all(graph[a].step is None and not graph[a].batched
+                   and graph[a].shape == graph[n].shape for a, n in zip(args, run)):
             return False
     return True
 
 
 def _adjacent_slices(graph: Graph, args: list[int]) -> tuple | None:
     """(source, start, stop) if ``args`` are slices of one value at adjacent ranges."""
-    if not all(graph[a]["op"] == OP.slice_features for a in args):
+    if not all(graph[a].op == OP.slice_features for a in args):
         return None
     sources = {graph.args(a)[0] for a in args}
     ranges = [_range(graph, a) for a in args]
@@ -150,40 +150,40 @@ def _fuse(graph: Graph, run: list[int], joined: dict, taken: set) -> None:
         slices = _adjacent_slices(graph, members)
         if slices is not None:
             source, start, stop = slices
-            if (start, stop) == (0, graph[source]["shape"][-1]):
+            if (start, stop) == (0, graph[source].shape[-1]):
                 args.append(source)
             else:
                 args.append(graph.add(OP.slice_features, [source], start=start, stop=stop,
-                                      place=f"{first['place']}.{position}.in", **where))
+                                      place=f"{first.place}.{position}.in", **where))
         elif all(m == members[0] for m in members):
             args.append(members[0])
         else:
             key = tuple(members)
             if key not in joined:
-                joined[key] = graph.add(OP.concat, members, layer=first["layer"],
+                joined[key] = graph.add(OP.concat, members, layer=first.layer,
                                         place=joined_name([value_name(graph, m)
                                                            for m in members]))
             args.append(joined[key])
-    name = joined_name([graph[n]["place"] for n in run])
-    while (first["block"], name) in taken:  # the same at every step: taken are the old places
+    name = joined_name([graph[n].place for n in run])
+    while (first.block, name) in taken:  # the same at every step: taken are the old places
         name += "'"
-    fused = graph.add(first["op"], args, place=name, **where)
+    fused = graph.add(first.op, args, place=name, **where)
     start = 0
     for node in run:
-        size = graph[node]["shape"][-1]
+        size = graph[node].shape[-1]
         if not graph.users(node) and node not in graph.outputs.values():
             graph.remove(node)  # dead already: nothing to slice for
             start += size
             continue
         part = graph.add(OP.slice_features, [fused], start=start, stop=start + size,
-                         place=graph[node]["place"], **where)
-        if "comment" in graph[node]:
-            graph[part]["comment"] = graph[node]["comment"]
+                         place=graph[node].place, **where)
+        if graph[node].comment is not None:
+            graph.update(part, comment=graph[node].comment)
         graph.replace_uses(node, part)
         inputs = graph.args(node)
         graph.remove(node)
         for arg in inputs:  # the slices it read, now read by nobody
-            if arg in graph.nx and graph[arg]["op"] == OP.slice_features \
+            if arg in graph.nx and graph[arg].op == OP.slice_features \
                     and not graph.users(arg):
                 graph.remove(arg)
         start += size

@@ -17,16 +17,16 @@ from .places import joined_name, value_name
 
 def _invariant_matrix(graph: Graph, node: int) -> bool:
     data = graph[node]
-    return not data["batched"] and data["step"] is None and len(data["shape"]) == 2
+    return not data.batched and data.step is None and len(data.shape) == 2
 
 
 def fuse_gate_products(graph: Graph) -> bool:
     groups: dict[tuple, list[int]] = {}
-    for node, data in graph.nx.nodes(data=True):
-        if data["op"] == OP.matvec and data["step"] is not None:
+    for node, data in graph.items():
+        if data.op == OP.matvec and data.step is not None:
             weight, vector = graph.args(node)
             if _invariant_matrix(graph, weight):
-                groups.setdefault((data["block"], data["step"], vector), []).append(node)
+                groups.setdefault((data.block, data.step, vector), []).append(node)
     stacked: dict[tuple, int] = {}
     changed = False
     for (_block, _step, vector, _), members in _alike_at_every_step(graph, groups).items():
@@ -36,17 +36,17 @@ def fuse_gate_products(graph: Graph) -> bool:
         weights = tuple(graph.args(m)[0] for m in members)
         if weights not in stacked:
             stacked[weights] = graph.add(OP.stack_rows, list(weights),
-                                         layer=graph[members[0]]["layer"],
+                                         layer=graph[members[0]].layer,
                                          place=joined_name([value_name(graph, w)
                                                             for w in weights]))
         where = graph.where(members[0])
         fused = graph.add(OP.matvec, [stacked[weights], vector],
-                          place=f"gates@{graph[members[0]]['place']}", **where)
+                          place=f"gates@{graph[members[0]].place}", **where)
         start = 0
         for member in members:
-            size = graph[member]["shape"][-1]
+            size = graph[member].shape[-1]
             part = graph.add(OP.slice_features, [fused], start=start, stop=start + size,
-                             place=graph[member]["place"], **where)
+                             place=graph[member].place, **where)
             graph.replace_uses(member, part)
             graph.remove(member)
             start += size
@@ -61,13 +61,13 @@ def _alike_at_every_step(graph: Graph, groups: dict) -> dict:
     by all eight weights; at the others, x[t] by four and h[t-1] by four.)"""
     together: dict[tuple, frozenset] = {}  # (block, place) -> those always fused with it
     for (block, _, _), members in groups.items():
-        names = frozenset(graph[m]["place"] for m in members)
+        names = frozenset(graph[m].place for m in members)
         for name in names:
             together[(block, name)] = together.get((block, name), names) & names
     split: dict[tuple, list[int]] = {}
     for (block, step, vector), members in groups.items():
         for member in members:
-            kind = together[(block, graph[member]["place"])]
+            kind = together[(block, graph[member].place)]
             split.setdefault((block, step, vector, kind), []).append(member)
     return split
 
@@ -77,8 +77,8 @@ def _activation(graph: Graph, node: int) -> str:
     with the same activation are stacked next to each other, so that it runs once."""
     for _ in range(8):
         users = graph.users(node)
-        if len(users) != 1 or graph[users[0]]["op"] not in (OP.add, OP.sub):
-            return graph[users[0]]["op"] if len(users) == 1 else ""
+        if len(users) != 1 or graph[users[0]].op not in (OP.add, OP.sub):
+            return graph[users[0]].op if len(users) == 1 else ""
         node = users[0]
     return ""
 
@@ -87,40 +87,40 @@ def fuse_transposed_products(graph: Graph) -> bool:
     """Σ_k W_kᵀ g_k at one step (the gradient a step sends back through its gates)."""
     changed = False
     stacked: dict[tuple, int] = {}
-    forward_stacks = {frozenset(graph.args(n)): graph.args(n) for n, d in graph.nx.nodes(data=True)
-                      if d["op"] == OP.stack_rows}
+    forward_stacks = {frozenset(graph.args(n)): graph.args(n) for n, d in graph.items()
+                      if d.op == OP.stack_rows}
     for node in list(graph.nx.nodes):
-        if node not in graph.nx or graph[node]["op"] != OP.add or graph[node]["step"] is None:
+        if node not in graph.nx or graph[node].op != OP.add or graph[node].step is None:
             continue
-        if any(graph[u]["op"] == OP.add and graph[u]["step"] == graph[node]["step"]
-               and graph[u]["block"] == graph[node]["block"] and len(graph.users(node)) == 1
+        if any(graph[u].op == OP.add and graph[u].step == graph[node].step
+               and graph[u].block == graph[node].block and len(graph.users(node)) == 1
                for u in graph.users(node)):
             continue  # not the top of a chain
         terms = _sum_terms(graph, node)
-        here = (graph[node]["block"], graph[node]["step"])
-        products = [t for t in terms if graph[t]["op"] == OP.matvec_t
-                    and (graph[t]["block"], graph[t]["step"]) == here
+        here = (graph[node].block, graph[node].step)
+        products = [t for t in terms if graph[t].op == OP.matvec_t
+                    and (graph[t].block, graph[t].step) == here
                     and _invariant_matrix(graph, graph.args(t)[0]) and len(graph.users(t)) == 1]
         others = [t for t in terms if t not in products]  # a GRU's dh * z, say
         if len(products) < 2:
             continue
-        columns = {graph[graph.args(t)[0]]["shape"][1] for t in products}
+        columns = {graph[graph.args(t)[0]].shape[1] for t in products}
         if len(columns) != 1:
             continue
         where = graph.where(node)
         products = _forward_order(graph, products, forward_stacks)
         weights = tuple(graph.args(t)[0] for t in products)
         if weights not in stacked:
-            stacked[weights] = graph.add(OP.stack_rows, list(weights), layer=graph[node]["layer"],
+            stacked[weights] = graph.add(OP.stack_rows, list(weights), layer=graph[node].layer,
                                          place=joined_name([value_name(graph, w)
                                                             for w in weights]))
         weight = stacked[weights]
         grads = graph.add(OP.concat, [graph.args(t)[1] for t in products],
-                          place=f"{graph[node]['place']}.gates", **where)
-        total = graph.add(OP.matvec_t, [weight, grads], place=f"{graph[node]['place']}.fused",
+                          place=f"{graph[node].place}.gates", **where)
+        total = graph.add(OP.matvec_t, [weight, grads], place=f"{graph[node].place}.fused",
                           **where)
         for i, other in enumerate(others, start=1):  # the other terms, then the product
-            place = graph[node]["place"] if i == len(others) else f"{graph[node]['place']}+{i}"
+            place = graph[node].place if i == len(others) else f"{graph[node].place}+{i}"
             total = graph.add(OP.add, [other, total], place=place, **where)
         graph.replace_uses(node, total)
         for dead in dict.fromkeys([node, *_inner_adds(graph, node), *products]):
@@ -144,8 +144,8 @@ def _inner_adds(graph: Graph, node: int) -> list[int]:
     inner = []
     for arg in graph.args(node):
         data = graph[arg]
-        if data["op"] == OP.add and data["step"] == graph[node]["step"] \
-                and data["block"] == graph[node]["block"] and len(graph.users(arg)) == 1:
+        if data.op == OP.add and data.step == graph[node].step \
+                and data.block == graph[node].block and len(graph.users(arg)) == 1:
             inner += [arg, *_inner_adds(graph, arg)]
     return inner
 
@@ -153,13 +153,13 @@ def _inner_adds(graph: Graph, node: int) -> list[int]:
 def _sum_terms(graph: Graph, node: int) -> list[int]:
     """The terms of a chain of single-use adds at one step."""
     data = graph[node]
-    if data["op"] != OP.add:
+    if data.op != OP.add:
         return [node]
     terms = []
     for arg in graph.args(node):
         inner = graph[arg]
-        if inner["op"] == OP.add and inner["step"] == data["step"] \
-                and inner["block"] == data["block"] and len(graph.users(arg)) == 1:
+        if inner.op == OP.add and inner.step == data.step \
+                and inner.block == data.block and len(graph.users(arg)) == 1:
             terms += _sum_terms(graph, arg)
         else:
             terms.append(arg)

@@ -22,22 +22,22 @@ def hoist_input_products(graph: Graph) -> bool:
     changed = False
     for node in list(graph.nx.nodes):
         data = graph[node]
-        if data["op"] not in PRODUCTS or data["step"] is None:
+        if data.op not in PRODUCTS or data.step is None:
             continue
         weight, vector = graph.args(node)
         step_node = graph[vector]
-        if graph[weight]["batched"] or graph[weight]["step"] is not None \
-                or step_node["op"] != OP.take_step or step_node["step"] != data["step"]:
+        if graph[weight].batched or graph[weight].step is not None \
+                or step_node.op != OP.take_step or step_node.step != data.step:
             continue
         (sequence,) = graph.args(vector)
-        if graph[sequence]["step"] is not None:
+        if graph[sequence].step is not None:
             continue
-        key = (data["op"], weight, sequence)
+        key = (data.op, weight, sequence)
         if key not in hoisted:
-            hoisted[key] = graph.add(data["op"], [weight, sequence], layer=data["layer"],
-                                     place=f"{data['place']}.all")
-        step = graph.add(OP.take_step, [hoisted[key]], index=data["step"], step=data["step"],
-                         layer=data["layer"], block=data["block"], place=data["place"])
+            hoisted[key] = graph.add(data.op, [weight, sequence], layer=data.layer,
+                                     place=f"{data.place}.all")
+        step = graph.add(OP.take_step, [hoisted[key]], index=data.step, step=data.step,
+                         layer=data.layer, block=data.block, place=data.place)
         graph.substitute(node, step)
         changed = True
     return changed

@@ -87,6 +87,6 @@ def optimize(graph: Graph, level: int = 2, verify: bool = False,
 
 def _op_counts(graph: Graph) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for _, data in graph.nx.nodes(data=True):
-        counts[data["op"]] = counts.get(data["op"], 0) + 1
+    for _, data in graph.items():
+        counts[data.op] = counts.get(data.op, 0) + 1
     return counts

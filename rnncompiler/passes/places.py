@@ -26,7 +26,7 @@ class LoopBodies:
     def key(self, node: int) -> tuple | None:
         """(block, place) of a per-step node; None outside loops."""
         data = self.graph[node]
-        return None if data["step"] is None else (data["block"], data["place"])
+        return None if data.step is None else (data.block, data.place)
 
     def steps_of(self, node: int) -> list[int]:
         """Every node of a per-step node's place (``[node]`` outside loops)."""
@@ -46,7 +46,7 @@ class LoopBodies:
                 else:
                     refused.add(key)
         for node, target in proposed.items():
-            if graph[node]["step"] is None and graph[target]["step"] is None:
+            if graph[node].step is None and graph[target].step is None:
                 accepted[node] = target
         return accepted, refused
 
@@ -58,18 +58,18 @@ class LoopBodies:
         steps = {block: len(nodes) for (block, _), nodes in self.places.items()}
         counts: dict[tuple, set] = {}
         for node, pattern in found.items():
-            if graph[node]["step"] is not None:
-                counts.setdefault((graph[node]["block"], pattern), set()).add(node)
-        return {node for node, pattern in found.items() if graph[node]["step"] is None
-                or len(counts[(graph[node]["block"], pattern)]) == steps[graph[node]["block"]]}
+            if graph[node].step is not None:
+                counts.setdefault((graph[node].block, pattern), set()).add(node)
+        return {node for node, pattern in found.items() if graph[node].step is None
+                or len(counts[(graph[node].block, pattern)]) == steps[graph[node].block]}
 
 
 def places(graph: Graph) -> dict[tuple, list[int]]:
     """(block, place) -> its nodes, in the order the block runs its steps."""
     found: dict[tuple, dict[int, int]] = {}
-    for node, data in graph.nx.nodes(data=True):
-        if data["step"] is not None:
-            found.setdefault((data["block"], data["place"]), {})[data["step"]] = node
+    for node, data in graph.items():
+        if data.step is not None:
+            found.setdefault((data.block, data.place), {})[data.step] = node
     result = {}
     for (block, place), by_step in found.items():
         order = graph.blocks[block].order if block in graph.blocks else sorted(by_step)
@@ -89,9 +89,9 @@ def periodic(graph: Graph, nodes: list[int], targets: list[int],
     read the place a step late would read its target two steps late."""
     if any(target is None for target in targets):
         return False
-    here = [(graph[t]["block"], graph[t]["place"], graph[t]["step"]) for t in targets]
-    steps = [graph[n]["step"] for n in nodes]
-    block = graph[nodes[0]]["block"]
+    here = [(graph[t].block, graph[t].place, graph[t].step) for t in targets]
+    steps = [graph[n].step for n in nodes]
+    block = graph[nodes[0]].block
     same_step = all(s == step for (_, _, s), step in zip(here, steps))
     if same_step and {(b, p) for b, p, _ in here} == {(block, here[0][1])}:
         starts = carried_starts(graph, nodes, step_places)
@@ -100,10 +100,10 @@ def periodic(graph: Graph, nodes: list[int], targets: list[int],
     users = [(n, u) for n in nodes for u in graph.users(n)]
     # every user at the node's own step of this loop, or after the loop
     here_or_after = steps[0] is not None and all(
-        graph[u]["step"] is None or (graph[u]["block"], graph[u]["step"])
-        == (block, graph[n]["step"]) for n, u in users)
+        graph[u].step is None or (graph[u].block, graph[u].step)
+        == (block, graph[n].step) for n, u in users)
     # every user at the node's own step of this loop
-    only_here = here_or_after and all(graph[u]["step"] is not None for _, u in users) \
+    only_here = here_or_after and all(graph[u].step is not None for _, u in users) \
         and not any(n in graph.outputs.values() for n in nodes)
     if all(step is None for _, _, step in here):
         return len(set(targets)) == 1 and here_or_after  # one value from outside
@@ -119,11 +119,11 @@ def carried_starts(graph: Graph, nodes: list[int], step_places: dict) -> set[int
     """The values a place starts from: where the next step reads the place (its ``[t-1]``),
     what the first step reads at the same argument instead."""
     starts = set()
-    block = graph[nodes[0]]["block"]
+    block = graph[nodes[0]].block
     iteration: dict[tuple, dict[int, int]] = {}  # a user's place -> {its node: iteration}
     for i, node in enumerate(nodes):
         for user in graph.users(node):
-            key = (graph[user]["block"], graph[user]["place"])
+            key = (graph[user].block, graph[user].place)
             if key[0] != block or key not in step_places:
                 continue
             if key not in iteration:
@@ -155,4 +155,4 @@ def joined_name(names: list[str]) -> str:
 
 def value_name(graph: Graph, node: int) -> str:
     data = graph[node]
-    return data["place"] or data["attrs"].get("name") or data["layer"] or data["op"]
+    return data.place or data.attrs.get("name") or data.layer or data.op

@@ -49,20 +49,20 @@ def _zeros(graph: Graph, order: list[int]) -> set[int]:
     for node in order:
         data = graph[node]
         args = graph.args(node)
-        op = data["op"]
-        if op in ZERO_SOURCES or (op == OP.const and data["attrs"]["value"] == 0.0) \
+        op = data.op
+        if op in ZERO_SOURCES or (op == OP.const and data.attrs["value"] == 0.0) \
                 or (op in ZERO_IF_ANY and any(a in zero for a in args)) \
                 or (op in ZERO_IF_ALL and args and all(a in zero for a in args)):
             zero.add(node)
-        elif op == OP.take_step and graph[args[0]]["op"] == OP.scatter_step \
-                and graph[args[0]]["attrs"]["index"] != data["attrs"]["index"]:
+        elif op == OP.take_step and graph[args[0]].op == OP.scatter_step \
+                and graph[args[0]].attrs["index"] != data.attrs["index"]:
             zero.add(node)
     return zero
 
 
 def _one(graph: Graph, node: int) -> bool:
     data = graph[node]
-    return data["op"] == OP.const and data["attrs"]["value"] == 1.0
+    return data.op == OP.const and data.attrs["value"] == 1.0
 
 
 # The identities, as data: op -> [(argument that must be zero or one, its kind, the argument
@@ -82,18 +82,18 @@ NESTED = {OP.neg: (OP.neg, None), OP.take_step: (OP.scatter_step, "index")}
 def _equal_to(graph: Graph, node: int, zero: set[int]) -> int | None:
     """An existing node that ``node`` always equals, if a rule says so."""
     data = graph[node]
-    op, args = data["op"], graph.args(node)
+    op, args = data.op, graph.args(node)
     is_kind = {"zero": lambda n: n in zero, "one": lambda n: _one(graph, n)}
     candidates = [args[result] for given, kind, result in IDENTITIES.get(op, ())
                   if given is None or is_kind[kind](args[given])]
     if op in NESTED:
         inner, same = NESTED[op]
         below = graph[args[0]]
-        if below["op"] == inner and (same is None or
-                                     below["attrs"][same] == data["attrs"][same]):
+        if below.op == inner and (same is None or
+                                     below.attrs[same] == data.attrs[same]):
             candidates = graph.args(args[0])
     for candidate in candidates:  # the same value only if also the same shape
         other = graph[candidate]
-        if other["shape"] == data["shape"] and other["batched"] == data["batched"]:
+        if other.shape == data.shape and other.batched == data.batched:
             return candidate
     return None

@@ -22,16 +22,16 @@ def transpose_loop_weights(graph: Graph) -> bool:
     changed = False
     for node in list(graph.nx.nodes):
         data = graph[node]
-        if data["op"] != OP.matvec or data["step"] is None:
+        if data.op != OP.matvec or data.step is None:
             continue
         weight, vector = graph.args(node)
-        if graph[weight]["step"] is not None or graph[weight]["batched"]:
+        if graph[weight].step is not None or graph[weight].batched:
             continue
         if weight not in transposed:
-            name = graph[weight]["place"] or graph[weight]["attrs"].get("name") or "W"
-            transposed[weight] = graph.add(OP.transpose, [weight], layer=data["layer"],
+            name = graph[weight].place or graph[weight].attrs.get("name") or "W"
+            transposed[weight] = graph.add(OP.transpose, [weight], layer=data.layer,
                                            place=f"{name}.T")
-        product = graph.add(OP.matvec_t, [transposed[weight], vector], place=data["place"],
+        product = graph.add(OP.matvec_t, [transposed[weight], vector], place=data.place,
                             **graph.where(node))
         graph.substitute(node, product)
         changed = True

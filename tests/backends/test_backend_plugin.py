@@ -35,7 +35,7 @@ class PlanArtifact:
                 lines.append(f"loop {item.block.name} x{width}: {len(item.body)} statements, "
                              f"carries {sorted(item.carried)}")
             else:
-                lines.append(f"{graph[item]['op']} {graph[item]['place']}")
+                lines.append(f"{graph[item].op} {graph[item].place}")
         return ("\n".join(lines) + "\n").encode()
 
     def run(self, params, inputs):

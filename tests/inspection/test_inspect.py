@@ -34,8 +34,8 @@ def test_json_round_trips_through_networkx(tmp_path):
     assert back.number_of_nodes() == len(graph)
     assert back.number_of_edges() == graph.nx.number_of_edges()
     for node, attrs in back.nodes(data=True):
-        assert attrs["op"] == graph[node]["op"] and attrs["step"] == graph[node]["step"]
-        assert attrs["shape"] == list(graph[node]["shape"])
+        assert attrs["op"] == graph[node].op and attrs["step"] == graph[node].step
+        assert attrs["shape"] == list(graph[node].shape)
     params = [n for n, a in back.nodes(data=True) if a["op"] == "param"]
     assert len(params) == 8
     w_hh = next(n for n in params if back.nodes[n]["name"] == "RNN2.W_hh")

@@ -24,9 +24,9 @@ def test_node_counts_grow_with_steps_and_parameters_do_not(steps):
     graph = rc.unroll(rc.load_spec_text(SIMPLE), steps)
     graph.verify()
     per_step = {}
-    for _, data in graph.nx.nodes(data=True):
-        if data["step"] is not None:
-            per_step.setdefault((data["layer"], data["step"]), []).append(data["op"])
+    for _, data in graph.items():
+        if data.step is not None:
+            per_step.setdefault((data.layer, data.step), []).append(data.op)
     assert len(per_step) == 2 * steps
     # h[t] = tanh(W_xh @ x[t] + W_hh @ h[t-1] + b_h): take_step, 2 matvec, 2 add, tanh
     assert sorted(per_step[("RNN", steps - 1)]) == sorted(
@@ -34,17 +34,17 @@ def test_node_counts_grow_with_steps_and_parameters_do_not(steps):
     assert len(graph.params) == 5
     for name in ("RNN.W_xh", "RNN.W_hh", "RNN.b_h"):
         node = graph.params[name]
-        used_at = {graph[user]["step"] for user in graph.users(node)}
+        used_at = {graph[user].step for user in graph.users(node)}
         assert used_at == set(range(steps)), name  # ONE node, an edge to every step
-        assert graph[node]["step"] is None and graph[node]["op"] == "param"
+        assert graph[node].step is None and graph[node].op == "param"
 
 
 def test_nodes_know_their_place_in_the_cell():
     graph = rc.unroll(rc.load_spec_text(SIMPLE), 4)
-    places = {(d["step"], d["place"]) for _, d in graph.nx.nodes(data=True) if d["block"] == "RNN"}
+    places = {(d.step, d.place) for _, d in graph.items() if d.block == "RNN"}
     assert {(t, "h") for t in range(4)} <= places
-    states = [n for n, d in graph.nx.nodes(data=True) if d["place"] == "h"]
-    assert all(graph[n]["comment"].startswith("h[t] = tanh(") for n in states)
+    states = [n for n, d in graph.items() if d.place == "h"]
+    assert all(graph[n].comment.startswith("h[t] = tanh(") for n in states)
 
 
 def test_repeated_argument_is_kept_in_order():
@@ -63,7 +63,7 @@ layers: [{name: R, type: rnn, cell: square, units: 2, input: x}]
 """)
     graph = rc.unroll(spec, 2)
     graph.verify()
-    square = next(n for n, d in graph.nx.nodes(data=True) if d["op"] == "mul")
+    square = next(n for n, d in graph.items() if d.op == "mul")
     first, second = graph.args(square)
     assert first == second
     params = {"R.V": np.array([[1.0, 2.0], [0.5, -1.0]], np.float32)}

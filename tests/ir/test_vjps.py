@@ -66,10 +66,10 @@ def _build(op, specs, attrs):
             graph.add_param(f"a{i}", shape, "zeros", "test")
             for i, (shape, batched, _) in enumerate(specs)]
     out = graph.add(op, args, **attrs)
-    cotangent = graph.add_input("g", graph[out]["shape"]) if graph[out]["batched"] else \
-        graph.add_param("g", graph[out]["shape"], "zeros", "test")
+    cotangent = graph.add_input("g", graph[out].shape) if graph[out].batched else \
+        graph.add_param("g", graph[out].shape, "zeros", "test")
     builder = VjpBuilder(graph, {}, "d", [True] * len(args))
-    grads = ops.get(op).vjp(builder, cotangent, out, args, graph[out]["attrs"])
+    grads = ops.get(op).vjp(builder, cotangent, out, args, graph[out].attrs)
     graph.outputs = {"y": out, **{f"d{i}": g for i, g in enumerate(grads) if g is not None}}
     return graph, [f"a{i}" for i in range(len(args))]
 
@@ -99,8 +99,8 @@ def test_vjp_matches_central_differences(op):
     specs, attrs = CASES[op]
     graph, names = _build(op, specs, attrs)
     values = {name: _value(rng, *spec) for name, spec in zip(names, specs)}
-    y_shape = graph[graph.outputs["y"]]["shape"]
-    batched = graph[graph.outputs["y"]]["batched"]
+    y_shape = graph[graph.outputs["y"]].shape
+    batched = graph[graph.outputs["y"]].batched
     values["g"] = rng.standard_normal(((BATCH,) if batched else ()) + y_shape)
     grads = evaluate(graph, *_feeds(graph, values))
 

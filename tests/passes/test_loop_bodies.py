@@ -21,7 +21,7 @@ def _graph(steps=4):
 
 def _place_nodes(graph, op):
     bodies = LoopBodies(graph)
-    return next(nodes for nodes in bodies.places.values() if graph[nodes[0]]["op"] == op)
+    return next(nodes for nodes in bodies.places.values() if graph[nodes[0]].op == op)
 
 
 def test_a_place_is_replaced_at_every_step_or_not_at_all():

@@ -48,7 +48,7 @@ def test_every_pass_keeps_values(path, which):
 
 
 def _ops(graph):
-    return [data["op"] for _, data in graph.nx.nodes(data=True)]
+    return [data.op for _, data in graph.items()]
 
 
 def test_lstm_products_are_fused_hoisted_and_batched():
@@ -62,14 +62,14 @@ def test_lstm_products_are_fused_hoisted_and_batched():
     assert _ops(forward).count("matvec_t") == 20
     assert _ops(forward).count("stack_rows") == 2
     assert _ops(forward).count("transpose") == 1
-    per_step = Counter(d["op"] for _, d in forward.nx.nodes(data=True) if d["step"] == 7)
+    per_step = Counter(d.op for _, d in forward.items() if d.step == 7)
     # the step's gates: one addition, one sigmoid over i, f and o, one tanh for g
     assert per_step["sigmoid"] == 1 and per_step["add"] == 2  # and c = f*c + i*g
     assert per_step["tanh"] == 2
     training = training_graph(spec, 20)
     optimize(training, 2)
-    per_step = [d for _, d in training.nx.nodes(data=True)
-                if d["op"] in ("outer_sum", "sum_batch") and d["step"] is not None]
+    per_step = [d for _, d in training.items()
+                if d.op in ("outer_sum", "sum_batch") and d.step is not None]
     assert per_step == []  # every weight gradient is one product after the loop
     assert _ops(training).count("outer_sum") == 8 + 1
 
@@ -81,15 +81,15 @@ def test_gru_biases_join_the_hoisted_products():
     spec = rc.load_spec(ROOT / "specs" / "sentiment_gru.yaml")
     forward = rc.unroll(spec, 20)
     optimize(forward, 2)
-    per_step = Counter(d["op"] for _, d in forward.nx.nodes(data=True) if d["step"] == 7)
+    per_step = Counter(d.op for _, d in forward.items() if d.step == 7)
     # r and z: one sum; n: (W_hn h + b_hn), then x's part + r * that; h: (1 - z) n + z h
     assert per_step["add"] == 4 and per_step["sigmoid"] == 1
-    biased = [node for node, d in forward.nx.nodes(data=True) if d["step"] is None
-              and d["op"] == "add" and d["place"].endswith(".biased")]
+    biased = [node for node, d in forward.items() if d.step is None
+              and d.op == "add" and d.place.endswith(".biased")]
     assert len(biased) == 1
     bias = forward.args(biased[0])[1]
-    assert forward[bias]["op"] == "concat"
-    assert [forward[a]["attrs"]["name"] for a in forward.args(bias)] == [
+    assert forward[bias].op == "concat"
+    assert [forward[a].attrs["name"] for a in forward.args(bias)] == [
         "RNN.b_r", "RNN.b_z", "RNN.b_xn"]
 
 
@@ -99,14 +99,14 @@ def test_gru_backward_sends_one_product_a_step():
     spec = rc.load_spec(ROOT / "specs" / "sentiment_gru.yaml")
     training = training_graph(spec, 20)
     optimize(training, 2)
-    backward = [d for _, d in training.nx.nodes(data=True)
-                if d["step"] == 7 and d["block"] == "RNN.grad"]
-    assert Counter(d["op"] for d in backward)["matvec_t"] == 1
-    (fused,) = [n for n, d in training.nx.nodes(data=True) if d["step"] == 7
-                and d["block"] == "RNN.grad" and d["op"] == "matvec_t"]
+    backward = [d for _, d in training.items()
+                if d.step == 7 and d.block == "RNN.grad"]
+    assert Counter(d.op for d in backward)["matvec_t"] == 1
+    (fused,) = [n for n, d in training.items() if d.step == 7
+                and d.block == "RNN.grad" and d.op == "matvec_t"]
     weight = training.args(fused)[0]
-    assert training[weight]["op"] == "stack_rows"
-    assert [training[a]["attrs"]["name"] for a in training.args(weight)] == [
+    assert training[weight].op == "stack_rows"
+    assert [training[a].attrs["name"] for a in training.args(weight)] == [
         "RNN.W_hn", "RNN.W_hr", "RNN.W_hz"]  # the forward's order: one stacked weight
 
 
@@ -123,8 +123,8 @@ def test_levels_give_the_same_gradients(rng):
 
 
 def _count(graph, op, step=None):
-    return sum(d["op"] == op and (step is None or d["step"] == step)
-               for _, d in graph.nx.nodes(data=True))
+    return sum(d.op == op and (step is None or d.step == step)
+               for _, d in graph.items())
 
 
 def test_last_step_gradient_starts_the_carry():
