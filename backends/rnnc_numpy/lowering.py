@@ -156,11 +156,7 @@ LOWERINGS = {
     "log": _call("np.log"),
     "softmax": _call("softmax"),
     "concat": _concat,
-    "mse": _call("mse"),
     "sequence_mask": _call("sequence_mask"),
-    "masked_mse": _call("masked_mse"),
-    "masked_cross_entropy": _call("masked_cross_entropy"),
-    "cross_entropy": _call("cross_entropy"),
     # gradients
     "zeros_shaped": _zeros_shaped,
     "matvec_t": _matvec_t,
@@ -174,10 +170,6 @@ LOWERINGS = {
         f"{_wrap(args[0], PRODUCT)} * ({args[1][0]} > 0)", PRODUCT),
     "softmax_grad": _call("softmax_grad"),
     "cut_chunk": _helper("cut_chunk", "index", "chunk", "shift", "steps"),
-    "mse_grad": _call("mse_grad"),
-    "masked_mse_grad": _call("masked_mse_grad"),
-    "masked_cross_entropy_grad": _call("masked_cross_entropy_grad"),
-    "cross_entropy_grad": _call("cross_entropy_grad"),
     # made by optimisation passes
     "stack_rows": lambda args, attrs, ctx: (
         f"np.concatenate([{', '.join(text for text, _ in args)}], axis=0)", ATOM),
@@ -185,21 +177,21 @@ LOWERINGS = {
                                            ATOM),
     "shift_steps": lambda args, attrs, ctx: (
         f"shift_steps({args[0][0]}, {args[1][0]}, backward={attrs['backward']})", ATOM),
+    # the losses' primitive ops (decompose_losses)
+    "sum_all": _call("np.sum"),
+    "mean_all": _call("np.mean"),
+    "size": lambda args, attrs, ctx: (f"{_wrap(args[0], ATOM)}.size", ATOM),
+    "sum_features": lambda args, attrs, ctx: (
+        f"{_wrap(args[0], ATOM)}.sum(axis=-1, keepdims=True)", ATOM),
+    "log_softmax": _call("log_softmax"),
 }
 
 # module-level helpers the lowerings call: the ops' own reference evaluations, by name
 HELPERS = {
     "sigmoid": ("sigmoid",),
     "softmax": ("softmax",),
-    "mse": ("mse",),
-    "mse_grad": ("mse_grad",),
+    "log_softmax": ("log_softmax",),
     "sequence_mask": ("sequence_mask",),
-    "masked_mse": ("masked_mse",),
-    "masked_mse_grad": ("masked_mse_grad",),
-    "masked_cross_entropy": ("log_softmax", "masked_cross_entropy"),
-    "masked_cross_entropy_grad": ("softmax", "masked_cross_entropy_grad"),
-    "cross_entropy": ("log_softmax", "cross_entropy"),
-    "cross_entropy_grad": ("softmax", "cross_entropy_grad"),
     "softmax_grad": ("softmax_grad",),
     "scatter_step": ("scatter_step",),
     "cut_chunk": ("cut_chunk",),

@@ -71,9 +71,18 @@ class TimeMajor:
 
     def takes_all(self, node: int) -> bool:
         """Whether a sum over every example and step reads its sequences time-major: one
-        of them is already, and the others can be."""
+        of them is, or is computed row-wise from one that is (a loss: the sum of
+        ``(p - t)²``), and the others can be."""
         sequences = [a for a in self.graph.args(node) if self.is_sequence(a)]
-        return any(a in self.values for a in sequences) and all(map(self.possible, sequences))
+        return any(map(self.from_time_major, sequences)) and all(map(self.possible, sequences))
+
+    def from_time_major(self, node: int) -> bool:
+        """Whether ``node`` is time-major already, or row-wise ops of one that is."""
+        if node in self.values:
+            return True
+        data = self.graph[node]
+        return data.op in ROW_WISE and node not in self.emitter.values and any(
+            self.from_time_major(a) for a in self.graph.args(node) if self.is_sequence(a))
 
     def args(self, node: int) -> list[str]:
         emitter = self.emitter

@@ -125,39 +125,6 @@ def _cut_chunk(b, x, attrs, ctx):
     return b.op("Mul", [x[0], b.op("Cast", [keep], to=b.onnx_dtype)])
 
 
-def _mse(b, x, attrs, ctx):
-    diff = b.op("Sub", x)
-    return b.op("ReduceMean", [b.op("Mul", [diff, diff])], keepdims=0)
-
-
-def _count(b, tensor):
-    return b.op("Cast", [b.op("Size", [tensor])], to=b.onnx_dtype)
-
-
-def _mse_grad(b, x, attrs, ctx):
-    # d mean((p - t)²) = 2 (p - t) / N
-    g, pred, target = x
-    scaled = b.op("Mul", [g, b.op("Sub", [pred, target])])
-    return b.op("Div", [b.op("Mul", [scaled, b.constant(2.0)]), _count(b, pred)])
-
-
-def _cross_entropy(b, x, attrs, ctx):
-    logits, target = x
-    per_row = b.op("ReduceSum", [b.op("Mul", [target, b.op("LogSoftmax", [logits], axis=-1)]),
-                                 b.ints([-1])], keepdims=0)
-    return b.op("Neg", [b.op("ReduceMean", [per_row], keepdims=0)])
-
-
-def _cross_entropy_grad(b, x, attrs, ctx):
-    # (softmax(z) Σt - t) g / rows
-    g, logits, target = x
-    total = b.op("ReduceSum", [target, b.ints([-1])], keepdims=1)
-    diff = b.op("Sub", [b.op("Mul", [b.op("Softmax", [logits], axis=-1), total]), target])
-    rows = b.op("Div", [_count(b, logits), b.op("Cast", [
-        b.op("Gather", [b.op("Shape", [logits]), b.ints(-1)]), ], to=b.onnx_dtype)])
-    return b.op("Div", [b.op("Mul", [diff, g]), rows])
-
-
 def _sequence_mask(b, x, attrs, ctx):
     # [batch, T, 1]: t < length
     lengths, sequence = x
@@ -166,42 +133,6 @@ def _sequence_mask(b, x, attrs, ctx):
     below = b.op("Less", [b.op("Unsqueeze", [positions, b.ints([0])]),
                           b.op("Unsqueeze", [lengths, b.ints([1])])])
     return b.op("Unsqueeze", [b.op("Cast", [below], to=b.onnx_dtype), b.ints([2])])
-
-
-def _masked_mse(b, x, attrs, ctx):
-    pred, target, mask = x
-    diff = b.op("Sub", [pred, target])
-    total = b.op("ReduceSum", [b.op("Mul", [mask, b.op("Mul", [diff, diff])])], keepdims=0)
-    return b.op("Div", [total, _counted(b, pred, mask)])
-
-
-def _counted(b, pred, mask):
-    """The steps that count, times the features."""
-    features = b.op("Cast", [b.op("Gather", [b.op("Shape", [pred]), b.ints(-1)])],
-                    to=b.onnx_dtype)
-    return b.op("Mul", [b.op("ReduceSum", [mask], keepdims=0), features])
-
-
-def _masked_mse_grad(b, x, attrs, ctx):
-    g, pred, target, mask = x
-    scaled = b.op("Mul", [b.op("Mul", [g, mask]), b.op("Sub", [pred, target])])
-    return b.op("Div", [b.op("Mul", [scaled, b.constant(2.0)]), _counted(b, pred, mask)])
-
-
-def _masked_cross_entropy(b, x, attrs, ctx):
-    logits, target, mask = x
-    per_row = b.op("ReduceSum", [b.op("Mul", [target, b.op("LogSoftmax", [logits], axis=-1)]),
-                                 b.ints([-1])], keepdims=1)
-    total = b.op("ReduceSum", [b.op("Mul", [mask, per_row])], keepdims=0)
-    return b.op("Neg", [b.op("Div", [total, b.op("ReduceSum", [mask], keepdims=0)])])
-
-
-def _masked_cross_entropy_grad(b, x, attrs, ctx):
-    g, logits, target, mask = x
-    total = b.op("ReduceSum", [target, b.ints([-1])], keepdims=1)
-    diff = b.op("Sub", [b.op("Mul", [b.op("Softmax", [logits], axis=-1), total]), target])
-    return b.op("Div", [b.op("Mul", [b.op("Mul", [diff, mask]), g]),
-                        b.op("ReduceSum", [mask], keepdims=0)])
 
 
 def _relu_grad(b, x, attrs, ctx):
@@ -251,13 +182,7 @@ LOWERINGS = {
     "log": _unary("Log"),
     "softmax": lambda b, x, attrs, ctx: b.op("Softmax", x, axis=-1),
     "concat": lambda b, x, attrs, ctx: b.op("Concat", x, axis=-1),
-    "mse": _mse,
     "sequence_mask": _sequence_mask,
-    "masked_mse": _masked_mse,
-    "masked_cross_entropy": _masked_cross_entropy,
-    "masked_mse_grad": _masked_mse_grad,
-    "masked_cross_entropy_grad": _masked_cross_entropy_grad,
-    "cross_entropy": _cross_entropy,
     "matvec_t": _matvec_t,
     "outer_sum": _outer_sum,
     "sum_batch": _sum_batch,
@@ -267,11 +192,16 @@ LOWERINGS = {
     "relu_grad": _relu_grad,
     "softmax_grad": _softmax_grad,
     "cut_chunk": _cut_chunk,
-    "mse_grad": _mse_grad,
-    "cross_entropy_grad": _cross_entropy_grad,
     "stack_rows": lambda b, x, attrs, ctx: b.op("Concat", x, axis=0),
     "transpose": lambda b, x, attrs, ctx: b.op("Transpose", x, perm=[1, 0]),
     "shift_steps": _shift_steps,
+    # the losses' primitive ops (decompose_losses)
+    "sum_all": lambda b, x, attrs, ctx: b.op("ReduceSum", x, keepdims=0),
+    "mean_all": lambda b, x, attrs, ctx: b.op("ReduceMean", x, keepdims=0),
+    "size": lambda b, x, attrs, ctx: b.op("Cast", [b.op("Size", x)], to=b.onnx_dtype),
+    "sum_features": lambda b, x, attrs, ctx: b.op("ReduceSum", [x[0], b.ints([-1])],
+                                                  keepdims=1),
+    "log_softmax": lambda b, x, attrs, ctx: b.op("LogSoftmax", x, axis=-1),
 }
 
 LEAVES = ("input", "param", "const")

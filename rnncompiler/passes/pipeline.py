@@ -1,8 +1,10 @@
 """The order of the optimisation passes, by level (``rnnc compile -O0|-O1|-O2``).
 
-- O0: the graph as the unroller and the autodiff wrote it.
+- O0: the graph as the unroller and the autodiff wrote it, but for its losses, which are
+  decomposed into primitive ops (at every level, first: backends lower no loss op).
 - O1: the rewrites that never cost anything: algebra simplified (``x + 0``, the zeros of
-  gradient rules), common subexpressions merged, dead nodes removed.
+  gradient rules), common subexpressions merged (``p - t``, once for the loss and its
+  gradient), dead nodes removed.
 - O2: also the products rewritten for speed: gate products fused into one product with
   stacked weights, input products hoisted out of the loops (one product over all steps),
   weight gradients batched into one product over all steps, elementwise ops on the
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 
 from ..ir.graph import Graph
 from .batch_weight_gradients import batch_weight_gradients
+from .decompose_losses import decompose_losses
 from .eliminate_common_subexpressions import eliminate_common_subexpressions
 from .eliminate_dead_nodes import eliminate_dead_nodes
 from .fuse_elementwise import fuse_elementwise
@@ -31,18 +34,18 @@ from .transpose_loop_weights import transpose_loop_weights
 
 CLEAN_UP = [simplify_algebra, eliminate_common_subexpressions, eliminate_dead_nodes]
 LEVELS = {
-    0: [],
-    1: CLEAN_UP,
-    2: [*CLEAN_UP, fuse_gate_products, hoist_input_products, batch_weight_gradients,
-        fuse_elementwise, hoist_input_products, hoist_invariant_terms, transpose_loop_weights,
-        *CLEAN_UP],
+    0: [decompose_losses],
+    1: [decompose_losses, *CLEAN_UP],
+    2: [decompose_losses, *CLEAN_UP, fuse_gate_products, hoist_input_products,
+        batch_weight_gradients, fuse_elementwise, hoist_input_products, hoist_invariant_terms,
+        transpose_loop_weights, *CLEAN_UP],
 }
 MAX_ROUNDS = 8
 # passes that finish their work in one run (a second would change nothing): run once;
 # fuse_elementwise works one level of a chain a run (the additions, then the activation)
-COMPLETE = {simplify_algebra, eliminate_common_subexpressions, eliminate_dead_nodes,
-            fuse_gate_products, hoist_input_products, hoist_invariant_terms,
-            batch_weight_gradients, transpose_loop_weights}
+COMPLETE = {decompose_losses, simplify_algebra, eliminate_common_subexpressions,
+            eliminate_dead_nodes, fuse_gate_products, hoist_input_products,
+            hoist_invariant_terms, batch_weight_gradients, transpose_loop_weights}
 
 
 @dataclass

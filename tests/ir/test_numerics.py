@@ -120,6 +120,11 @@ def op_cases(rng, dtype):
         "masked_mse_grad": ((scalar, seq, big(rng, (B, T, N), dtype), mask), {}),
         "masked_cross_entropy_grad": ((scalar, logits, target, mask), {}),
         "shift_steps": ((seq, v), {"backward": False}),
+        "sum_all": ((seq,), {}),
+        "mean_all": ((seq,), {}),
+        "size": ((seq,), {}),
+        "sum_features": ((seq,), {}),
+        "log_softmax": ((logits,), {}),
     }
 
 

@@ -13,7 +13,9 @@ used only in gradients have no VJP: differentiating through them is an error.
 
 The modules, by what their ops do: ``leaves`` (inputs, parameters, constants, zeros),
 ``steps`` (the time axis), ``elementwise`` (and the feature axis), ``products`` (matrix
-products and sums over examples), ``losses``.
+products and sums over examples), ``reductions`` (sums, means and counts of every
+element, totals over the features), ``losses`` (which the pass ``decompose_losses``
+writes with the ops of the other modules before a backend sees them).
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import SimpleNamespace
 
-from . import elementwise, leaves, losses, products, steps  # importing them registers
-from .elementwise import sigmoid, softmax
-from .losses import cross_entropy, cross_entropy_grad, log_softmax
+from . import elementwise, leaves, losses, products, reductions, steps  # importing them registers
+from .elementwise import log_softmax, sigmoid, softmax
+from .losses import cross_entropy, cross_entropy_grad
 from .registry import (
     REGISTRY,
     TRAITS,
@@ -37,7 +39,7 @@ from .registry import (
 )
 from .steps import sequence_mask
 
-MODULES = (leaves, steps, products, elementwise, losses)
+MODULES = (leaves, steps, products, elementwise, reductions, losses)
 
 
 def reference_function(name: str) -> Callable:

@@ -1,5 +1,5 @@
 """Elementwise ops (arithmetic, the functions of the equation language) and the ops along
-the feature axis (softmax, concatenation, slices of it)."""
+the feature axis (softmax and its log, concatenation, slices of it)."""
 
 from __future__ import annotations
 
@@ -161,3 +161,15 @@ def softmax_grad(g, y):
 
 
 register("softmax_grad", 2, same_shape, softmax_grad, traits=("per_example",))
+
+
+# --- made by optimisation passes (after differentiation: no VJP) ---------------------------
+
+def log_softmax(v):
+    # shifted by the largest logit: no exp overflows, and the sum is at least 1 (no log 0)
+    shifted = v - v.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+register("log_softmax", 1, same_shape, log_softmax, traits=("per_example",),
+         doc="log softmax over features, stably (the cross-entropy's, from the logits)")

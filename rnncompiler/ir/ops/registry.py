@@ -18,7 +18,8 @@ TRAITS = {
     "product": "a matrix product with a parameter-like operand (hoistable over steps)",
     "per_example": "each example's step computed alone, with operands the same for every "
                    "example: the same op computes batch-major and time-major values",
-    "layout_free": "a sum or mean over every example and step: any layout gives the same",
+    "layout_free": "a sum, mean or count over every example and step: any layout gives "
+                   "the same",
     "sums_examples": "a sum over examples that a loop may take once over all steps",
     "function": "a function of the equation language, of the same name",
     "activation": "a dense layer's activation, of the same name",
