@@ -228,9 +228,9 @@ class FunctionWriter:
         self.context = Context("t", whole_sequences=whole, steps_variable=self.steps_name)
         self.emit_body(loop, place_var)
         if not whole:
-            stores = [(buffer, loop.collected[stack]) for stack, buffer in buffers.items()]
-            stores += [(self.saved[(block.name, place, "after")], place)
-                       for place in sorted(loop.saved)]
+            stores = [(buffers[stack] if kind == "collected" else
+                       self.saved[(block.name, place, kind)], place)
+                      for kind, stack, place in loop.per_step if kind != "in"]
             for buffer, place in stores:
                 self.emit(f"{buffer}[:, t] = {self.loop_value(loop, place, place_var)}")
             self.indent -= 1
@@ -244,17 +244,18 @@ class FunctionWriter:
     def allocate(self, loop: LoopPlan, buffers: dict, place_var: dict) -> None:
         """Arrays that a loop fills one step at a time: collected sequences, saved values."""
         block = loop.block
-        wanted = [(buffer, loop.collected[stack], stack in self.returned)
-                  for stack, buffer in buffers.items()]
-        for kind, places in (("after", loop.saved), ("in", loop.saved_in)):
-            for place in sorted(places):
-                name = self.names.take(f"saved_{block.name}_{place}" + ("_in" if kind == "in"
-                                                                        else ""))
-                self.saved[(block.name, place, kind)] = name
-                values = {iteration[place] for iteration in loop.iterations}
-                if place in loop.carried:
-                    values.add(loop.carried[place])
-                wanted.append((name, place, bool(values & self.returned)))
+        wanted = []
+        for kind, stack, place in loop.per_step:
+            if kind == "collected":
+                wanted.append((buffers[stack], place, stack in self.returned))
+                continue
+            name = self.names.take(f"saved_{block.name}_{place}" + ("_in" if kind == "in"
+                                                                    else ""))
+            self.saved[(block.name, place, kind)] = name
+            values = {iteration[place] for iteration in loop.iterations}
+            if place in loop.carried:
+                values.add(loop.carried[place])
+            wanted.append((name, place, bool(values & self.returned)))
         for buffer, place, returned in wanted:
             shape = (self.steps_of(block), *self.graph[loop.template[place]].shape)
             dims = f"(batch, {', '.join(map(str, shape))})"

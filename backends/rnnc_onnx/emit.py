@@ -184,7 +184,7 @@ class _Emitter:
             return self.emit_whole(loop)
         body = self.b.child(f"{loop.block.name}/")
         body_values: dict[str, str] = {}  # place -> tensor in the body
-        state_in = {q: body.fresh(f"{q}_in") for q in sorted(loop.carried)}
+        state_in = {q: body.fresh(f"{q}_in") for q in loop.carries}
         sequences: dict[str, str] = {}  # outer sequence tensor -> its element in the body
         batch_first: set[str] = set()  # outer sequences the Scan reads along axis 1
         context = Context(steps_tensor=self.context.steps_tensor, transposed=self.transposed)
@@ -283,12 +283,10 @@ class _Emitter:
     def finish_scan(self, loop, body, body_values, state_in, sequences, batch_first,
                     index_outer, context) -> None:
         b = self.b
-        carried = sorted(loop.carried)
-        per_step = [("collected", stack, place) for stack, place in loop.collected.items()]
-        per_step += [("after", None, place) for place in sorted(loop.saved)]
-        per_step += [("in", None, place) for place in sorted(loop.saved_in)]
-        finals = sorted(loop.finals - set(carried))
-        per_step += [("final", None, place) for place in finals]
+        carried = loop.carries
+        # a final value that is not carried comes out as the last step of a sequence
+        per_step = loop.per_step + [("final", None, place)
+                                    for place in sorted(loop.finals - set(carried))]
         body_outputs = []
         produced = {out for node in body.nodes for out in node.output}
 

@@ -57,6 +57,21 @@ class LoopPlan:
     saved = property(lambda self: self.loop.saved)
     saved_in = property(lambda self: self.loop.saved_in)
 
+    @property
+    def carries(self) -> list[str]:
+        """The carried places, in the order a loop passes them on."""
+        return sorted(self.carried)
+
+    @property
+    def per_step(self) -> list[tuple]:
+        """What a loop run one step at a time writes at every step, in order: (kind, the
+        sequence node outside or None, place), kind ``collected`` (a sequence the graph
+        reads), ``after`` (a value another loop reads at the same step) or ``in`` (a
+        carried value as it entered the step, for another loop)."""
+        return ([("collected", stack, place) for stack, place in self.collected.items()]
+                + [("after", None, place) for place in sorted(self.saved)]
+                + [("in", None, place) for place in sorted(self.saved_in)])
+
     def reads(self, *kinds: str) -> bool:
         """Whether some argument of the body is of one of ``kinds``."""
         return any(arg.kind in kinds for args in self.args.values() for arg in args)
