@@ -8,7 +8,7 @@ are argument positions. A parameter is ONE node, with an edge to every step that
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from functools import cached_property
 
 import networkx as nx
@@ -63,6 +63,19 @@ class Node:
         """Where it sits (step, layer, block), as ``Graph.add`` takes it: a node made to
         stand for another goes where it was."""
         return {"step": self.step, "layer": self.layer, "block": self.block}
+
+    def changed(self, **changes) -> Node:
+        """A copy with ``changes`` (``dataclasses.replace`` without its per-field work:
+        passes change tens of thousands of nodes at long sequences)."""
+        unknown = changes.keys() - NODE_FIELDS
+        if unknown:
+            raise TypeError(f"a node has no {sorted(unknown)}")
+        copy = object.__new__(Node)
+        copy.__dict__.update(self.__dict__, **changes)
+        return copy
+
+
+NODE_FIELDS = frozenset(field.name for field in fields(Node))
 
 
 class Graph:
@@ -134,7 +147,7 @@ class Graph:
     def update(self, node: int, **changes) -> None:
         """The node's place, comment or attributes changed (its op and arguments stay: a
         node that computes something else is a new node)."""
-        self._nodes[node] = replace(self._nodes[node], **changes)
+        self._nodes[node] = self._nodes[node].changed(**changes)
 
     # --- rewriting (for passes) ---------------------------------------------------------
     def replace_uses(self, old: int, new: int) -> None:
@@ -164,7 +177,7 @@ class Graph:
             self.nx.remove_edge(source, node, key=key)
         for position, arg in enumerate(args):
             self.nx.add_edge(arg, node, key=position)
-        self._nodes[node] = replace(self._nodes[node], args=tuple(args))
+        self._nodes[node] = self._nodes[node].changed(args=tuple(args))
 
     def remove(self, node: int) -> None:
         self.nx.remove_node(node)

@@ -8,6 +8,8 @@ import pytest
 import rnncompiler as rc
 from rnncompiler.ir import ops
 from rnncompiler.ir.evaluate import evaluate
+from rnncompiler.ir.graph import Graph
+from rnncompiler.ir.ops import OP
 
 SIMPLE = """
 rnnc: 1
@@ -97,3 +99,22 @@ def test_stable_reference_evaluations():
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         np.testing.assert_allclose(ops.sigmoid(big), [0.0, 0.5, 1.0])
         np.testing.assert_allclose(ops.softmax(np.array([[1e4, 0.0]], np.float32)), [[1, 0]])
+
+
+def test_nodes_change_only_through_the_graph():
+    """A node is frozen; ``graph.update`` changes what the graph holds, and refuses a
+    field a node does not have."""
+    import dataclasses
+
+    graph = Graph()
+    x = graph.add_input("x", (3,))
+    node = graph.add(OP.tanh, [x], place="h")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        graph[node].place = "other"
+    before = graph[node]
+    graph.update(node, place="a", comment="a = tanh(x)")
+    assert (graph[node].place, graph[node].comment) == ("a", "a = tanh(x)")
+    assert before.place == "h"  # a reader's node stays what it read
+    assert graph[node].where == {"step": None, "layer": None, "block": None}
+    with pytest.raises(TypeError, match="no \\['colour'\\]"):
+        graph.update(node, colour="red")
