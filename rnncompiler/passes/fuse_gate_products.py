@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..ir.graph import Graph
 from ..ir.ops import OP
-from .places import joined_name, value_name
+from .places import LoopBodies, joined_name, value_name
 
 
 def _invariant_matrix(graph: Graph, node: int) -> bool:
@@ -29,7 +29,12 @@ def fuse_gate_products(graph: Graph) -> bool:
                 groups.setdefault((data.block, data.step, vector), []).append(node)
     stacked: dict[tuple, int] = {}
     changed = False
-    for (_block, _step, vector, _), members in _alike_at_every_step(graph, groups).items():
+    # two products fuse only if they share their vector at every step (at the first step
+    # an LSTM started from its own input, ``initial_state: {h: v}`` with ``input: v``,
+    # multiplies one vector by all eight weights; at the others, x[t] by four and h[t-1]
+    # by four)
+    alike = LoopBodies(graph).grouped_alike(groups)
+    for (_block, _step, vector, _), members in alike.items():
         if len(members) < 2:
             continue
         members.sort(key=lambda m: (_activation(graph, m), m))
@@ -52,24 +57,6 @@ def fuse_gate_products(graph: Graph) -> bool:
             start += size
         changed = True
     return fuse_transposed_products(graph) or changed
-
-
-def _alike_at_every_step(graph: Graph, groups: dict) -> dict:
-    """The groups split so that every step of a loop fuses the same places: two products
-    fuse only if they share their vector at every step. (At the first step an LSTM started
-    from its own input, ``initial_state: {h: v}`` with ``input: v``, multiplies one vector
-    by all eight weights; at the others, x[t] by four and h[t-1] by four.)"""
-    together: dict[tuple, frozenset] = {}  # (block, place) -> those always fused with it
-    for (block, _, _), members in groups.items():
-        names = frozenset(graph[m].place for m in members)
-        for name in names:
-            together[(block, name)] = together.get((block, name), names) & names
-    split: dict[tuple, list[int]] = {}
-    for (block, step, vector), members in groups.items():
-        for member in members:
-            kind = together[(block, graph[member].place)]
-            split.setdefault((block, step, vector, kind), []).append(member)
-    return split
 
 
 def _activation(graph: Graph, node: int) -> str:

@@ -3,7 +3,9 @@ rewritten only if the node of its place is rewritten alike at every step.
 
 ``LoopBodies`` is the one way a pass asks that: which proposed replacements keep every
 loop re-rollable (``replacements``), which rewrites are found at every step of their
-loop (``at_every_step``), the nodes of a node's place (``steps_of``). Underneath,
+loop (``at_every_step``), which nodes of a step may be joined into one so that every
+step joins the same places (``grouped_alike``), the nodes of a node's place
+(``steps_of``). Underneath,
 ``places`` lists every place's nodes in run order and ``periodic`` says whether replacing
 a place's nodes by given nodes keeps the loop re-rollable (the kinds of argument that
 ``ir/loops.py`` re-rolls: the same place at the same step, the previous step's value with
@@ -62,6 +64,24 @@ class LoopBodies:
                 counts.setdefault((graph[node].block, pattern), set()).add(node)
         return {node for node, pattern in found.items() if graph[node].step is None
                 or len(counts[(graph[node].block, pattern)]) == steps[graph[node].block]}
+
+
+    def grouped_alike(self, groups: dict[tuple, list[int]]) -> dict[tuple, list[int]]:
+        """Groups of per-step nodes to be joined, keyed ``(block, step, *rest)``, split so
+        that every step of a loop joins the same places: a place goes with the places it
+        is grouped with at every step (the key gains that set)."""
+        graph = self.graph
+        together: dict[tuple, frozenset] = {}  # (block, place) -> those always with it
+        for (block, *_), members in groups.items():
+            names = frozenset(graph[m].place for m in members)
+            for name in names:
+                together[(block, name)] = together.get((block, name), names) & names
+        split: dict[tuple, list[int]] = {}
+        for key, members in groups.items():
+            for member in members:
+                kind = together[(key[0], graph[member].place)]
+                split.setdefault((*key, kind), []).append(member)
+        return split
 
 
 def places(graph: Graph) -> dict[tuple, list[int]]:

@@ -50,3 +50,18 @@ def test_a_find_counts_only_where_it_is_found_at_every_step():
     assert bodies.at_every_step({node: "pattern" for node in tanh}) == set(tanh)
     assert bodies.at_every_step({node: "pattern" for node in tanh[:-1]}) == set()
     assert bodies.steps_of(tanh[2]) == tanh
+
+
+def test_nodes_are_grouped_as_every_step_groups_them():
+    """Two places grouped at the first step only are split there too: every step then
+    joins the same places."""
+    graph = _graph(3)
+    bodies = LoopBodies(graph)
+    first, second = [nodes for (block, _), nodes in bodies.places.items() if block == "R"][:2]
+    groups = {("R", 0, "v"): [first[0], second[0]],  # together at step 0, apart later
+              ("R", 1, "a"): [first[1]], ("R", 1, "b"): [second[1]],
+              ("R", 2, "a"): [first[2]], ("R", 2, "b"): [second[2]]}
+    split = bodies.grouped_alike(groups)
+    assert all(len(members) == 1 for members in split.values())
+    always = {("R", t, "v"): [first[t], second[t]] for t in range(3)}
+    assert all(len(members) == 2 for members in bodies.grouped_alike(always).values())
