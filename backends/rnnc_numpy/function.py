@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from rnncompiler.ir.graph import Graph
 from rnncompiler.ir.ops import OP
-from rnncompiler.lowering import STEP_READS, LoopPlan, Plan
+from rnncompiler.lowering import STEP_READS, LoopPlan, Plan, saved_value
 
 from .lowering import ATOM, LEAVES, LOWERINGS, VIEWS, product_into
 from .names import Names
@@ -199,10 +199,9 @@ class FunctionWriter:
 
     # --- loops --------------------------------------------------------------------------
     def emit_loop(self, loop: LoopPlan) -> None:
-        block = loop.block
-        whole = loop.whole
+        block, whole = loop.block, loop.whole
         self.emit()
-        self.emit(f"# {self.describe(loop, whole)}")
+        self.emit(f"# {self.describe(loop)}")
         prefix = block.gradient_of or block.name
         place_var = {place: self.names.take(f"{prefix}_{place}")
                      for place in sorted(loop.carried.keys() | loop.finals | loop.saved)}
@@ -265,14 +264,14 @@ class FunctionWriter:
             else:
                 self.emit(f"{buffer} = np.empty({dims}, dtype=DTYPE)")
 
-    def describe(self, loop: LoopPlan, whole: bool) -> str:
+    def describe(self, loop: LoopPlan) -> str:
         block = loop.block
         if block.gradient_of:
             what = f"cell {block.cell}" if block.cell else "every step"
             return (f"gradients of layer {block.gradient_of} ({what}), back through "
                     f"{self.steps_described(block)}")
         if block.cell is None:
-            return f"layer {block.layer}: at every step" + ("" if whole else ", one at a time")
+            return f"layer {block.layer}: at every step" + ("" if loop.whole else ", one at a time")
         direction = "backward" if block.backward else "forward"
         steps = self.steps_described(block)
         return f"layer {block.name}: {block.cell} cell, {direction} over {steps}"
@@ -313,7 +312,7 @@ class FunctionWriter:
         if kind == "slice":
             sequence = self.expr(ref)[0]
             return f"{sequence}[:, t]", sequence
-        saved = self.saved[(*ref, "after" if kind == "stepwise" else "in")]
+        saved = self.saved[saved_value(kind, ref)]
         return f"{saved}[:, t]", ref[1] + ("_in" if kind == "stepwise_in" else "")
 
     def step_read(self, kind: str, ref):

@@ -20,7 +20,7 @@ from rnncompiler import __version__
 from rnncompiler.errors import RnncError
 from rnncompiler.ir.graph import Graph
 from rnncompiler.ir.ops import OP
-from rnncompiler.lowering import LoopPlan, make_plan
+from rnncompiler.lowering import LoopPlan, make_plan, saved_value
 
 from .builder import OPSET, OnnxBuilder
 from .layouts import LAYOUT_FREE, TimeMajor
@@ -222,8 +222,7 @@ class _Emitter:
                 elif arg.kind == "slice":
                     args.append(element_of(arg.ref))
                 else:
-                    kind = "after" if arg.kind == "stepwise" else "in"
-                    outer = self.saved[(*arg.ref, kind)]
+                    outer = self.saved[saved_value(arg.kind, arg.ref)]
                     if outer in self.saved_batch_first:
                         batch_first.add(outer)
                     args.append(element(outer))

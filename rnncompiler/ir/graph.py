@@ -140,13 +140,12 @@ class Graph:
             self._consts[value] = self.add(OP.const, value=value, batched=False)
         return self._consts[value]
 
-    def where(self, node: int) -> dict:
-        """Where ``node`` sits (step, layer, block), as ``add`` takes it."""
-        return self._nodes[node].where
-
     def update(self, node: int, **changes) -> None:
-        """The node's place, comment or attributes changed (its op and arguments stay: a
-        node that computes something else is a new node)."""
+        """The node's place, comment or other description changed; its op and arguments
+        stay (a node that computes something else is a new node; ``set_args`` moves its
+        arguments)."""
+        if changes.keys() & {"op", "args"}:
+            raise TypeError("a node's op and arguments are not updated: add a new node")
         self._nodes[node] = self._nodes[node].changed(**changes)
 
     # --- rewriting (for passes) ---------------------------------------------------------
@@ -167,8 +166,9 @@ class Graph:
         """``old`` replaced by ``new`` (a node equal to it, or made to stand for it): every
         use moves to ``new``, ``old``'s comment too where ``new`` has none, and ``old``
         goes. The one way passes replace a node."""
-        if self._nodes[new].comment is None:
-            self.update(new, comment=self._nodes[old].comment)
+        comment = self._nodes[old].comment
+        if comment is not None and self._nodes[new].comment is None:
+            self.update(new, comment=comment)
         self.replace_uses(old, new)
         self.remove(old)
 

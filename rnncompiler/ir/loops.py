@@ -55,19 +55,17 @@ class Loop:
 
 @dataclass
 class Rerolled:
-    """The graph's blocks as loops, and how the values outside them use their places."""
+    """The graph's blocks as loops (each knowing what the values outside it read of it)."""
 
-    graph: Graph
     loops: dict  # block name -> Loop
-    in_loop: dict = field(default_factory=dict)  # node -> (Loop, place)
-    final_of: dict = field(default_factory=dict)  # loop node used after its loop -> (Loop, place)
+    in_loop: dict  # node -> (Loop, place)
 
 
 def reroll(graph: Graph) -> Rerolled:
     loops = analyse_loops(graph)
     in_loop = {node: (loop, place) for loop in loops.values()
                for iteration in loop.iterations for place, node in iteration.items()}
-    rerolled = Rerolled(graph, loops, in_loop)
+    rerolled = Rerolled(loops, in_loop)
     for node in graph.nx.nodes:
         if node in in_loop:
             continue
@@ -216,7 +214,6 @@ def _link_outside_use(graph: Graph, user: int | None, arg: int, rerolled: Reroll
             return
     if loop.iterations[-1].get(place) == arg:
         loop.finals.add(place)
-        rerolled.final_of[arg] = (loop, place)
         return
     raise ScheduleError(f"node {user} uses step {graph[arg].step} of block "
                         f"{loop.block.name} in a way that cannot be re-rolled")

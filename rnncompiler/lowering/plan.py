@@ -8,8 +8,8 @@ reads. The plan decides how each loop runs, so that no backend decides it again:
   every step); every other loop runs one step at a time (a ``for`` loop, a ``Scan``);
 - ``order``: every place of the body, each after its arguments (backends that write one
   value per place: ONNX);
-- ``statements`` and ``body``: the places that get a line of their own (the others are
-  inlined into their one user) in the order they run, and ``keep_previous``, the carried
+- ``body``: the places that get a line of their own, the statements (the others are
+  inlined into their one user), in the order they run, and ``keep_previous``, the carried
   places whose previous value must be kept aside because a statement reads it after the
   place is reassigned (backends that write expressions: NumPy), and ``step_reads``, how
   often the body reads step t of each sequence or saved value (read more than once, it
@@ -34,6 +34,13 @@ from ..ir.ops import OP
 STEP_READS = ("slice", "stepwise", "stepwise_in")
 
 
+def saved_value(kind: str, ref: tuple) -> tuple:
+    """(block, place, "after" | "in"): the value another loop saves at every step that a
+    ``stepwise`` or ``stepwise_in`` argument reads, as ``LoopPlan.per_step`` names it."""
+    block, place = ref
+    return block, place, "after" if kind == "stepwise" else "in"
+
+
 @dataclass
 class LoopPlan:
     """How one loop runs; its re-rolled facts (places, arguments, carries) are ``loop``'s."""
@@ -41,7 +48,6 @@ class LoopPlan:
     loop: Loop
     whole: bool = False
     order: list = field(default_factory=list)
-    statements: set = field(default_factory=set)
     body: list = field(default_factory=list)
     keep_previous: set = field(default_factory=set)
     step_reads: dict = field(default_factory=dict)  # (kind, ref) -> reads, first read first
@@ -81,7 +87,6 @@ class LoopPlan:
 class Plan:
     graph: Graph
     items: list  # node ids outside loops and LoopPlans, in execution order
-    final_of: dict = field(default_factory=dict)  # loop node used after its loop -> (Loop, place)
 
     @property
     def loops(self) -> list[LoopPlan]:
@@ -107,8 +112,7 @@ def make_plan(graph: Graph) -> Plan:
     rerolled = reroll(graph)
     plans = {name: _plan_loop(graph, loop) for name, loop in rerolled.loops.items()}
     items = _order_items(graph, rerolled.loops, rerolled.in_loop)
-    return Plan(graph, [plans[item] if isinstance(item, str) else item for item in items],
-                rerolled.final_of)
+    return Plan(graph, [plans[item] if isinstance(item, str) else item for item in items])
 
 
 def _plan_loop(graph: Graph, loop: Loop) -> LoopPlan:
@@ -147,7 +151,7 @@ def _order_statements(graph: Graph, plan: LoopPlan) -> None:
             if arg.kind == "local":
                 uses[arg.ref] += 1
     exported = (loop.carried.keys() | loop.finals | set(loop.collected.values()) | loop.saved)
-    plan.statements = {
+    statements = {
         place for place, node in loop.template.items()
         if place in exported or (graph[node].op != OP.take_step
                                  and (graph[node].comment is not None or uses[place] > 1))}
@@ -156,11 +160,11 @@ def _order_statements(graph: Graph, plan: LoopPlan) -> None:
     home = {}  # place -> the statement in which it is computed
     for place in loop.template:
         at = place
-        while at not in plan.statements and at in user:
+        while at not in statements and at in user:
             at = user[at]
-        home[place] = at if at in plan.statements else None
+        home[place] = at if at in statements else None
     deps = nx.DiGraph()
-    deps.add_nodes_from(plan.statements)
+    deps.add_nodes_from(statements)
     reads_previous = []  # (statement, carried place)
     for place, args in loop.args.items():
         for arg in args:
@@ -185,12 +189,14 @@ def _order_statements(graph: Graph, plan: LoopPlan) -> None:
 def _count_step_reads(plan: LoopPlan) -> None:
     """How often the statements, with their inlined places, read step t of a sequence or
     of a saved value, in the order the body reads them."""
+    statements = set(plan.body)
+
     def visit(place: str) -> None:
         for arg in plan.args[place]:
             if arg.kind in STEP_READS:
                 plan.step_reads[(arg.kind, arg.ref)] = plan.step_reads.get(
                     (arg.kind, arg.ref), 0) + 1
-            elif arg.kind == "local" and arg.ref not in plan.statements:
+            elif arg.kind == "local" and arg.ref not in statements:
                 visit(arg.ref)  # inlined into this statement
 
     for place in plan.body:

@@ -46,7 +46,7 @@ class Formula:
 
     def __init__(self, graph: Graph, node: int):
         self.graph = graph
-        self.where = graph.where(node)
+        self.where = graph[node].where
 
     def op(self, name: str, *args) -> Term:
         nodes = [arg.node if isinstance(arg, Term) else self.graph.const(arg) for arg in args]

@@ -143,7 +143,7 @@ def _adjacent_slices(graph: Graph, args: list[int]) -> tuple | None:
 
 def _fuse(graph: Graph, run: list[int], joined: dict, taken: set) -> None:
     first = graph[run[0]]
-    where = graph.where(run[0])
+    where = graph[run[0]].where
     args = []
     for position in range(len(graph.args(run[0]))):
         members = [graph.args(n)[position] for n in run]

@@ -44,7 +44,7 @@ def fuse_gate_products(graph: Graph) -> bool:
                                          layer=graph[members[0]].layer,
                                          place=joined_name([value_name(graph, w)
                                                             for w in weights]))
-        where = graph.where(members[0])
+        where = graph[members[0]].where
         fused = graph.add(OP.matvec, [stacked[weights], vector],
                           place=f"gates@{graph[members[0]].place}", **where)
         start = 0
@@ -94,7 +94,7 @@ def fuse_transposed_products(graph: Graph) -> bool:
         columns = {graph[graph.args(t)[0]].shape[1] for t in products}
         if len(columns) != 1:
             continue
-        where = graph.where(node)
+        where = graph[node].where
         products = _forward_order(graph, products, forward_stacks)
         weights = tuple(graph.args(t)[0] for t in products)
         if weights not in stacked:

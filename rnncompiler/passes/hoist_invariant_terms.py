@@ -17,12 +17,11 @@ from .places import LoopBodies
 
 
 def hoist_invariant_terms(graph: Graph) -> bool:
-    bodies = LoopBodies(graph)
-    matches = {node: _invariant_term(graph, node) for nodes in bodies.places.values()
-               for node in nodes}
-    alike = bodies.at_every_step({node: bodies.key(node) for node, match in matches.items()
-                                  if match})
-    found = {node: match for node, match in matches.items() if node in alike}
+    found = {}
+    for nodes in LoopBodies(graph).places.values():  # a place is hoisted at every step or not
+        matches = [_invariant_term(graph, node) for node in nodes]
+        if all(matches):
+            found.update(zip(nodes, matches))
     biased = _biased_sequences(graph, found)
     steps: dict[tuple, int] = {}  # (biased sequence, step) -> that step of it
     changed = False
@@ -31,7 +30,7 @@ def hoist_invariant_terms(graph: Graph) -> bool:
         if sequence not in biased:
             continue  # read otherwise too, or its terms do not tile it: left as it is
         data = graph[node]
-        where = graph.where(node)
+        where = graph[node].where
         take = term if window is None else graph.args(term)[0]
         key = (biased[sequence], data.step)
         if key not in steps:

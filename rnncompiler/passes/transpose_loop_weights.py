@@ -32,7 +32,7 @@ def transpose_loop_weights(graph: Graph) -> bool:
             transposed[weight] = graph.add(OP.transpose, [weight], layer=data.layer,
                                            place=f"{name}.T")
         product = graph.add(OP.matvec_t, [transposed[weight], vector], place=data.place,
-                            **graph.where(node))
+                            **graph[node].where)
         graph.substitute(node, product)
         changed = True
     return changed

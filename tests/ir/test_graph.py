@@ -118,3 +118,5 @@ def test_nodes_change_only_through_the_graph():
     assert graph[node].where == {"step": None, "layer": None, "block": None}
     with pytest.raises(TypeError, match="no \\['colour'\\]"):
         graph.update(node, colour="red")
+    with pytest.raises(TypeError, match="add a new node"):
+        graph.update(node, op=OP.sigmoid)
