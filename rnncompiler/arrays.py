@@ -41,6 +41,26 @@ def _as_float(array, name: str, dtype, where) -> np.ndarray:
     return array
 
 
+def _as_ids(array, name: str, spec, where) -> np.ndarray:
+    """Class ids: ints from 0 to classes - 1, [batch, steps] or [batch] (int64)."""
+    array = np.asarray(array)
+    layout = "[batch, steps]" if spec.sequence else "[batch]"
+    if array.dtype.kind == "f" and np.all(np.isfinite(array)) and \
+            np.array_equal(array, np.round(array)):
+        array = array.astype(np.int64)  # whole numbers stored as floats
+    if array.dtype.kind not in "iu":
+        raise ArrayError(f"array '{name}' has dtype {array.dtype}; expected class ids (ints "
+                         f"from 0 to {spec.classes - 1})", where)
+    if array.ndim != (2 if spec.sequence else 1):
+        raise ArrayError(f"array '{name}' has shape {list(array.shape)}; expected class ids "
+                         f"{layout}", where)
+    if array.size and (array.min() < 0 or array.max() >= spec.classes):
+        bad = array.min() if array.min() < 0 else array.max()
+        raise ArrayError(f"array '{name}' holds the id {bad}, out of range: its ids are from "
+                         f"0 to {spec.classes - 1} (`classes: {spec.classes}`)", where)
+    return array.astype(np.int64, copy=False)
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
@@ -104,12 +124,16 @@ def check_inputs(spec: Spec, arrays: dict, steps: int | None = None, file: str |
     for name, array_spec in wanted.items():
         if name not in arrays:
             raise ArrayError(f"missing array '{name}'", where)
-        array = _as_float(arrays[name], name, spec.dtype, where)
-        rank = 3 if array_spec.sequence else 2
-        layout = "[batch, steps, features]" if array_spec.sequence else "[batch, features]"
-        if array.ndim != rank or array.shape[-1] != array_spec.features:
-            raise ArrayError(f"array '{name}' has shape {list(array.shape)}; expected {layout} "
-                             f"with {_count(array_spec.features, 'feature')}", where)
+        if array_spec.classes is not None:
+            array = _as_ids(arrays[name], name, array_spec, where)
+        else:
+            array = _as_float(arrays[name], name, spec.dtype, where)
+            rank = 3 if array_spec.sequence else 2
+            layout = "[batch, steps, features]" if array_spec.sequence else "[batch, features]"
+            if array.ndim != rank or array.shape[-1] != array_spec.features:
+                raise ArrayError(f"array '{name}' has shape {list(array.shape)}; expected "
+                                 f"{layout} with {_count(array_spec.features, 'feature')}",
+                                 where)
         if batch is not None and array.shape[0] != batch:
             raise ArrayError(f"array '{name}' has batch {array.shape[0]} but earlier arrays "
                              f"have {batch}", where)

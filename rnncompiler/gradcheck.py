@@ -31,10 +31,13 @@ def random_data(spec: Spec, steps: int, batch: int, rng) -> dict:
     """Inputs and targets for ``spec``; targets of a cross-entropy loss are probabilities."""
     data = {}
     for name, array in {**spec.inputs, **spec.targets}.items():
-        shape = (batch, array.steps or steps, array.features) if array.sequence \
-            else (batch, array.features)
-        data[name] = rng.standard_normal(shape)
-    if spec.loss is not None and spec.loss.type == "cross_entropy":
+        shape = (batch, array.steps or steps) if array.sequence else (batch,)
+        if array.classes is not None:  # class ids
+            data[name] = rng.integers(0, array.classes, shape)
+        else:
+            data[name] = rng.standard_normal(shape + (array.features,))
+    if spec.loss is not None and spec.loss.type == "cross_entropy" and \
+            spec.targets[spec.loss.target].classes is None:
         raw = rng.uniform(0.1, 1.0, data[spec.loss.target].shape)
         data[spec.loss.target] = raw / raw.sum(axis=-1, keepdims=True)
     for name, array in {**spec.inputs, **spec.targets}.items():
@@ -78,11 +81,17 @@ def gradcheck(spec: Spec, steps: int | None = None, *, seed: int = 0, batch: int
         return (loss_at(name, step * direction) - loss_at(name, -step * direction)) / (2 * step)
 
     rounding = LOSS_ROUNDING * abs(float(loss)) / epsilon
+    # an embedding's padding row is held fixed (its gradient is zero by definition, as
+    # PyTorch's padding_idx): no direction moves it
+    frozen = {info.key: info.zero_row for info in param_infos(checked)
+              if info.zero_row is not None}
     results = []
     for name, value in params.items():
         worst = beyond = 0.0
         for _ in range(directions):
             direction = rng.standard_normal(value.shape)
+            if name in frozen:
+                direction[frozen[name]] = 0
             numeric = difference(name, direction, epsilon)
             # the difference's own error: its truncation error, which shrinks as ε² (so the
             # difference at 2ε moves away by about three times it), and the losses' rounding

@@ -61,7 +61,7 @@ def make_case(text: str, steps: int, *, seed: int = 0, file: str = "fuzz.yaml") 
     rng = np.random.default_rng(seed)
     dtype = np.dtype(spec.dtype)
     params = {k: v.astype(dtype) for k, v in rc.init_params(spec, seed=seed).items()}
-    data = {k: (v if k.endswith(".lengths") else v.astype(dtype))
+    data = {k: (v if v.dtype.kind in "iu" else v.astype(dtype))  # lengths and ids stay ints
             for k, v in random_data(spec, steps, BATCH, rng).items()}
     return Case(spec, steps, params, data)
 
@@ -72,7 +72,7 @@ def as_float64(case: Case, bptt=None) -> Case:
     if bptt is not None:
         spec.unroll = UnrollSpec(case.spec.unroll.steps, bptt)
     as64 = {k: np.asarray(v, np.float64) for k, v in case.params.items()}
-    data = {k: (v if k.endswith(".lengths") else np.asarray(v, np.float64))
+    data = {k: (v if v.dtype.kind in "iu" else np.asarray(v, np.float64))
             for k, v in case.data.items()}
     return Case(spec, case.steps, as64, data)
 

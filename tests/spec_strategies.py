@@ -67,6 +67,7 @@ FEATURES: tuple[str, ...] = (
     # inputs and targets
     "input:sequence", "input:vector", "input:own_steps", "inputs:several",
     "lengths", "lengths:target", "target:own_steps",
+    "input:classes", "layer:embedding", "embedding:on_vector", "embedding:padding_id",
     # layers
     *(f"cell:{name}" for name in (*BUILTIN_CELLS, "custom")),
     *(f"direction:{name}" for name in DIRECTIONS),
@@ -78,6 +79,7 @@ FEATURES: tuple[str, ...] = (
     "outputs", "explicit_defaults", "names:yaml_words",
     # the loss
     "loss:mse", "loss:cross_entropy", "loss:vector_target", "loss:sequence_target",
+    "loss:logits", "loss:class_target",
     # custom cells
     "custom:one_state", "custom:two_states", "custom:output_key", "custom:output_second",
     "custom:shared", "custom:param_input", "custom:param_recurrent", "custom:param_vector",
@@ -204,12 +206,39 @@ class _SpecBuilder:
     def add_first_inputs(self) -> None:
         for _ in range(self.draw(st.integers(1, 3))):
             kind = self.draw(st.sampled_from(("sequence", "sequence", "vector", "own_steps")))
-            self.add_input(kind, self.draw(SIZES))
+            if self.maybe(4) and self.room() > 0:
+                self.add_embedded_input(kind)
+            else:
+                self.add_input(kind, self.draw(SIZES))
 
-    def add_input(self, kind: str, features: int, steps: int | None = None) -> _Value:
-        """A new input: a sequence following T, one of its own ``steps``, or a vector."""
+    def add_embedded_input(self, kind: str) -> _Value:
+        """An input of class ids and the embedding layer that reads it (ids feed nothing
+        else)."""
+        classes = self.draw(st.integers(1, 6))
+        ids = self.add_input(kind, classes, classes=True)
+        self.values.remove(ids)
+        name = fresh(self.draw, LAYER_NAMES, self.names, "L")
+        units = self.draw(SIZES)
+        entry = {"name": name, "type": "embedding", "input": ids.name, "units": units}
+        if self.maybe(3):
+            entry["padding_id"] = self.draw(st.integers(0, classes - 1))
+            self.features.add("embedding:padding_id")
+        self.features.add("layer:embedding")
+        if not ids.sequence:
+            self.features.add("embedding:on_vector")
+        value = _Value(name, ids.sequence, units, ids.steps, "embedding")
+        self.layers.append(entry)
+        self.values.append(value)
+        return value
+
+    def add_input(self, kind: str, features: int, steps: int | None = None,
+                  classes: bool = False) -> _Value:
+        """A new input: a sequence following T, one of its own ``steps``, or a vector; of
+        numbers, or with ``classes`` of class ids (``features`` of them)."""
         name = fresh(self.draw, INPUT_NAMES, self.names, "in")
-        entry: dict = {"features": features}
+        entry: dict = {"classes" if classes else "features": features}
+        if classes:
+            self.features.add("input:classes")
         value = _Value(name, kind != "vector", features)
         if kind == "vector":
             entry["sequence"] = False
@@ -397,7 +426,7 @@ class _SpecBuilder:
     def vector_input(self, features: int) -> str:
         """A vector input of ``features``: an existing one, or a new one."""
         same = [name for name, entry in self.inputs.items()
-                if entry.get("sequence") is False and entry["features"] == features]
+                if entry.get("sequence") is False and entry.get("features") == features]
         if same and self.draw(st.booleans()):
             return self.draw(st.sampled_from(same))
         return self.add_input("vector", features).name
@@ -431,11 +460,18 @@ class _SpecBuilder:
     # -- the loss and its target
 
     def add_loss(self) -> dict:
-        """A loss on a layer with a target of its shape. cross_entropy needs a softmax
-        dense layer: an existing one, or a head added for it when there is room."""
+        """A loss on a layer with a target of its shape (cross-entropy: sometimes of class
+        ids). cross_entropy reads logits: any layer's values, or a softmax dense layer's
+        values before the softmax (an existing one, or a head added when there is room)."""
         kind = self.draw(st.sampled_from(("mse", "cross_entropy")))
         layer_values = [value for value in self.values if value.layer != "input"]
         softmax = [value for value in layer_values if self.is_softmax(value.name)]
+        if kind == "cross_entropy" and layer_values and self.maybe(3):
+            output = self.pick(layer_values)  # its values are the logits
+            self.features |= {"loss:cross_entropy"} | (
+                set() if self.is_softmax(output.name) else {"loss:logits"})
+            return {"type": kind, "output": output.name,
+                    "target": self.add_target(output, classes=self.maybe(2))}
         if kind == "cross_entropy" and not softmax and self.room() > 0:
             softmax = [self.add_dense_layer(self.pick(self.values), activation="softmax")]
         elif kind == "mse" and self.room() > 0 and self.maybe(3):
@@ -444,17 +480,22 @@ class _SpecBuilder:
             kind = "mse"
         output = self.pick(softmax if kind == "cross_entropy" else layer_values)
         self.features.add(f"loss:{kind}")
-        return {"type": kind, "output": output.name, "target": self.add_target(output)}
+        classes = kind == "cross_entropy" and self.maybe(3)
+        return {"type": kind, "output": output.name,
+                "target": self.add_target(output, classes=classes)}
 
     def is_softmax(self, name: str) -> bool:
         entry = next(entry for entry in self.layers if entry["name"] == name)
         return entry["type"] == "dense" and entry.get("activation") == "softmax"
 
-    def add_target(self, output: _Value) -> str:
-        """A target of ``output``'s shape. A sequence of fixed length needs `steps` on the
-        target unless that length is T (a target follows T at run time otherwise)."""
+    def add_target(self, output: _Value, classes: bool = False) -> str:
+        """A target of ``output``'s shape (with ``classes``, class ids: one per step or
+        example). A sequence of fixed length needs `steps` on the target unless that
+        length is T (a target follows T at run time otherwise)."""
         name = fresh(self.draw, TARGET_NAMES, self.names, "target")
-        entry: dict = {"features": output.features}
+        entry: dict = {"classes" if classes else "features": output.features}
+        if classes:
+            self.features.add("loss:class_target")
         if not output.sequence:
             entry["sequence"] = False
             self.features.add("loss:vector_target")

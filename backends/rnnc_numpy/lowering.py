@@ -184,6 +184,13 @@ LOWERINGS = {
     "sum_features": lambda args, attrs, ctx: (
         f"{_wrap(args[0], ATOM)}.sum(axis=-1, keepdims=True)", ATOM),
     "log_softmax": _call("log_softmax"),
+    # class ids
+    "embed": lambda args, attrs, ctx: (f"{_wrap(args[0], ATOM)}[{args[1][0]}]", ATOM),
+    "embed_grad": lambda args, attrs, ctx: (
+        f"embed_grad({args[0][0]}, {args[1][0]}, classes={attrs['classes']}"
+        + (f", padding_id={attrs['padding_id']})" if "padding_id" in attrs else ")"), ATOM),
+    "one_hot": lambda args, attrs, ctx: (
+        f"np.eye({attrs['classes']}, dtype=DTYPE)[{args[0][0]}]", ATOM),
 }
 
 # module-level helpers the lowerings call: the ops' own reference evaluations, by name
@@ -197,6 +204,7 @@ HELPERS = {
     "cut_chunk": ("cut_chunk",),
     "outer_sum": ("outer_sum",),
     "shift_steps": ("shift_steps",),
+    "embed_grad": ("embed_grad",),
 }
 
 # ops that are variables of the module rather than expressions

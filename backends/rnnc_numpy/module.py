@@ -31,6 +31,31 @@ def check_input(inputs, name):
     return array
 '''
 
+CHECK_IDS = '''
+def check_ids(inputs, name):
+    """The class ids `name` as int64, each from 0 to CLASSES[name] - 1."""
+    array = np.asarray(inputs[name])
+    expected, classes = {**INPUTS, **TARGETS}[name], CLASSES[name]
+    if array.dtype.kind not in "iu" or array.shape[1:] != expected:
+        raise ValueError(f"input {name!r}: expected ints of shape [batch, "
+                         f"{', '.join(map(str, expected))}], got {array.dtype} "
+                         f"{list(array.shape)}")
+    if array.size and (array.min() < 0 or array.max() >= classes):
+        raise ValueError(f"input {name!r}: ids from 0 to {classes - 1}, got "
+                         f"{array.min()} to {array.max()}")
+    return array.astype(np.int64, copy=False)
+'''
+
+INIT_ZERO_ROWS = '''
+def init_params(seed=0):
+    """Fresh parameters, equal to `rnnc init --seed SEED`."""
+    params = {name: initialize(init, shape, seed, name, DTYPE)
+              for name, (shape, init) in PARAMS.items()}
+    for name, row in ZERO_ROWS.items():  # an embedding's padding id starts at zeros
+        params[name][row] = 0
+    return params
+'''
+
 INIT_PARAMS = '''
 def init_params(seed=0):
     """Fresh parameters, equal to `rnnc init --seed SEED`."""
@@ -102,10 +127,30 @@ class ModuleWriter:
             functions += ["", "", TRAIN_STEP.strip("\n")]
         lines = self.header(graph, targets)
         lines += self.helpers()
-        lines += ["", INIT_PARAMS.strip("\n"), "", "", CHECK_INPUT.strip("\n"), "", ""]
+        zero_rows = any("zero_row" in graph[node].attrs for node in graph.params.values())
+        check_input = CHECK_INPUT
+        if self.classes:  # class ids are ints, checked against their classes
+            check_input = check_input.replace(
+                '    array = np.asarray(inputs[name], dtype=DTYPE)\n',
+                '    if name in CLASSES:\n        return check_ids(inputs, name)\n'
+                '    array = np.asarray(inputs[name], dtype=DTYPE)\n')
+        lines += ["", (INIT_ZERO_ROWS if zero_rows else INIT_PARAMS).strip("\n"), "", "",
+                  check_input.strip("\n"), "", ""]
+        if self.classes:
+            lines += [CHECK_IDS.strip("\n"), "", ""]
         if self.uses_workspace:
             lines += [WORKSPACE.strip("\n"), "", ""]
         return "\n".join(lines + functions).rstrip() + "\n"
+
+    @property
+    def classes(self) -> dict[str, int]:
+        """Inputs (and targets) of class ids -> their number of classes."""
+        found = {}
+        for graph, _ in filter(None, [self.forward, self.training]):
+            for name, node in graph.inputs.items():
+                if "classes" in graph[node].attrs:
+                    found[name] = graph[node].attrs["classes"]
+        return found
 
     def header(self, graph: Graph, targets: dict) -> list[str]:
         origin = f" from {_docstring_safe(self.spec_file)}" if self.spec_file else ""
@@ -131,7 +176,18 @@ class ModuleWriter:
         lines += [f'    "{name}": {self.shape_of(graph, name)!r},' for name in graph.inputs]
         lines += ["}", "TARGETS = {"]
         lines += [f'    "{name}": {shape!r},' for name, shape in targets.items()]
-        return [*lines, "}", "", ""]
+        lines.append("}")
+        if self.classes:
+            lines += ["# inputs of class ids (ints) -> their number of classes", "CLASSES = {"]
+            lines += [f'    "{name}": {count},' for name, count in self.classes.items()]
+            lines.append("}")
+        zero_rows = {name: graph[node].attrs["zero_row"] for name, node in graph.params.items()
+                     if "zero_row" in graph[node].attrs}
+        if zero_rows:
+            lines += ["# embedding tables -> the row of their padding id", "ZERO_ROWS = {"]
+            lines += [f'    "{name}": {row},' for name, row in zero_rows.items()]
+            lines.append("}")
+        return [*lines, "", ""]
 
     def shape_of(self, graph: Graph, name: str) -> tuple:
         """The shape of one example of input ``name``, its length T where it follows T."""

@@ -162,6 +162,27 @@ def shift_steps_along(b, sequence, first, backward: bool, axis: int) -> str:
     return b.op("Concat", [first, rest], axis=axis)
 
 
+def _embed_grad(b, x, attrs, ctx):
+    """Σ of each lookup's cotangent into its row: ScatterND adding into zeros."""
+    g, ids = x
+    table = b.constant(np.zeros((attrs["classes"], ctx.arg_shapes[0][-1])))
+    rows = b.op("Unsqueeze", [ids, b.ints([-1])])
+    summed = b.op("ScatterND", [table, rows, g], reduction="add")
+    if "padding_id" not in attrs:
+        return summed
+    kept = np.ones((attrs["classes"], 1))
+    kept[attrs["padding_id"]] = 0  # the padding id's row gets no gradient
+    return b.op("Mul", [summed, b.constant(kept)])
+
+
+def _one_hot(b, x, attrs, ctx):
+    """ids == [0, 1, ..., classes - 1], as numbers (onnxruntime's OneHot has no kernel for
+    every float type)."""
+    same = b.op("Equal", [b.op("Unsqueeze", [x[0], b.ints([-1])]),
+                          b.ints(list(range(attrs["classes"])))])
+    return b.op("Cast", [same], to=b.onnx_dtype)
+
+
 LOWERINGS = {
     "zeros": _zeros,
     "zeros_shaped": _zeros_shaped,
@@ -202,6 +223,10 @@ LOWERINGS = {
     "sum_features": lambda b, x, attrs, ctx: b.op("ReduceSum", [x[0], b.ints([-1])],
                                                   keepdims=1),
     "log_softmax": lambda b, x, attrs, ctx: b.op("LogSoftmax", x, axis=-1),
+    # class ids
+    "embed": lambda b, x, attrs, ctx: b.op("Gather", x, axis=0),
+    "embed_grad": _embed_grad,
+    "one_hot": _one_hot,
 }
 
 LEAVES = ("input", "param", "const")

@@ -76,7 +76,9 @@ def parameter_gradients(graph: Graph, loss: int, unroll: UnrollSpec) -> dict:
                 parts = cotangents.take(node, lane)
                 whole = naming.sum_nodes(parts, placement.where(node), "dseq") if parts \
                     else None
-                propagate_sequence(cotangents, node, lane, whole)
+                whole = propagate_sequence(cotangents, node, lane, whole)
+                if whole is not None:  # an op on each example's steps: its own VJP
+                    _propagate(cotangents, node, lane, whole)
             else:
                 _propagate(cotangents, node, lane, cotangents.total(node, lane))
     carries.finish()  # the carries into unneeded starts keep every step alike

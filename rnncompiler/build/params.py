@@ -13,5 +13,9 @@ from . import initializers
 def init_params(spec: Spec, seed: int = 0) -> dict[str, np.ndarray]:
     """Fresh parameters for ``spec``; the same seed gives the same values, key by key."""
     dtype = np.dtype(spec.dtype)
-    return {info.key: initializers.initialize(info.init, info.shape, seed, info.key, dtype)
-            for info in param_infos(spec)}
+    params = {}
+    for info in param_infos(spec):
+        params[info.key] = initializers.initialize(info.init, info.shape, seed, info.key, dtype)
+        if info.zero_row is not None:  # an embedding's padding id (PyTorch's padding_idx)
+            params[info.key][info.zero_row] = 0
+    return params

@@ -68,20 +68,22 @@ class _Unroller:
         self.masks: dict[str, int] = {}  # sequence with variable lengths -> its mask [T, 1]
         self.generated: dict[str, int] = {}  # a dense layer fed back -> its sequence
         self.zero_states: dict[str, int] = {}  # layer -> zeros [batch, units]
+        self.id_lengths: dict[str, int] = {}  # class ids with variable lengths -> lengths
 
     def build(self) -> Graph:
         graph = self.graph
         for name, array in self.spec.inputs.items():
-            shape = (self.length(array.steps), array.features) if array.sequence \
-                else (array.features,)
-            self.values[name] = graph.add_input(name, shape)
+            self.values[name] = add_array_input(graph, array, self.length(array.steps)
+                                                if array.sequence else None)
             if array.sequence and array.steps is None:
                 graph.follows_steps.add(name)
-            if array.lengths:
+            if array.lengths and array.classes is None:
                 self.masks[name] = add_lengths(graph, name, self.values[name])
+            elif array.lengths:  # masked where embedded
+                self.id_lengths[name] = add_lengths_input(graph, name)
         self.batch_ref = next(iter(graph.inputs.values()))
         for info in param_infos(self.spec):
-            graph.add_param(info.key, info.shape, info.init, info.layer)
+            graph.add_param(info.key, info.shape, info.init, info.layer, info.zero_row)
         for layer in self.spec.layers:
             self.values[layer.name] = getattr(self, f"build_{layer.type}")(layer)
             graph.layer_values[layer.name] = self.values[layer.name]
@@ -217,15 +219,47 @@ class _Unroller:
         graph.update(node, comment=_dense_comment(layer))
         return node
 
+    def build_embedding(self, layer: LayerSpec) -> int:
+        """Each id's row of the table, for the whole sequence at once: no step reads
+        another, so the layer is one node, outside every loop."""
+        extra = {} if layer.padding_id is None else {"padding_id": layer.padding_id}
+        node = self.graph.add(OP.embed, [self.graph.params[f"{layer.name}.W"],
+                                         self.values[layer.input]], layer=layer.name, **extra)
+        self.graph.update(node, comment="y = W[id]")
+        if layer.input in self.id_lengths:
+            self.masks[layer.name] = length_mask(self.graph, layer.input,
+                                                 self.id_lengths[layer.input], node)
+        return node
+
     def build_repeat(self, layer: LayerSpec) -> int:
         return self.graph.add(OP.repeat_steps, [self.values[layer.input]], layer=layer.name,
                               steps=layer.steps)
 
 
+def add_array_input(graph: Graph, array, steps: int | None) -> int:
+    """The input node of an input or target: numbers [steps, features] or [features], or
+    class ids [steps] or [] (ints, marked ``classes``)."""
+    width = () if array.classes is not None else (array.features,)
+    node = graph.add_input(array.name, ((steps,) if array.sequence else ()) + width)
+    if array.classes is not None:
+        graph[node].attrs.update(integer=True, classes=array.classes)
+    return node
+
+
 def add_lengths(graph: Graph, name: str, sequence: int) -> int:
-    """The input ``<name>.lengths`` (int, [batch]) and the mask of ``sequence`` it gives."""
+    """The input ``<name>.lengths`` (int, [batch]) and the mask of ``sequence`` it gives
+    (of numbers: class ids are masked where they are embedded or made one-hot)."""
+    return length_mask(graph, name, add_lengths_input(graph, name), sequence)
+
+
+def add_lengths_input(graph: Graph, name: str) -> int:
     lengths = graph.add_input(f"{name}.lengths", ())
     graph[lengths].attrs["integer"] = True
+    return lengths
+
+
+def length_mask(graph: Graph, name: str, lengths: int, sequence: int) -> int:
+    """The mask [T, 1] of ``sequence``: 1 at the steps each example has."""
     return graph.add(OP.sequence_mask, [lengths, sequence], place=f"{name}.mask")
 
 

@@ -166,12 +166,16 @@ def summary(spec: Spec, steps: int | None = None) -> str:
         for name, array in arrays.items():
             kind = "sequence" if array.sequence else "vector"
             lengths = f", each example its own length ({name}.lengths)" if array.lengths else ""
-            lines.append(f"  {title:<7}{name:<{width}}  {kind} of {array.features}{lengths}")
+            what = f"class ids ({array.classes} classes)" if array.classes else array.features
+            lines.append(f"  {title:<7}{name:<{width}}  {kind} of {what}{lengths}")
     for layer in spec.layers:
         if layer.type == "rnn":
             what = f"rnn {layer.cell} x {layer.units}, {layer.direction}, return {layer.returns}"
         elif layer.type == "dense":
             what = f"dense x {layer.units}, {layer.activation}"
+        elif layer.type == "embedding":
+            padding = f", padding id {layer.padding_id}" if layer.padding_id is not None else ""
+            what = f"embedding of {layer.classes} ids x {layer.units}{padding}"
         else:
             what = f"repeat x {layer.steps}"
         lines.append(f"  layer  {layer.name:<{width}}  {what} -> {layer.output.describe()}")

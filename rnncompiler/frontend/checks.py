@@ -35,7 +35,7 @@ def check_mapping(source: Source, path, value, allowed, required=()) -> bool:
 
 # Sizes beyond these are almost surely mistakes (and would exhaust memory); `--allow-large`
 # (load_spec(..., limits=False)) lifts them.
-LIMITS = {"units": 65_536, "features": 1_048_576, "steps": 1_000_000}
+LIMITS = {"units": 65_536, "features": 1_048_576, "classes": 1_048_576, "steps": 1_000_000}
 MAX_PARAMETERS = 2_000_000_000
 
 

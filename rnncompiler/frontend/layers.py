@@ -26,14 +26,17 @@ class ValueType:
     """What an input or a layer produces: kind, features, and length (None = T)."""
 
     sequence: bool
-    features: int
+    features: int  # for class ids: the number of classes (the width of their one-hot form)
     steps: int | None = None
+    ids: bool = False  # class ids (an input or target with `classes: N`), not numbers
 
     def describe(self) -> str:
+        what = f"class ids ({self.features} classes)" if self.ids else None
         if not self.sequence:
-            return f"a vector of {self.features}"
+            return f"a vector of {what or self.features}"
         length = "T" if self.steps is None else str(self.steps)
-        return f"a sequence of {length} steps x {self.features}"
+        return f"a sequence of {length} steps x {what or self.features}" if what is None \
+            else f"a sequence of {length} steps of {what}"
 
 
 @dataclass
@@ -41,7 +44,7 @@ class LayerSpec:
     """One entry of ``layers``; fields not used by its type keep their defaults."""
 
     name: str
-    type: str  # rnn | dense | repeat
+    type: str  # rnn | dense | repeat | embedding
     path: tuple
     input: str | None = None
     units: int | None = None
@@ -53,6 +56,8 @@ class LayerSpec:
     feedback: str | None = None  # a later dense layer whose output is fed back
     feedback_units: int = 0
     activation: str = "linear"
+    classes: int | None = None  # embedding: the number of ids (rows of its table)
+    padding_id: int | None = None  # embedding: the id whose row stays zero
     output: ValueType | None = None  # filled in by typing
 
     @property
@@ -67,9 +72,11 @@ LAYER_KEYS = {
             "steps", "feedback"),
     "dense": ("name", "type", "units", "input", "activation"),
     "repeat": ("name", "type", "input", "steps"),
+    "embedding": ("name", "type", "units", "input", "padding_id"),
 }
-ALL_KEYS = LAYER_KEYS["rnn"] + ("activation",)
-REQUIRED = {"rnn": ("cell", "units"), "dense": ("units", "input"), "repeat": ("input", "steps")}
+ALL_KEYS = LAYER_KEYS["rnn"] + ("activation", "padding_id")
+REQUIRED = {"rnn": ("cell", "units"), "dense": ("units", "input"), "repeat": ("input", "steps"),
+            "embedding": ("units", "input")}
 ACTIVATIONS = ("linear", "tanh", "sigmoid", "relu", "softmax")
 RETURNS = ("last", "sequence")
 DIRECTIONS = ("forward", "backward", "bidirectional")
@@ -156,7 +163,13 @@ class _LayerReader:
             raise Broken()
         if isinstance(name, str) and name in self.inputs:
             spec = self.inputs[name]
-            return ValueType(spec.sequence, spec.features, spec.steps)
+            given = ValueType(spec.sequence, spec.features, spec.steps, spec.classes is not None)
+            if given.ids and layer.type != "embedding":
+                raise self.error(layer, "input", f"input '{name}' holds class ids (`classes: "
+                                                 f"{spec.features}`); embed them first: add a "
+                                                 f"layer `{{type: embedding, input: {name}, "
+                                                 "units: N}` and read that")
+            return given
         for earlier in self.layers:
             if earlier.name == name:
                 return earlier.output
@@ -298,6 +311,9 @@ class _LayerReader:
             if spec.sequence:
                 raise src.error(path, f"input '{name}' is a sequence; an initial state is a "
                                       "vector input (`sequence: false`)")
+            if spec.classes is not None:
+                raise src.error(path, f"input '{name}' holds class ids; an initial state is a "
+                                      "vector of numbers (`features: N`)")
             if spec.features != layer.units:
                 raise src.error(path, f"input '{name}' has {spec.features} features but layer "
                                       f"{layer.name} has {layer.units} units")
@@ -347,3 +363,30 @@ class _LayerReader:
         if layer.steps is None:
             raise Broken()
         layer.output = ValueType(True, given.features, layer.steps)
+
+    def read_embedding(self, layer: LayerSpec, entry: dict) -> None:
+        """Ids -> vectors: each id's row of the layer's table, at every step."""
+        src, path = self.source, layer.path
+        if "units" in entry:
+            layer.units = src.attempt(check_int, src, path + ("units",), entry["units"])
+        if "input" not in entry:
+            raise Broken()  # reported missing
+        layer.input = entry["input"]
+        given = self.value_type(layer, layer.input)
+        if not given.ids:
+            fix = (f"give input '{layer.input}' `classes: N` instead of `features` (ids from 0 "
+                   "to N-1)" if layer.input in self.inputs else "an embedding reads an input "
+                   "with `classes: N`")
+            raise self.error(layer, "input", f"an embedding layer reads class ids, but input "
+                                             f"'{layer.input}' is {given.describe()}: {fix}")
+        layer.classes = given.features
+        if "padding_id" in entry:
+            padding = check_int(src, path + ("padding_id",), entry["padding_id"], minimum=0)
+            if padding >= layer.classes:
+                raise self.error(layer, "padding_id", f"padding_id {padding} is not an id of "
+                                                      f"input '{layer.input}' (0 to "
+                                                      f"{layer.classes - 1})")
+            layer.padding_id = padding
+        if layer.units is None:
+            raise Broken()
+        layer.output = ValueType(given.sequence, layer.units, given.steps)

@@ -20,6 +20,7 @@ class ParamInfo:
     layer: str
     shape: tuple
     init: str
+    zero_row: int | None = None  # an embedding's padding id: its row starts at zeros
 
 
 def layer_input_features(spec: Spec, layer) -> int:
@@ -50,4 +51,7 @@ def param_infos(spec: Spec) -> list[ParamInfo]:
             infos.append(ParamInfo(f"{layer.name}.W", layer.name, (layer.units, size),
                                    "glorot_uniform"))
             infos.append(ParamInfo(f"{layer.name}.b", layer.name, (layer.units,), "zeros"))
+        elif layer.type == "embedding":  # Keras's Embedding: uniform in [-0.05, 0.05]
+            infos.append(ParamInfo(f"{layer.name}.W", layer.name, (layer.classes, layer.units),
+                                   "uniform", layer.padding_id))
     return infos

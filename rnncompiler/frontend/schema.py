@@ -24,12 +24,16 @@ def _object(properties: dict, required=(), description: str = "") -> dict:
     return schema
 
 
-ARRAY = _object({
+ARRAY = {**_object({
     "features": POSITIVE,
+    "classes": {**POSITIVE, "description": "class ids from 0 to classes - 1, instead of "
+                                           "features: [batch, steps] or [batch] ints"},
     "sequence": {"type": "boolean", "default": True},
     "steps": POSITIVE,
     "lengths": {"type": "boolean", "default": False},
-}, ["features"], "[batch, steps, features] (a sequence) or [batch, features]")
+}, (), "[batch, steps, features] (a sequence) or [batch, features]; with classes, "
+       "[batch, steps] or [batch] class ids"),
+    "oneOf": [{"required": ["features"]}, {"required": ["classes"]}]}
 
 SHAPE = {"type": "array", "items": SIZE, "minItems": 1, "maxItems": 2}
 CELL = _object({
@@ -56,6 +60,10 @@ DENSE = _object({
 REPEAT = _object({"name": IDENTIFIER, "type": {"const": "repeat"},
                   "input": {"type": "string"}, "steps": POSITIVE},
                  ["name", "type", "input", "steps"])
+EMBEDDING = _object({"name": IDENTIFIER, "type": {"const": "embedding"},
+                     "input": {"type": "string"}, "units": POSITIVE,
+                     "padding_id": {"type": "integer", "minimum": 0}},
+                    ["name", "type", "input", "units"])
 
 
 def schema() -> dict:
@@ -72,7 +80,7 @@ def schema() -> dict:
             "targets": {"type": "object", "additionalProperties": ARRAY},
             "cells": {"type": "object", "additionalProperties": CELL},
             "layers": {"type": "array", "minItems": 1,
-                       "items": {"oneOf": [RNN, DENSE, REPEAT]}},
+                       "items": {"oneOf": [RNN, DENSE, REPEAT, EMBEDDING]}},
             "outputs": {"oneOf": [{"type": "string"},
                                   {"type": "array", "items": {"type": "string"}}]},
             "loss": _object({"type": {"enum": ["mse", "cross_entropy"]},

@@ -38,10 +38,11 @@ class ArraySpec:
     """An input or a target: a sequence [batch, steps, features] or a vector [batch, features]."""
 
     name: str
-    features: int
+    features: int  # with `classes`: the number of classes
     sequence: bool = True
     steps: int | None = None  # None: the unrolled length T
     lengths: bool = False
+    classes: int | None = None  # class ids from 0 to classes - 1 ([batch, steps] or [batch])
     loc: Location | None = field(default=None, compare=False)
 
 
@@ -126,7 +127,7 @@ def _check_size(spec: Spec) -> None:
 
 TOP_KEYS = ("rnnc", "name", "dtype", "inputs", "targets", "cells", "layers", "outputs",
             "loss", "unroll")
-ARRAY_KEYS = ("features", "sequence", "steps", "lengths")
+ARRAY_KEYS = ("features", "classes", "sequence", "steps", "lengths")
 BPTT_MODES = ("window", "chunk")
 BPTT_FORMS = ("full", *BPTT_MODES)
 
@@ -226,10 +227,21 @@ class _SpecReader:
         src = self.source
         path = (section, name)
         src.attempt(self.claim_array_name, section, name)
-        check_mapping(src, path, entry, ARRAY_KEYS, required=("features",))
-        features = None
+        check_mapping(src, path, entry, ARRAY_KEYS)
+        features = classes = None
+        if "features" in entry and "classes" in entry:
+            raise src.error(path + ("classes",), "give `features` (numbers) or `classes` (class "
+                                                 "ids), not both", key=True)
+        if "features" not in entry and "classes" not in entry:
+            if any(key not in ARRAY_KEYS for key in entry):
+                raise Broken()  # a misspelt key, reported unknown
+            raise src.error(path, f"{section[:-1]} '{name}': missing required key 'features' "
+                                  "(or 'classes', for class ids)")
         if "features" in entry:
             features = src.attempt(check_int, src, path + ("features",), entry["features"])
+        else:
+            features = classes = src.attempt(check_int, src, path + ("classes",),
+                                             entry["classes"])
         sequence = src.attempt(check_bool, src, path + ("sequence",), entry.get("sequence", True))
         lengths = src.attempt(check_bool, src, path + ("lengths",), entry.get("lengths", False))
         steps = entry.get("steps")
@@ -239,7 +251,8 @@ class _SpecReader:
                                            "remove it or drop `sequence: false`")
         if steps is not None:
             steps = check_int(src, path + ("steps",), steps)
-        return ArraySpec(name, features, sequence, steps, lengths, src.loc(path, key=True))
+        return ArraySpec(name, features, sequence, steps, lengths, classes,
+                         src.loc(path, key=True))
 
     def claim_array_name(self, section: str, name: str) -> None:
         path = (section, name)
@@ -313,11 +326,10 @@ def read_loss(source: Source, value, spec):
         target = source.attempt(_loss_target, source, value["target"], spec)
     if output is not None and target is not None:
         source.attempt(_check_target_fits, source, spec, output, target)
-    if output is not None and kind == "cross_entropy":
-        layer = spec.layer(output)
-        if layer.type != "dense" or layer.activation != "softmax":
-            raise source.error(path + ("output",), "cross_entropy needs a softmax output: set "
-                                                   f"`activation: softmax` on layer {output}")
+    if kind == "mse" and target is not None and spec.targets[target].classes is not None:
+        raise source.error(path + ("type",), f"target '{target}' holds class ids, which mse "
+                                             "cannot compare: use `type: cross_entropy` (or give "
+                                             "the target `features` for numbers)")
     if None in (kind, output, target):
         raise Broken()
     return LossSpec(kind, output, target)
@@ -347,9 +359,13 @@ def _loss_target(source: Source, target, spec) -> str:
 def _check_target_fits(source: Source, spec, output: str, target: str) -> None:
     layer = spec.layer(output)
     wanted = spec.targets[target]
-    have = ValueType(wanted.sequence, wanted.features, wanted.steps)
+    have = ValueType(wanted.sequence, wanted.features, wanted.steps)  # class ids: one-hot
     if None in (have.steps, layer.output.steps):  # one follows T: compared once T is known
         have = ValueType(have.sequence, have.features, layer.output.steps)
     if layer.output != have:
-        raise source.error(("loss", "target"), f"target '{target}' is {have.describe()} but "
-                                               f"layer {output} gives {layer.output.describe()}")
+        ids = wanted.classes is not None
+        what = ValueType(have.sequence, have.features, have.steps, ids)
+        raise source.error(("loss", "target"), f"target '{target}' is {what.describe()} but "
+                                               f"layer {output} gives {layer.output.describe()}"
+                                               + ("; class ids are compared with one score per "
+                                                  "class" if ids else ""))

@@ -26,8 +26,9 @@ def evaluate_all(graph: Graph, params: dict, inputs: dict) -> dict[int, np.ndarr
     for node in graph.topological_order():
         data = graph[node]
         op, attrs = data.op, data.attrs
-        if op == OP.input:
-            values[node] = np.asarray(inputs[attrs["name"]], dtype=dtype)
+        if op == OP.input:  # class ids stay ints
+            values[node] = np.asarray(inputs[attrs["name"]],
+                                      dtype=np.int64 if "classes" in attrs else dtype)
         elif op == OP.param:
             values[node] = np.asarray(params[attrs["name"]], dtype=dtype)
         elif op == OP.const:

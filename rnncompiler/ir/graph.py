@@ -124,9 +124,12 @@ class Graph:
         self.inputs[name] = self.add(OP.input, name=name, shape=tuple(shape), batched=True)
         return self.inputs[name]
 
-    def add_param(self, name: str, shape: tuple, init: str, layer: str) -> int:
+    def add_param(self, name: str, shape: tuple, init: str, layer: str,
+                  zero_row: int | None = None) -> int:
+        """A parameter; ``zero_row``: a row that starts at zeros (an embedding's padding)."""
+        extra = {} if zero_row is None else {"zero_row": zero_row}
         self.params[name] = self.add(OP.param, layer=layer, name=name, shape=tuple(shape),
-                                     init=init, batched=False)
+                                     init=init, batched=False, **extra)
         return self.params[name]
 
     def zeros_like_param(self, param: int, **where) -> int:

@@ -60,7 +60,7 @@ CASES = [
          "line 8 (the second *e) whose expansion crosses the limit"),
     # §2 layers
     case("layers_empty.yaml", 7, 9, "empty"),
-    case("layer_type_unknown.yaml", 8, 23, "expected 'rnn', 'dense' or 'repeat'"),
+    case("layer_type_unknown.yaml", 8, 23, "expected 'rnn', 'dense', 'repeat' or 'embedding'"),
     case("layer_key_misspelt.yaml", 8, 42, "unknown key 'unit' (did you mean 'units'?)"),
     case("units_negative.yaml", 8, 49, "expected an integer >= 1, got -5"),
     case("cell_unknown.yaml", 8, 34, "unknown cell 'lstn' (did you mean 'lstm'?)"),
@@ -87,7 +87,18 @@ CASES = [
     case("bptt_window_and_chunk.yaml", 11, 26, "exactly one of window or chunk"),
     case("loss_target_shape.yaml", 10, 43, "a vector of 2 but layer output gives a vector of 1"),
     case("loss_target_unknown.yaml", 10, 43, "unknown target 'z'"),
-    case("cross_entropy_without_softmax.yaml", 10, 37, "set `activation: softmax` on layer output"),
+    case("mse_on_class_ids.yaml", 11, 14, "holds class ids, which mse cannot compare: use "
+                                          "`type: cross_entropy`"),
+    case("class_ids_into_rnn.yaml", 6, 56, "embed them first: add a layer `{type: embedding, "
+                                           "input: chars, units: N}`"),
+    case("embedding_of_numbers.yaml", 6, 39, "give input 'x' `classes: N` instead of "
+                                             "`features`"),
+    case("padding_id_out_of_range.yaml", 6, 65, "padding_id 10 is not an id of input 'x' "
+                                                "(0 to 9)"),
+    case("features_and_classes.yaml", 4, 20, "give `features` (numbers) or `classes` (class "
+                                             "ids), not both"),
+    case("class_target_needs_scores.yaml", 11, 53, "class ids are compared with one score per "
+                                                   "class"),
     # §3 custom cells
     case("cell_shadows_builtin.yaml", 8, 3, "is a built-in cell"),
     case("state_name_reserved.yaml", 9, 13, "'x' is reserved"),

@@ -201,8 +201,7 @@ DEPENDENT_CASES = {
         [("name: C,", "name: x,")], [(16, "name 'x' is already used (line 4)")]),
     "target_broken": (
         [("y: {features: 2,", "y: {features: two,"), ("type: mse", "type: cross_entropy")],
-        [(6, "targets.y.features"),
-         (19, "cross_entropy needs a softmax output")]),
+        [(6, "targets.y.features")]),
     "equation_line_broken": (
         [("a = W @ x[t] + U @ h[t-1]", "a = W @ x[t] +"), ("a + b)", "a + c)")],
         [(12, "invalid equation syntax"), (13, "unknown name 'c'")]),  # and not 'a'

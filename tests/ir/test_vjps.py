@@ -15,6 +15,7 @@ from rnncompiler.ir.evaluate import evaluate
 from rnncompiler.ir.graph import Graph
 
 BATCH = 3
+IDS = 5  # the classes of an "ids" argument
 # op -> (argument specs, attrs); a spec is (shape, batched, domain)
 CASES = {
     "identity": ([((4,), True, "any")], {}),
@@ -40,6 +41,9 @@ CASES = {
                    {}),
     "masked_cross_entropy": ([((2, 4), True, "any"), ((2, 4), True, "probability"),
                               ((2, 1), True, "mask")], {}),
+    # an id used twice in a row sums two cotangents into its row
+    "embed": ([((IDS, 3), False, "any"), ((4,), True, "ids")], {}),
+    "embed_padded": ([((IDS, 3), False, "any"), ((4,), True, "ids")], {"padding_id": 1}),
 }
 NO_GRADIENT = {"zeros", "sequence_mask"}  # values that no parameter moves
 
@@ -54,6 +58,8 @@ def _value(rng, shape, batched, domain):
         mask = rng.integers(0, 2, full).astype(float)
         mask.reshape(-1)[0] = 1.0
         return mask
+    if domain == "ids":
+        return rng.integers(0, IDS, full)
     if domain == "probability":
         raw = rng.uniform(0.1, 1.0, full)
         return raw / raw.sum(axis=-1, keepdims=True)
@@ -65,6 +71,10 @@ def _build(op, specs, attrs):
     args = [graph.add_input(f"a{i}", shape) if batched else
             graph.add_param(f"a{i}", shape, "zeros", "test")
             for i, (shape, batched, _) in enumerate(specs)]
+    for arg, (_, _, domain) in zip(args, specs):
+        if domain == "ids":
+            graph[arg].attrs.update(integer=True, classes=IDS)
+    op = op.removesuffix("_padded")
     out = graph.add(op, args, **attrs)
     cotangent = graph.add_input("g", graph[out].shape) if graph[out].batched else \
         graph.add_param("g", graph[out].shape, "zeros", "test")
@@ -85,7 +95,7 @@ def _feeds(graph, values):
 def test_every_forward_op_has_a_rule_and_a_case():
     leaves = {"input", "param", "const"}
     forward = {name for name, op in ops.REGISTRY.items() if op.vjp is not None}
-    assert forward - NO_GRADIENT == set(CASES)
+    assert forward - NO_GRADIENT == {case.removesuffix("_padded") for case in CASES}
     for name, op in ops.REGISTRY.items():
         if name in leaves:
             assert op.evaluate is None and op.vjp is None
@@ -110,9 +120,13 @@ def test_vjp_matches_central_differences(op):
     eps = 1e-6
     for i, name in enumerate(names):
         if f"d{i}" not in grads:
-            assert "mse" in op or ("cross_entropy" in op and i >= 1)  # targets, masks
+            # targets, masks, ids
+            assert "mse" in op or ("cross_entropy" in op and i >= 1) or "embed" in op
             continue
         direction = rng.standard_normal(values[name].shape)
+        if "padding_id" in attrs:  # the padding row is held fixed: its gradient is zero
+            assert not grads[f"d{i}"][attrs["padding_id"]].any()
+            direction[attrs["padding_id"]] = 0
         plus = {**values, name: values[name] + eps * direction}
         minus = {**values, name: values[name] - eps * direction}
         numeric = (objective(plus) - objective(minus)) / (2 * eps)

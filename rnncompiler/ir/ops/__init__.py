@@ -14,7 +14,8 @@ used only in gradients have no VJP: differentiating through them is an error.
 The modules, by what their ops do: ``leaves`` (inputs, parameters, constants, zeros),
 ``steps`` (the time axis), ``elementwise`` (and the feature axis), ``products`` (matrix
 products and sums over examples), ``reductions`` (sums, means and counts of every
-element, totals over the features), ``losses`` (which the pass ``decompose_losses``
+element, totals over the features), ``classes`` (class ids: embeddings, one-hot),
+``losses`` (which the pass ``decompose_losses``
 writes with the ops of the other modules before a backend sees them).
 """
 
@@ -23,7 +24,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import SimpleNamespace
 
-from . import elementwise, leaves, losses, products, reductions, steps  # importing them registers
+from . import (  # importing them registers
+    classes,
+    elementwise,
+    leaves,
+    losses,
+    products,
+    reductions,
+    steps,
+)
 from .elementwise import log_softmax, sigmoid, softmax
 from .losses import cross_entropy, cross_entropy_grad
 from .registry import (
@@ -39,7 +48,7 @@ from .registry import (
 )
 from .steps import sequence_mask
 
-MODULES = (leaves, steps, products, elementwise, reductions, losses)
+MODULES = (leaves, steps, products, elementwise, reductions, classes, losses)
 
 
 def reference_function(name: str) -> Callable:
