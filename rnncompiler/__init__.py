@@ -5,6 +5,9 @@ The public API::
     spec = load_spec("specs/sentiment.yaml")
     params = init_params(spec, seed=0)
     outputs = run(spec, params, {"x": x})
+    trained = train(spec, "data.npz", epochs=10)       # .params, .history, .metrics
+    evaluate(spec, trained.params, "test.npz")          # {"loss": ..., "accuracy": ...}
+    generate(lm_spec, lm_params, "The ", length=200)    # a language model's text
 """
 
 __version__ = "0.1.0"
@@ -17,6 +20,7 @@ _EXPORTS = {  # name -> the module that defines it
     "load_spec_text": "frontend.spec", "param_infos": "frontend.params",
     "schema_text": "frontend.schema", "init_params": "build.params", "unroll": "build.unroll",
     "training_graph": "autodiff.bptt", "optimize": "passes.pipeline",
+    "train": "training.api", "evaluate": "training.api", "generate": "generation",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -13,6 +13,7 @@ from .build.unroll import state_inputs
 from .errors import ArrayError, Location, did_you_mean
 from .frontend.params import param_infos
 from .frontend.spec import Spec
+from .vocabulary import split_vocabularies
 
 
 def load_npz(path, what: str = "arrays") -> dict[str, np.ndarray]:
@@ -68,6 +69,7 @@ def _count(n: int, noun: str) -> str:
 def check_params(spec: Spec, params: dict, file: str | None = None) -> dict:
     """``params`` cast to the spec's dtype, with exactly the keys and shapes the spec needs."""
     where = Location(file) if file else None
+    params = split_vocabularies(spec, params, file)[0]  # they travel beside the parameters
     infos = {info.key: info for info in param_infos(spec)}
     for key in params:
         if key not in infos:
@@ -108,6 +110,7 @@ def check_inputs(spec: Spec, arrays: dict, steps: int | None = None, file: str |
     length of the sequences that follow T; every sequence must agree with it. With
     ``state_io``, initial states ``<layer>.<state>0`` may be given; missing ones are zeros."""
     where = Location(file) if file else None
+    arrays = split_vocabularies(spec, arrays, file)[0]  # a data file may carry them
     wanted = dict(spec.inputs)
     if with_targets:
         wanted.update(spec.targets)

@@ -3,7 +3,8 @@
 Each file holds the spec's inputs and targets (batch 8), so `rnnc run` and `rnnc grad`
 work on every example out of the box. Sequences of one feature are windows of a sine
 wave and their targets its next values (the seed's forecasting example); other inputs
-are standard normal; targets of a softmax output are one-hot. Sequences with
+are standard normal; targets of a softmax output are one-hot; class ids are drawn
+uniformly. Sequences with
 `lengths: true` get `<name>.lengths` (the same lengths for all of them) and zeros past
 each example's length.
 
@@ -37,7 +38,9 @@ def make(spec: rc.Spec, seed: int = 0) -> dict[str, np.ndarray]:
     waves = None
     for name, array in spec.inputs.items():
         length = array.steps or steps
-        if array.sequence and array.features == 1:
+        if array.classes is not None:  # class ids
+            arrays[name] = rng.integers(0, array.classes, (BATCH, length)[:1 + array.sequence])
+        elif array.sequence and array.features == 1:
             waves = sine_windows(rng, length)
             arrays[name] = waves[0]
         else:
@@ -48,7 +51,9 @@ def make(spec: rc.Spec, seed: int = 0) -> dict[str, np.ndarray]:
     for name, array in spec.targets.items():
         length = array.steps or steps
         shape = (BATCH, length, array.features) if array.sequence else (BATCH, array.features)
-        if name in softmax_targets:
+        if array.classes is not None:
+            arrays[name] = rng.integers(0, array.classes, shape[:-1])
+        elif name in softmax_targets:
             arrays[name] = np.eye(array.features)[rng.integers(0, array.features, shape[:-1])]
         elif waves is not None and array.features == 1:
             arrays[name] = waves[1] if array.sequence else waves[1][:, -1]
@@ -66,7 +71,8 @@ def make(spec: rc.Spec, seed: int = 0) -> dict[str, np.ndarray]:
             arrays[name][np.arange(length)[None, :] >= own[:, None]] = 0.0  # padding
             lengths[f"{name}.lengths"] = own
     dtype = np.dtype(spec.dtype)
-    arrays = {name: value.astype(dtype) for name, value in arrays.items()}
+    arrays = {name: value if value.dtype.kind == "i" else value.astype(dtype)
+              for name, value in arrays.items()}  # class ids stay ints
     arrays.update({name: value for name, value in lengths.items() if name != "shared"})
     return arrays
 

@@ -58,6 +58,8 @@ def test_example_grad_through_the_cli(path, tmp_path):
     if spec.loss.output not in written:
         return  # the loss is on a layer that is not an output
     prediction, target = written[spec.loss.output], data[spec.loss.target]
+    if spec.targets[spec.loss.target].classes is not None:  # class ids: their one-hot rows
+        target = np.eye(prediction.shape[-1])[target]
     counted = np.ones(target.shape[:-1] + (1,))  # the steps that count: all, or each length
     lengths = [key for key in data if key.endswith(".lengths")]
     if target.ndim == 3 and lengths:
@@ -65,8 +67,11 @@ def test_example_grad_through_the_cli(path, tmp_path):
     if spec.loss.type == "mse":
         expected = ((prediction - target) ** 2 * counted).sum() / (counted.sum()
                                                                    * target.shape[-1])
-    else:
-        per_row = -(target * np.log(prediction)).sum(axis=-1, keepdims=True)
+    else:  # from the logits: a softmax layer's output, or the output itself
+        layer = spec.layer(spec.loss.output)
+        logits = np.log(prediction) if layer.activation == "softmax" else prediction
+        log_softmax = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+        per_row = -(target * log_softmax).sum(axis=-1, keepdims=True)
         expected = (per_row * counted).sum() / counted.sum()
     np.testing.assert_allclose(gradients["loss"], expected, rtol=1e-5)
     for key, value in np.load(params).items():

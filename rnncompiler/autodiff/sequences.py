@@ -76,3 +76,36 @@ def _whole(cotangents: Cotangents, node: int, whole: int | None, pieces: dict) -
     if not parts:
         return None
     return naming.sum_nodes(parts, cotangents.placement.where(node), name)
+
+
+def _repeat(cotangents: Cotangents, arg: int, lane: int, whole: int | None,
+            pieces: dict) -> None:
+    """A value fed to every step: its cotangent is the sum over the steps."""
+    graph, naming = cotangents.graph, cotangents.naming
+    parts = [graph.add(OP.sum_steps, [whole])] if whole is not None else []
+    if pieces:
+        per_step = [naming.sum_nodes(pieces[t], cotangents.placement.beside(pieces[t][0]),
+                                     "drepeat")
+                    for t in range(len(pieces))]
+        parts.append(graph.add(OP.sum_steps, [graph.add(OP.stack_steps, per_step)]))
+    if arg in cotangents.scope.param_dependent and parts:
+        total = naming.sum_nodes(parts, {}, "drepeat")
+        if arg in cotangents.scope.in_loop:  # repeats a loop's last value
+            cotangents.route_final(arg, total, lane)
+        else:
+            cotangents.add(arg, lane, total)
+
+
+def _slice_into(cotangents: Cotangents, arg: int, lane: int, whole: int | None,
+                pieces: dict, start: int, stop: int) -> None:
+    """The features ``start:stop`` of a concatenation's cotangent, to the part ``arg``."""
+    graph = cotangents.graph
+    if whole is not None:
+        cotangents.add(arg, lane, graph.add(OP.slice_features, [whole], start=start,
+                                            stop=stop))
+    for t, values in pieces.items():
+        for value in values:
+            where = cotangents.placement.beside(value)
+            part = graph.add(OP.slice_features, [value], start=start, stop=stop,
+                             place=f"{graph[value].place}[{start}:{stop}]", **where)
+            cotangents.add_step_piece(arg, lane, t, part)

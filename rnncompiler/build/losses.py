@@ -30,7 +30,7 @@ def add_loss(graph: Graph, spec: Spec) -> int:
         if wanted.sequence and wanted.lengths else None
     if wanted.classes is not None:  # class ids: compared as one-hot probabilities
         target = graph.add(OP.one_hot, [target], classes=wanted.classes, dtype=graph.dtype,
-                           layer=spec.loss.output)
+                           place=f"{spec.loss.target}.one_hot")
     if lengths is not None:
         graph.masks[spec.loss.target] = length_mask(graph, spec.loss.target, lengths, target)
     mask = graph.masks.get(spec.loss.target, graph.masks.get(spec.loss.output)) \

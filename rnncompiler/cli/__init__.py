@@ -19,7 +19,9 @@ COMMANDS = {  # command -> the module of this package that runs it, and its func
     "init": ("commands", "cmd_init"), "run": ("commands", "cmd_run"),
     "grad": ("commands", "cmd_grad"), "gradcheck": ("commands", "cmd_gradcheck"),
     "compile": ("commands", "cmd_compile"), "inspect": ("inspect_graph", "cmd_inspect"),
-    "train": ("training", "cmd_train"), "export-params": ("interop", "cmd_export_params"),
+    "train": ("training", "cmd_train"), "generate": ("model_use", "cmd_generate"),
+    "evaluate": ("model_use", "cmd_evaluate"), "predict": ("model_use", "cmd_predict"),
+    "export-params": ("interop", "cmd_export_params"),
     "import-params": ("interop", "cmd_import_params"), "import": ("interop", "cmd_import"),
 }
 

@@ -144,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "training graph)")
     _backend_and_steps(compile_, default=None)
     _train_parser(command)
+    _model_use_parsers(command)
     _interop_parsers(command)
     return parser
 
@@ -225,6 +226,66 @@ def _train_parser(command) -> None:
                         help="computes the loss and gradients (onnx: the ONNX training graph "
                              "on onnxruntime)")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def _model_use_parsers(command) -> None:
+    """generate, evaluate and predict: what a trained model is for."""
+    names = backend_names()
+    generate = command(
+        "generate", "sample text (or ids) from a trained language model",
+        "Continue PROMPT one token at a time, each sampled token fed back as the next "
+        "input; the model's states are carried from step to step, so no prefix is computed "
+        "twice. The vocabulary comes with the parameters (vocabulary.<input>, which `rnnc "
+        "train --task chars:FILE` saves); without one, give --prompt-ids.")
+    generate.add_argument("spec", metavar="SPEC")
+    generate.add_argument("--params", required=True, metavar="P.npz", help="the parameters")
+    prompt = generate.add_mutually_exclusive_group(required=True)
+    prompt.add_argument("--prompt", metavar="TEXT", help="the text to continue")
+    prompt.add_argument("--prompt-ids", metavar="IDS", help="the ids to continue: '3 1 4'")
+    generate.add_argument("--length", type=count, default=200, metavar="N",
+                          help="tokens to generate")
+    generate.add_argument("--temperature", type=positive, default=1.0,
+                          help="scores divided by this before sampling (lower: surer)")
+    generate.add_argument("--top-k", type=count, metavar="K",
+                          help="sample among the K most likely tokens only")
+    generate.add_argument("--greedy", action="store_true",
+                          help="always the most likely token (no sampling)")
+    generate.add_argument("--samples", type=count, default=1, metavar="N",
+                          help="continuations to draw (in one batch)")
+    generate.add_argument("--stop", metavar="TOKEN",
+                          help="end a continuation after this token (an id with --prompt-ids)")
+    generate.add_argument("--seed", type=seed, default=0, help="random seed")
+    generate.add_argument("--backend", default="numpy", choices=names, help="runs the model")
+
+    evaluate = command("evaluate", "the loss and accuracy (or mse) on a data file",
+                       "Compute the loss of SPEC with the parameters P, and its accuracy "
+                       "(cross_entropy: argmax against the target) or mse, over the steps "
+                       "that count, on a data file or a task's test examples.")
+    evaluate.add_argument("spec", metavar="SPEC")
+    evaluate.add_argument("--params", required=True, metavar="P.npz", help="the parameters")
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", metavar="D.npz", help="inputs and targets")
+    source.add_argument("--task", metavar="NAME", help=f"a built-in task's test examples: "
+                                                       f"{TASKS}")
+    evaluate.add_argument("--examples", type=count, default=2000, metavar="N",
+                          help="--task: examples to make")
+    evaluate.add_argument("--steps", type=count, metavar="T",
+                          help="sequence length (default: unroll.steps, else the data's)")
+    evaluate.add_argument("--seed", type=seed, default=0, help="--task: as given to train")
+    evaluate.add_argument("--batch-size", type=count, default=256, help="examples per call")
+    evaluate.add_argument("--json", metavar="FILE.json", help="also write the figures here")
+    evaluate.add_argument("--backend", default="numpy", choices=names, help="runs the model")
+
+    predict = command("predict", "outputs, with class ids and text where a vocabulary "
+                                 "exists",
+                      "Run SPEC on the inputs and write every output, as `rnnc run` does, and "
+                      "for the loss's output (one score per class) also `<output>.ids`, the "
+                      "most likely class at every step; with the target's vocabulary "
+                      "(vocabulary.<target> in P), print each example's classes as text.")
+    _spec_params_inputs(predict, "X.npz", "OUT.npz")
+    predict.add_argument("--steps", type=count, metavar="T",
+                         help="unroll over T steps (default: unroll.steps, else the inputs')")
+    predict.add_argument("--backend", default="numpy", choices=names, help="runs the model")
 
 
 def _interop_parsers(command) -> None:

@@ -16,7 +16,8 @@ from pathlib import Path
 from .. import check_inputs, check_params, load_npz, load_spec
 from ..errors import Location, RnncError
 from ..training.loop import TrainOptions, log_csv, train
-from ..training.tasks import get_task, task_data
+from ..training.tasks import get_task, task_data, task_vocabularies
+from ..vocabulary import as_arrays, split_vocabularies
 from ..writing import Outputs, check_writable, save_npz
 
 
@@ -33,6 +34,13 @@ def cmd_train(args) -> int:
         check_writable(Path(args.checkpoint) / "params.npz", "the checkpoint")
     spec = load_spec(args.spec, limits=not args.allow_large)
     test = None
+    vocabularies = {}
+    if args.params:
+        given = load_npz(args.params, "parameters")
+        params = check_params(spec, given, args.params)
+        vocabularies = split_vocabularies(spec, given, args.params)[1]
+    else:
+        params = None
     if args.task:
         task = get_task(args.task)
         steps = args.steps or spec.unroll.steps
@@ -40,11 +48,12 @@ def cmd_train(args) -> int:
             raise RnncError("give --steps T for the task (the spec has no unroll.steps)")
         data = task_data(spec, task, args.examples, steps, args.seed)
         test = task_data(spec, task, args.examples, steps, args.seed + 1, part="test")
+        vocabularies.update(task_vocabularies(spec, task))
     else:
         data = load_npz(args.data, "training data")
         check_inputs(spec, data, None, args.data, with_targets=True)  # says which file
-    params = check_params(spec, load_npz(args.params, "parameters"), args.params) \
-        if args.params else None
+        data, carried = split_vocabularies(spec, data, args.data)
+        vocabularies.update(carried)
     if not args.quiet:
         where = "" if args.output else " (-o to choose)"
         print(f"training {spec.name} for {args.epochs} epoch{'s' if args.epochs != 1 else ''}: "
@@ -55,7 +64,7 @@ def cmd_train(args) -> int:
                            checkpoint=args.checkpoint, resume=args.resume,
                            progress=not args.quiet)
     params, history, final = train(spec, data, options, test, params)
-    keep(params, output, args.spec)  # first and alone: the work is kept
+    keep({**params, **as_arrays(vocabularies)}, output, args.spec)  # first: the work is kept
     with Outputs() as outputs:
         if args.log:
             outputs.text(args.log, log_csv(history), "the log")

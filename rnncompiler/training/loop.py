@@ -124,9 +124,10 @@ def evaluate_metrics(spec: Spec, artifact, params: dict, data: dict, batch: int)
         rows += len(truth)
         loss_sum += float(loss) * len(truth)
         predicted = artifact.run(params, chunk)[spec.loss.output]
-        mask = _counted(spec, chunk, truth)
+        mask = _counted(spec, chunk, predicted)
         if spec.loss.type == "cross_entropy":
-            score_sum += float(((predicted.argmax(-1) == truth.argmax(-1)) * mask).sum())
+            ids = truth if spec.targets[target].classes is not None else truth.argmax(-1)
+            score_sum += float(((predicted.argmax(-1) == ids) * mask).sum())
             counted += float(mask.sum())
         else:
             score_sum += float((((predicted - truth) ** 2) * mask[..., None]).sum())
@@ -135,14 +136,14 @@ def evaluate_metrics(spec: Spec, artifact, params: dict, data: dict, batch: int)
     return {"loss": loss_sum / rows, metric: score_sum / counted}
 
 
-def _counted(spec: Spec, chunk: dict, truth: np.ndarray) -> np.ndarray:
+def _counted(spec: Spec, chunk: dict, predicted: np.ndarray) -> np.ndarray:
     """1 at the target's steps that count (its own lengths, else its input's), as the
     loss counts them; every step of a target without lengths."""
     keys = [f"{spec.loss.target}.lengths"] + [f"{name}.lengths" for name in spec.inputs]
     key = next((k for k in keys if k in chunk), None)
-    if truth.ndim != 3 or key is None:
-        return np.ones(truth.shape[:-1])
-    return sequence_mask(chunk[key], truth)[..., 0]
+    if predicted.ndim != 3 or key is None:
+        return np.ones(predicted.shape[:-1])
+    return sequence_mask(chunk[key], predicted)[..., 0]
 
 
 def train(spec: Spec, data: dict, options: TrainOptions, test: dict | None = None,

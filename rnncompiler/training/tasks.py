@@ -8,11 +8,15 @@ A task makes examples for a spec with one input and one target; it says what it 
   two marked values. Predicting 1 scores an MSE of about 0.167.
 - ``memory``: a one-hot symbol (of ``features``) at the first step, zeros after; the
   target is that symbol, to be told at the last step (cross-entropy).
+
+A task makes its symbols one-hot; an input or target with ``classes`` gets them as class
+ids.
 - ``sine``: windows of a sine wave; the target is the next value (the seed's many-to-one
   forecasting over 3 steps).
 - ``parity``: a sequence of bits; the target is their parity, one-hot over 2.
-- ``chars:FILE``: a character-level language model on the text of FILE: one-hot
-  characters in, the next character out at every step (synced many-to-many). Training
+- ``chars:FILE``: a character-level language model on the text of FILE: characters in
+  (one-hot, or class ids for an input with ``classes``), the next character out at every
+  step (synced many-to-many). Its vocabulary is the text's characters, sorted. Training
   (and validation) windows come from the first nine tenths of the text, test windows from
   the last tenth, which training never reads.
 """
@@ -36,6 +40,7 @@ class Needs:
     target_features: int | None
     target_sequence: bool
     loss: str
+    input_ids: bool = False  # its inputs are one symbol per step: class ids may take them
 
     def describe(self) -> str:
         def kind(sequence, features):
@@ -119,10 +124,10 @@ class Characters:
             raise RnncError(f"cannot read the text for task chars: {path}: {error}") from None
         if len(text) < 2:
             raise RnncError(f"task chars: {path} holds fewer than 2 characters")
-        self.alphabet = sorted(set(text))
+        self.alphabet = self.vocabulary = sorted(set(text))
         self.codes = np.array([self.alphabet.index(c) for c in text])
         size = len(self.alphabet)
-        self.needs = Needs(size, True, size, True, "cross_entropy")
+        self.needs = Needs(size, True, size, True, "cross_entropy", input_ids=True)
 
     def make(self, count, steps, features, rng, part="train"):
         cut = len(self.codes) * 9 // 10
@@ -154,8 +159,24 @@ def task_data(spec: Spec, task: Task, count: int, steps: int, seed: int,
     input_name, target_name = check_fit(spec, task)
     features = spec.inputs[input_name].features
     x, y = task.make(count, steps, features, np.random.default_rng(seed), part)
-    dtype = np.dtype(spec.dtype)
-    return {input_name: x.astype(dtype), target_name: y.astype(dtype)}
+    return {input_name: _as_wanted(x, spec.inputs[input_name], spec.dtype),
+            target_name: _as_wanted(y, spec.targets[target_name], spec.dtype)}
+
+
+def _as_wanted(array: np.ndarray, wanted, dtype: str) -> np.ndarray:
+    """A task's array as the spec wants it: one-hot symbols as class ids where it has
+    ``classes``, else numbers of its dtype."""
+    return array.argmax(-1) if wanted.classes is not None else array.astype(dtype)
+
+
+def task_vocabularies(spec: Spec, task: Task) -> dict[str, list[str]]:
+    """The tokens of the task's class ids (the characters of ``chars:FILE``), for each
+    input or target of class ids; none for a task of numbers."""
+    tokens = getattr(task, "vocabulary", None)
+    if tokens is None:
+        return {}
+    return {name: list(tokens) for name, array in {**spec.inputs, **spec.targets}.items()
+            if array.classes is not None}
 
 
 def check_fit(spec: Spec, task: Task) -> tuple[str, str]:
@@ -176,6 +197,8 @@ def check_fit(spec: Spec, task: Task) -> tuple[str, str]:
         if needs.input_features is None and needs.target_features is None \
                 and x.features != y.features:
             wrong.append((f"target '{target}' features", y.features, x.features))
+        if x.classes is not None and not needs.input_ids:
+            wrong.append((f"input '{name}'", "class ids", "numbers (`features`)"))
         if wrong:
             problem = "; ".join(f"{what}: {have}, needs {want}" for what, have, want in wrong)
         else:
