@@ -12,7 +12,6 @@ from ..ir.ops import OP
 from .routing import Cotangents
 from .vjp import GradientError
 
-
 PER_EXAMPLE = ops.having("per_example")
 
 

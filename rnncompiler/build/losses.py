@@ -41,7 +41,8 @@ def add_loss(graph: Graph, spec: Spec) -> int:
         return graph.add(masked, [prediction, target, mask], layer=spec.loss.output)
     if spec.loss.type == "mse":
         return graph.add(OP.mse, [output, target], layer=spec.loss.output)
-    return graph.add(OP.cross_entropy, [_logits(graph, output, spec), target], layer=spec.loss.output)
+    return graph.add(OP.cross_entropy, [_logits(graph, output, spec), target],
+                     layer=spec.loss.output)
 
 
 def _logits(graph: Graph, output: int, spec: Spec) -> int:

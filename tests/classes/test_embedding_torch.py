@@ -17,7 +17,6 @@ VOCAB, EMBED, UNITS, CLASSES, BATCH, T = 11, 5, 6, 4, 3, 7
 def spec_text(*, cell="lstm", padding=None, sequence=True, lengths=False, target_ids=True,
               softmax=False):
     padding_key = f", padding_id: {padding}" if padding is not None else ""
-    kind = "" if sequence else ", sequence: false"
     length_key = ", lengths: true" if lengths else ""
     target = f"classes: {CLASSES}" if target_ids else f"features: {CLASSES}"
     returns = "sequence" if sequence else "last"
