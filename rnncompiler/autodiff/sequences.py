@@ -40,7 +40,7 @@ def propagate_sequence(cotangents: Cotangents, node: int, lane: int,
                 _slice_into(cotangents, arg, lane, whole, pieces, start, stop)
             start = stop
     elif op in PER_EXAMPLE:
-        return _whole(cotangents, node, whole, pieces)
+        return _whole(cotangents, node, lane, whole, pieces)
     elif op == OP.sequence_mask:
         pass  # it measures its sequence's steps: nothing flows back
     else:
@@ -48,12 +48,13 @@ def propagate_sequence(cotangents: Cotangents, node: int, lane: int,
     return None
 
 
-def _whole(cotangents: Cotangents, node: int, whole: int | None, pieces: dict) -> int | None:
+def _whole(cotangents: Cotangents, node: int, lane: int, whole: int | None,
+           pieces: dict) -> int | None:
     """The cotangent of every step of ``node`` as one sequence: ``whole`` plus, for each
     loop that sent pieces (both directions of a bidirectional layer, say), its pieces
     stacked over the steps (zeros at a step that got none)."""
     graph, naming = cotangents.graph, cotangents.naming
-    name = f"d{graph[node].layer or 'seq'}"
+    name = f"d{graph[node].layer or 'seq'}{naming.suffix(lane)}"
     by_block: dict = {}
     for t, values in pieces.items():
         for value in values:

@@ -47,7 +47,8 @@ class Needs:
             size = "any number of features" if features is None else \
                 f"{features} feature{'s' if features != 1 else ''}"
             return f"a {'sequence' if sequence else 'vector'} of {size}"
-        return (f"one input, {kind(self.input_sequence, self.input_features)}, and one "
+        ids = f" (or class ids, `classes: {self.input_features}`)" if self.input_ids else ""
+        return (f"one input, {kind(self.input_sequence, self.input_features)}{ids}, and one "
                 f"target, {kind(self.target_sequence, self.target_features)}, with loss "
                 f"{self.loss}")
 
