@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import check_inputs, check_params, compile_spec, load_npz, load_spec
 from ..errors import RnncError
-from ..generation import LanguageModel, Sampling, generate_ids
+from ..generation import Generator, Sampling, generate_ids
 from ..training.api import evaluate
 from ..vocabulary import decode, encode, split_vocabularies
 from ..writing import Outputs, check_writable, save_npz
@@ -19,22 +19,33 @@ def cmd_generate(args) -> int:
     spec = load_spec(args.spec, limits=not args.allow_large)
     params, vocabularies = split_vocabularies(spec, load_npz(args.params, "parameters"),
                                               args.params)
-    model = LanguageModel(spec, check_params(spec, params, args.params), args.backend)
-    tokens = vocabularies.get(model.input)
+    generator = Generator(spec, check_params(spec, params, args.params), args.backend)
+    fed = generator.plan.fed
+    tokens = vocabularies.get(fed)
     if args.prompt is not None:
         if tokens is None:
-            raise RnncError(f"{args.params} carries no vocabulary (vocabulary.{model.input}) "
-                            "to read the prompt with: give --prompt-ids")
+            raise RnncError(f"{args.params} carries no vocabulary (vocabulary.{fed}) to read "
+                            "the prompt with: give --prompt-ids")
         prompt = encode(args.prompt, tokens)
         stop = _stop(args.stop, lambda text: encode(text, tokens))
     else:
         prompt = _ids(args.prompt_ids, "--prompt-ids")
         stop = _stop(args.stop, lambda text: _ids(text, "--stop"))
-    made = generate_ids(model, prompt, args.length, samples=args.samples, seed=args.seed,
-                        stop=stop, sampling=Sampling(args.temperature, args.top_k,
-                                                     args.greedy))
+    context = None
+    samples = args.samples
+    if args.context:
+        arrays = load_npz(args.context, "context")  # a data file holds more: taken as needed
+        context = {name: arrays[name] for name in generator.plan.context_inputs
+                   if name in arrays}
+        samples = len(next(iter(context.values()))) if context else 1
+    elif generator.plan.context_inputs:
+        raise RnncError(f"spec {spec.name} computes {', '.join(generator.plan.context_inputs)} "
+                        "once before the first token: give them with --context C.npz")
+    made = generate_ids(generator, prompt, args.length, samples=samples, seed=args.seed,
+                        stop=stop, context=context,
+                        sampling=Sampling(args.temperature, args.top_k, args.greedy))
     for i, row in enumerate(made):
-        if i:
+        if i and not context:
             print()
         if tokens is not None and args.prompt is not None:
             print(args.prompt + decode(row, tokens))

@@ -17,7 +17,7 @@ EPILOG = (f"The spec language: {REFERENCE}. Exit status: 0 done, 1 bad input, 2 
           "3 internal error (a bug in rnnc), 130 interrupted.")
 FORMATS = ("text", "json", "graphml", "dot", "svg", "png")
 LAYOUTS = ("torch", "keras", "onnx")  # interop.FORMATS, without importing numpy
-TASKS = "adding, memory, sine, parity, chars:FILE"
+TASKS = "adding, memory, sine, parity, reverse, chars:FILE"
 
 
 class Help(argparse.HelpFormatter):
@@ -254,6 +254,9 @@ def _model_use_parsers(command) -> None:
                           help="continuations to draw (in one batch)")
     generate.add_argument("--stop", metavar="TOKEN",
                           help="end a continuation after this token (an id with --prompt-ids)")
+    generate.add_argument("--context", metavar="C.npz",
+                          help="the inputs computed once before the first token (an "
+                               "encoder's source): one continuation per example")
     generate.add_argument("--seed", type=seed, default=0, help="random seed")
     generate.add_argument("--backend", default="numpy", choices=names, help="runs the model")
 

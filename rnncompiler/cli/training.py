@@ -51,7 +51,7 @@ def cmd_train(args) -> int:
         vocabularies.update(task_vocabularies(spec, task))
     else:
         data = load_npz(args.data, "training data")
-        check_inputs(spec, data, None, args.data, with_targets=True)  # says which file
+        check_inputs(spec, data, args.steps, args.data, with_targets=True)  # says which file
         data, carried = split_vocabularies(spec, data, args.data)
         vocabularies.update(carried)
     if not args.quiet:
@@ -62,7 +62,7 @@ def cmd_train(args) -> int:
                            optimizer=args.optimizer, clip_norm=args.clip_norm, seed=args.seed,
                            val_split=args.val_split, backend=args.backend,
                            checkpoint=args.checkpoint, resume=args.resume,
-                           progress=not args.quiet)
+                           progress=not args.quiet, steps=args.steps)
     params, history, final = train(spec, data, options, test, params)
     keep({**params, **as_arrays(vocabularies)}, output, args.spec)  # first: the work is kept
     with Outputs() as outputs:

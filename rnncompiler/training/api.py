@@ -102,7 +102,7 @@ def train(spec, data=None, *, task: str | None = None, examples: int = 2000,
     options = TrainOptions(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                            clip_norm=clip_norm, seed=seed, val_split=val_split,
                            backend=backend, checkpoint=checkpoint, resume=resume,
-                           progress=progress)
+                           progress=progress, steps=steps)
     trained, history, metrics = train_loop(spec, made.data, options, made.test, params)
     return Trained({**trained, **as_arrays(vocabularies)}, history, metrics, vocabularies)
 

@@ -46,6 +46,7 @@ class TrainOptions:
     checkpoint: str | None = None
     resume: bool = False
     progress: bool = True
+    steps: int | None = None  # T (default: unroll.steps, else the data's)
 
 
 class Optimizer:
@@ -154,7 +155,7 @@ def train(spec: Spec, data: dict, options: TrainOptions, test: dict | None = Non
     checkpoint, to resume from), ``history.stopped`` says where, and no final figures."""
     if spec.loss is None:
         raise RnncError("training needs a `loss:` in the spec", spec.source.loc(()))
-    data, steps = check_inputs(spec, data, None, with_targets=True)
+    data, steps = check_inputs(spec, data, options.steps, with_targets=True)
     training, validation = split(data, options.val_split, options.seed)
     artifact = compile_spec(spec, options.backend, steps, train=True)
     params = params if params is not None else init_params(spec, options.seed)

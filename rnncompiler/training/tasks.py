@@ -14,6 +14,7 @@ ids.
 - ``sine``: windows of a sine wave; the target is the next value (the seed's many-to-one
   forecasting over 3 steps).
 - ``parity``: a sequence of bits; the target is their parity, one-hot over 2.
+- ``reverse`` (reverse.py): an encoder-decoder reads T digits and writes them reversed.
 - ``chars:FILE``: a character-level language model on the text of FILE: characters in
   (one-hot, or class ids for an input with ``classes``), the next character out at every
   step (synced many-to-many). Its vocabulary is the text's characters, sorted. Training
@@ -31,6 +32,7 @@ import numpy as np
 
 from ..errors import RnncError
 from ..frontend.spec import Spec
+from .reverse import Reverse
 
 
 @dataclass(frozen=True)
@@ -149,14 +151,19 @@ TASKS = {task.name: task for task in (Adding, Memory, Sine, Parity)}
 def get_task(name: str) -> Task:
     if name.startswith("chars:"):
         return Characters(name[len("chars:"):])
+    if name == Reverse.name:
+        return Reverse()
     if name not in TASKS:
-        raise RnncError(f"unknown task '{name}'; tasks: {', '.join(TASKS)}, chars:FILE")
+        raise RnncError(f"unknown task '{name}'; tasks: {', '.join(TASKS)}, reverse, "
+                        "chars:FILE")
     return TASKS[name]()
 
 
 def task_data(spec: Spec, task: Task, count: int, steps: int, seed: int,
               part: str = "train") -> dict:
     """``count`` examples of ``task`` named for ``spec``'s input and target."""
+    if hasattr(task, "arrays"):  # a task of several inputs names them itself
+        return task.arrays(spec, count, steps, np.random.default_rng(seed), part)
     input_name, target_name = check_fit(spec, task)
     features = spec.inputs[input_name].features
     x, y = task.make(count, steps, features, np.random.default_rng(seed), part)

@@ -8,7 +8,7 @@ import pytest
 
 import rnncompiler as rc
 from rnncompiler.errors import RnncError
-from rnncompiler.generation import LanguageModel, Sampling, generate_ids
+from rnncompiler.generation import Generator, Sampling, generate_ids
 
 VOCAB = 9
 LM = f"""
@@ -107,7 +107,7 @@ def test_sampling_follows_the_softmax_of_the_scores():
 
 def test_seeds_samples_top_k_and_stop():
     spec, params = lm()
-    model = LanguageModel(spec, params)
+    model = Generator(spec, params)
     first = generate_ids(model, [1], 20, samples=3, seed=5)
     assert first == generate_ids(model, [1], 20, samples=3, seed=5)
     assert first != generate_ids(model, [1], 20, samples=3, seed=6)
