@@ -18,6 +18,7 @@ from .checks import (
     describe,
     is_identifier,
 )
+from .dropout import RNN_KEYS, check_rate, misplaced_keys
 from .yaml_source import Source, format_path
 
 
@@ -41,7 +42,7 @@ class LayerSpec:
     """One entry of ``layers``; fields not used by its type keep their defaults."""
 
     name: str
-    type: str  # rnn | dense | repeat
+    type: str  # rnn | dense | repeat | dropout
     path: tuple
     input: str | None = None
     units: int | None = None
@@ -54,6 +55,9 @@ class LayerSpec:
     feedback_units: int = 0
     activation: str = "linear"
     output: ValueType | None = None  # filled in by typing
+    rate: float | None = None  # a dropout layer's fraction dropped
+    dropout: float = 0.0  # an rnn layer's dropout of x[t] (frontend/dropout.py)
+    recurrent_dropout: float = 0.0  # an rnn layer's dropout of h[t-1] in products
 
     @property
     def directions(self) -> tuple[str, ...]:
@@ -64,12 +68,14 @@ class LayerSpec:
 
 LAYER_KEYS = {
     "rnn": ("name", "type", "cell", "units", "input", "return", "direction", "initial_state",
-            "steps", "feedback"),
+            "steps", "feedback", *RNN_KEYS),
     "dense": ("name", "type", "units", "input", "activation"),
     "repeat": ("name", "type", "input", "steps"),
+    "dropout": ("name", "type", "input", "rate"),
 }
-ALL_KEYS = LAYER_KEYS["rnn"] + ("activation",)
-REQUIRED = {"rnn": ("cell", "units"), "dense": ("units", "input"), "repeat": ("input", "steps")}
+ALL_KEYS = LAYER_KEYS["rnn"] + ("activation", "rate")
+REQUIRED = {"rnn": ("cell", "units"), "dense": ("units", "input"), "repeat": ("input", "steps"),
+            "dropout": ("input", "rate")}
 ACTIVATIONS = ("linear", "tanh", "sigmoid", "relu", "softmax")
 RETURNS = ("last", "sequence")
 DIRECTIONS = ("forward", "backward", "bidirectional")
@@ -82,6 +88,7 @@ def _choice(choices):
 # checks of one key's value on its own, whatever else the layer has
 VALUE_CHECKS = {"units": check_int, "steps": check_int, "return": _choice(RETURNS),
                 "direction": _choice(DIRECTIONS), "activation": _choice(ACTIVATIONS)}
+VALUE_CHECKS.update(dict.fromkeys(("rate", *RNN_KEYS), check_rate))
 
 
 def read_layers(source: Source, value, inputs: dict, cells: dict, claim) -> list:
@@ -114,7 +121,8 @@ def _read_layer(source: Source, reader, i: int, entry, claim) -> LayerSpec:
         raise source.error(path, f"expected a layer mapping, got {describe(entry)}")
     kind = entry.get("type")
     kind = kind if isinstance(kind, str) and kind in LAYER_KEYS else None
-    check_mapping(source, path, entry, LAYER_KEYS[kind] if kind else ALL_KEYS,
+    misplaced = misplaced_keys(source, path, kind, entry)  # reported with their fix
+    check_mapping(source, path, entry, (LAYER_KEYS[kind] if kind else ALL_KEYS) + misplaced,
                   required=("name", "type", *REQUIRED.get(kind, ())))
     name = entry.get("name")
     if "name" in entry and source.attempt(check_identifier, source, path + ("name",), name,
@@ -187,8 +195,11 @@ class _LayerReader:
                                       entry.get("direction", "forward"), DIRECTIONS)
         if "feedback" in entry:
             src.attempt(self.read_feedback, layer, entry)
+        rates = [src.attempt(check_rate, src, path + (key,), entry.get(key, 0.0))
+                 for key in RNN_KEYS]
+        layer.dropout, layer.recurrent_dropout = rates
         steps = src.attempt(self.read_rnn_input, layer, entry)
-        if None in (layer.units, layer.cell, layer.returns, layer.direction):
+        if None in (layer.units, layer.cell, layer.returns, layer.direction, *rates):
             raise Broken()
         layer.initial_state = self.read_initial_state(layer, entry.get("initial_state", {}))
         width = layer.units * len(layer.directions)
@@ -347,3 +358,16 @@ class _LayerReader:
         if layer.steps is None:
             raise Broken()
         layer.output = ValueType(True, given.features, layer.steps)
+
+    def read_dropout(self, layer: LayerSpec, entry: dict) -> None:
+        """Produces what its input produces: the same kind, features and length."""
+        if "rate" in entry:
+            layer.rate = self.source.attempt(check_rate, self.source, layer.path + ("rate",),
+                                             entry["rate"])
+        if "input" not in entry:
+            raise Broken()  # reported missing
+        layer.input = entry["input"]
+        given = self.value_type(layer, layer.input)
+        if layer.rate is None:
+            raise Broken()
+        layer.output = given
