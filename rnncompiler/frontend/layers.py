@@ -122,8 +122,9 @@ def _read_layer(source: Source, reader, i: int, entry, claim) -> LayerSpec:
     kind = entry.get("type")
     kind = kind if isinstance(kind, str) and kind in LAYER_KEYS else None
     misplaced = misplaced_keys(source, path, kind, entry)  # reported with their fix
+    required = [k for k in REQUIRED.get(kind, ()) if not (k == "rate" and "dropout" in misplaced)]
     check_mapping(source, path, entry, (LAYER_KEYS[kind] if kind else ALL_KEYS) + misplaced,
-                  required=("name", "type", *REQUIRED.get(kind, ())))
+                  required=("name", "type", *required))
     name = entry.get("name")
     if "name" in entry and source.attempt(check_identifier, source, path + ("name",), name,
                                           "layer name") is not None:
