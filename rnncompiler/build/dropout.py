@@ -114,8 +114,9 @@ def apply_mask(graph: Graph, layer, source: int, mask: int, steps: int | None) -
 class RecurrentDropout:
     """What a cell step (``unroll._CellStep``: ``graph``, ``cell``, ``previous``, ``where``,
     ``node``) does for recurrent dropout: h[t-1], its output state, times the mask where
-    the right side of a ``@`` reads it, directly or through locals that read it (those
-    computed again from the masked h[t-1]); elsewhere (``z * h[t-1]``, c[t-1]) as it is.
+    the right side of a ``@`` reads it, directly or through locals that read it outside
+    products (``locals_reading_output``: computed again from the masked h[t-1] there);
+    elsewhere (``z * h[t-1]``, c[t-1]) as it is.
     So Keras places it in its LSTM, GRU and SimpleRNN cells."""
 
     def mask_recurrence(self, cell, mask: int | None) -> None:

@@ -48,23 +48,29 @@ def misplaced_keys(source: Source, path, kind: str | None, entry: dict) -> tuple
 
 
 def locals_reading_output(cell) -> set[str]:
-    """The locals of ``cell`` whose value depends on its output state's previous value."""
+    """The locals of ``cell`` that read its output state's previous value outside any
+    ``@`` product, directly or through such locals: those that recurrent dropout computes
+    again from the masked h[t-1] where a product reads them (``z = concat(x[t], h[t-1])``
+    in ``W @ z``). A local that reads it only inside products (a GRU's gate ``r``) already
+    reads the masked one, and is used as it is."""
     found: set[str] = set()
     for equation in cell.equations:
-        if not equation.is_state and _reads(equation.expr, cell.output, found):
+        if not equation.is_state and _reads(equation.expr, cell.output, found, False):
             found.add(equation.target)
     return found
 
 
-def _reads(expr, output: str, reading: set) -> bool:
+def _reads(expr, output: str, reading: set, in_product: bool) -> bool:
+    """Whether ``expr`` reads h[t-1] outside a product (``in_product``: inside one)."""
     if isinstance(expr, eq.State):
-        return expr.previous and expr.name == output
+        return not in_product and expr.previous and expr.name == output
     if isinstance(expr, eq.Local):
-        return expr.name in reading
+        return not in_product and expr.name in reading
     if isinstance(expr, eq.Binary):
-        return _reads(expr.left, output, reading) or _reads(expr.right, output, reading)
+        return _reads(expr.left, output, reading, in_product) or \
+            _reads(expr.right, output, reading, in_product or expr.op == "@")
     if isinstance(expr, eq.Negate):
-        return _reads(expr.operand, output, reading)
+        return _reads(expr.operand, output, reading, in_product)
     if isinstance(expr, eq.Call):
-        return any(_reads(arg, output, reading) for arg in expr.args)
+        return any(_reads(arg, output, reading, in_product) for arg in expr.args)
     return False
