@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .build.dropout import dropout_masks
 from .build.unroll import state_inputs
 from .errors import ArrayError, Location, did_you_mean
 from .frontend.params import param_infos
@@ -108,7 +109,9 @@ def check_inputs(spec: Spec, arrays: dict, steps: int | None = None, file: str |
                  *, with_targets: bool = False, state_io: bool = False):
     """(inputs cast to the spec's dtype, T). T is ``steps``, else ``unroll.steps``, else the
     length of the sequences that follow T; every sequence must agree with it. With
-    ``state_io``, initial states ``<layer>.<state>0`` may be given; missing ones are zeros."""
+    ``state_io``, initial states ``<layer>.<state>0`` may be given; missing ones are zeros.
+    With ``with_targets``, dropout's masks may be given; missing ones are ones (no
+    dropout). Without, masks given are allowed and not used (the forward pass has none)."""
     where = Location(file) if file else None
     arrays = split_vocabularies(spec, arrays, file)[0]  # a data file may carry them
     wanted = dict(spec.inputs)
@@ -117,7 +120,8 @@ def check_inputs(spec: Spec, arrays: dict, steps: int | None = None, file: str |
     states = state_inputs(spec) if state_io else {}
     lengths = [f"{name}.lengths" for name, array in {**spec.inputs, **spec.targets}.items()
                if array.lengths]
-    known = list(spec.inputs) + list(spec.targets) + list(states) + lengths
+    masks = {mask.name: mask for mask in dropout_masks(spec)}
+    known = list(spec.inputs) + list(spec.targets) + list(states) + lengths + list(masks)
     for key in arrays:
         if key not in known:
             raise ArrayError(f"unknown array '{key}'{did_you_mean(key, known)}; the spec's "
@@ -161,4 +165,22 @@ def check_inputs(spec: Spec, arrays: dict, steps: int | None = None, file: str |
             raise ArrayError(f"initial state '{name}' has shape {list(array.shape)}, expected "
                              f"[{batch}, {units}]", where)
         checked[name] = array
+    if with_targets:
+        checked.update(_check_masks(spec, masks, arrays, batch, steps, where))
     return checked, steps
+
+
+def _check_masks(spec: Spec, masks: dict, arrays: dict, batch: int, steps, where) -> dict:
+    """Dropout's masks (build/dropout.py) as given, of their shapes; ones where none is."""
+    checked = {}
+    for name, mask in masks.items():
+        shape = mask.shape(batch, steps)
+        if name not in arrays:
+            checked[name] = np.ones(shape, spec.dtype)
+            continue
+        array = _as_float(arrays[name], name, spec.dtype, where)
+        if array.shape != shape:
+            raise ArrayError(f"dropout mask '{name}' has shape {list(array.shape)}, expected "
+                             f"{list(shape)}", where)
+        checked[name] = array
+    return checked

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .api import loss_and_grads
+from .build.dropout import sample_masks
 from .frontend.params import param_infos
 from .frontend.spec import Spec, UnrollSpec
 
@@ -28,7 +29,9 @@ class ParamCheck:
 
 
 def random_data(spec: Spec, steps: int, batch: int, rng) -> dict:
-    """Inputs and targets for ``spec``; targets of a cross-entropy loss are probabilities."""
+    """Inputs and targets for ``spec``; targets of a cross-entropy loss are probabilities;
+    dropout's masks drawn as training draws them (fixed: the loss is a function of the
+    parameters for given masks)."""
     data = {}
     for name, array in {**spec.inputs, **spec.targets}.items():
         shape = (batch, array.steps or steps) if array.sequence else (batch,)
@@ -45,6 +48,7 @@ def random_data(spec: Spec, steps: int, batch: int, rng) -> dict:
             length = data[name].shape[1]
             data[f"{name}.lengths"] = np.concatenate(
                 [[length], rng.integers(1, length + 1, batch - 1)]).astype(np.int64)
+    data.update(sample_masks(spec, batch, steps, rng))
     return data
 
 

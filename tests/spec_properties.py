@@ -15,6 +15,9 @@ independent computation of the same numbers:
 - every pass alone leaves the reference evaluation of the forward and training graphs
   unchanged (translation validation), and leaves them re-rollable into loops.
 
+Training graphs are fed dropout's masks as ``rnnc train`` draws them (``random_data``),
+so every comparison of losses and gradients above includes them.
+
 Any exception other than an AssertionError of these checks is a compiler bug.
 """
 

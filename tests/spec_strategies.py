@@ -77,6 +77,9 @@ FEATURES: tuple[str, ...] = (
     "initial_state:from_bidirectional", "encoder_decoder",
     "feedback", "feedback:with_input", "feedback:vector_input", "feedback:no_input",
     "outputs", "explicit_defaults", "names:yaml_words",
+    # dropout (in the training graph: masks drawn by random_data)
+    "layer:dropout", "dropout:on_sequence", "dropout:on_vector", "dropout:rate_zero",
+    "rnn:dropout", "rnn:recurrent_dropout",
     # the loss
     "loss:mse", "loss:cross_entropy", "loss:vector_target", "loss:sequence_target",
     "loss:logits", "loss:class_target",
@@ -281,6 +284,7 @@ class _SpecBuilder:
             moves.append("decoder")
         if room >= 2:
             moves.append("feedback")
+        moves.append("dropout")
         return moves
 
     def add_rnn(self) -> None:
@@ -350,6 +354,12 @@ class _SpecBuilder:
         self.write_choice(entry, "return", returns, "last")
         self.write_choice(entry, "direction", direction, "forward")
         self.features |= {f"direction:{direction}", f"return:{returns}"}
+        for key in ("dropout", "recurrent_dropout"):  # of x[t]; of h[t-1] in products
+            if self.maybe(3):
+                entry[key] = self.rate()
+                self.features.add(f"rnn:{key}")
+            else:
+                self.explicit(entry, key, 0.0)
         if steps is not None:
             entry["steps"] = steps
         if feedback is not None:
@@ -447,6 +457,24 @@ class _SpecBuilder:
         self.layers.append(entry)
         self.values.append(value)
         return value
+
+    def add_dropout(self) -> None:
+        """A dropout layer on any value (the identity but in the training graph)."""
+        source = self.pick(self.values)
+        name = fresh(self.draw, LAYER_NAMES, self.names, "L")
+        self.layers.append({"name": name, "type": "dropout", "input": source.name,
+                            "rate": self.rate()})
+        self.values.append(_Value(name, source.sequence, source.features, source.steps,
+                                  "dropout"))
+        self.features |= {"layer:dropout",
+                          "dropout:on_sequence" if source.sequence else "dropout:on_vector"}
+
+    def rate(self) -> float:
+        """A dropout rate: now and then 0 (no mask at all)."""
+        rate = self.draw(st.sampled_from((0.5, 0.0, 0.1, 0.25, 0.9)))
+        if rate == 0:
+            self.features.add("dropout:rate_zero")
+        return rate
 
     def add_repeat(self) -> None:
         source = self.pick(self.vectors())

@@ -40,7 +40,7 @@ from .vjp import VjpBuilder, vjp_rule
 def training_graph(spec: Spec, steps: int | None = None) -> Graph:
     """The forward graph of ``spec`` with its loss and the gradient of every parameter;
     outputs ``loss`` and ``grad.<param>``."""
-    graph = unroll(spec, steps)
+    graph = unroll(spec, steps, dropout=True)  # dropout's masks as inputs
     loss = add_loss(graph, spec)
     differentiate(graph, loss, spec.unroll)
     return graph

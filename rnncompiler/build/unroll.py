@@ -15,11 +15,12 @@ import numpy as np
 from ..errors import SpecError
 from ..frontend import equations as eq
 from ..frontend.layers import LayerSpec
-from ..frontend.params import param_infos
+from ..frontend.params import layer_input_features, param_infos
 from ..frontend.spec import Spec
 from ..ir import ops
 from ..ir.graph import Block, Graph
 from ..ir.ops import OP
+from .dropout import RecurrentDropout, apply_mask, mask_name
 
 
 def resolve_steps(spec: Spec, steps: int | None) -> int:
@@ -31,12 +32,16 @@ def resolve_steps(spec: Spec, steps: int | None) -> int:
     return steps
 
 
-def unroll(spec: Spec, steps: int | None = None, state_io: bool = False) -> Graph:
+def unroll(spec: Spec, steps: int | None = None, state_io: bool = False,
+           dropout: bool = False) -> Graph:
     """The forward graph of ``spec`` unrolled over T steps (``steps`` or ``unroll.steps``).
     With ``state_io``, the states that would start from zeros start from inputs named
-    ``<layer>.<state>0`` instead (streaming: feed back the final states of the last call)."""
+    ``<layer>.<state>0`` instead (streaming: feed back the final states of the last call).
+    With ``dropout`` (a training graph), dropout multiplies by mask inputs
+    (``build/dropout.py``); without, it is the identity."""
     unroller = _Unroller(spec, steps if steps is not None else spec.unroll.steps)
     unroller.state_io = state_io
+    unroller.dropout = dropout
     return unroller.build()
 
 
@@ -65,6 +70,7 @@ class _Unroller:
         self.finals: dict[str, int] = {}  # '<layer>.<state>' -> node
         self.batch_ref: int | None = None
         self.state_io = False
+        self.dropout = False  # dropout's masks as inputs (a training graph)
         self.masks: dict[str, int] = {}  # sequence with variable lengths -> its mask [T, 1]
         self.generated: dict[str, int] = {}  # a dense layer fed back -> its sequence
         self.zero_states: dict[str, int] = {}  # layer -> zeros [batch, units]
@@ -131,6 +137,10 @@ class _Unroller:
         outputs = {}
         sequence = source is not None and len(graph[source].shape) == 2
         fed_back, generated, invariants = None, {}, {}
+        x_mask = self.dropout_input(layer.name, direction, "dropout", layer.dropout,
+                                    (layer_input_features(self.spec, layer),))
+        h_mask = self.dropout_input(layer.name, direction, "recurrent_dropout",
+                                    layer.recurrent_dropout, (layer.units,))
         if layer.feedback:  # the dense layer's output at t-1, zeros before the first step
             dense = self.spec.layer(layer.feedback)
             fed_back = graph.add(OP.zeros, [self.batch_ref], layer=layer.name, size=dense.units)
@@ -142,8 +152,10 @@ class _Unroller:
                 parts = [x_t, fed_back] if x_t is not None else [fed_back]
                 x_t = graph.add(OP.concat, parts, place="x", **where) if len(parts) > 1 \
                     else parts[0]
+            if x_mask is not None:  # (places a cell's own names cannot take)
+                x_t = graph.add(OP.mul, [x_t, x_mask], place="dropout.x", **where)
             new = _CellStep(graph, cell, params, x_t, state, where, invariants,
-                            functools.partial(self.zeros, layer)).build()
+                            functools.partial(self.zeros, layer), h_mask).build()
             if mask is None:
                 state = new
                 outputs[t] = state[cell.output]
@@ -231,6 +243,25 @@ class _Unroller:
                                                  self.id_lengths[layer.input], node)
         return node
 
+    def dropout_input(self, layer: str, direction: str, key: str, rate: float,
+                      shape: tuple) -> int | None:
+        """The mask input of a dropout at ``rate`` in a training graph; else None."""
+        if not (self.dropout and rate):
+            return None
+        return self.graph.add_input(mask_name(layer, direction, key), shape)
+
+    def build_dropout(self, layer: LayerSpec) -> int:
+        """Its input; in a training graph, times the mask ``<layer>.dropout``, at every
+        step of a sequence."""
+        graph, source = self.graph, self.values[layer.input]
+        if layer.input in self.masks:
+            self.masks[layer.name] = self.masks[layer.input]
+        mask = self.dropout_input(layer.name, "", "dropout", layer.rate, graph[source].shape)
+        if mask is None:
+            return source
+        steps = self.length(layer.output.steps) if layer.output.sequence else None
+        return apply_mask(graph, layer, source, mask, steps)
+
     def build_repeat(self, layer: LayerSpec) -> int:
         return self.graph.add(OP.repeat_steps, [self.values[layer.input]], layer=layer.name,
                               steps=layer.steps)
@@ -279,12 +310,13 @@ def _dense_comment(layer: LayerSpec) -> str:
     return f"y = {inner}" if layer.activation == "linear" else f"y = {layer.activation}({inner})"
 
 
-class _CellStep:
+class _CellStep(RecurrentDropout):
     """One step of a cell: its equations turned into graph nodes."""
 
     def __init__(self, graph: Graph, cell, params: dict, x_t: int, previous: dict, where: dict,
-                 invariants: dict, zeros):
+                 invariants: dict, zeros, recurrent_mask: int | None = None):
         self.graph = graph
+        self.mask_recurrence(cell, recurrent_mask)
         self.invariants = invariants  # (op, args) -> its node, shared by every step
         self.zeros = zeros  # () -> zeros [batch, units], to give a state its batch axis
         self.cell = cell
@@ -324,6 +356,8 @@ class _CellStep:
             return self.params[expr.name]
         if isinstance(expr, eq.Input):
             return self.x_t
+        if self.in_product and self.reads_masked(expr):
+            return self.masked_node(expr)
         if isinstance(expr, eq.State):
             return (self.previous if expr.previous else self.current)[expr.name]
         if isinstance(expr, eq.Local):
@@ -337,7 +371,8 @@ class _CellStep:
         raise TypeError(f"unknown expression {expr!r}")
 
     def op(self, name: str, operands: list) -> int:
-        args = [self.node(operand) for operand in operands]
+        args = [self.operand(operand, name == OP.matvec and k == 1)
+                for k, operand in enumerate(operands)]
         self.counter += 1
         if all(self.graph[arg].op in (OP.param, OP.const) or arg in self.hoisted
                for arg in args):

@@ -155,6 +155,9 @@ def count_values(params: dict) -> str:
             f"array{'s' if len(params) != 1 else ''}")
 
 
+DROPOUT_KEYS = ("dropout", "recurrent_dropout")  # an rnn layer's, shown when set
+
+
 def summary(spec: Spec, steps: int | None = None) -> str:
     """What ``rnnc check`` prints: inputs, layers with what they produce, parameters."""
     steps = steps or spec.unroll.steps
@@ -171,11 +174,15 @@ def summary(spec: Spec, steps: int | None = None) -> str:
     for layer in spec.layers:
         if layer.type == "rnn":
             what = f"rnn {layer.cell} x {layer.units}, {layer.direction}, return {layer.returns}"
+            what += "".join(f", {key} {getattr(layer, key):g}" for key in DROPOUT_KEYS
+                            if getattr(layer, key))
         elif layer.type == "dense":
             what = f"dense x {layer.units}, {layer.activation}"
         elif layer.type == "embedding":
             padding = f", padding id {layer.padding_id}" if layer.padding_id is not None else ""
             what = f"embedding of {layer.classes} ids x {layer.units}{padding}"
+        elif layer.type == "dropout":
+            what = f"dropout {layer.rate:g} (when training)"
         else:
             what = f"repeat x {layer.steps}"
         lines.append(f"  layer  {layer.name:<{width}}  {what} -> {layer.output.describe()}")

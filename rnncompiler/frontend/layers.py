@@ -18,25 +18,10 @@ from .checks import (
     describe,
     is_identifier,
 )
+from .dropout import RNN_KEYS, check_rate, misplaced_keys
+from .plain_layers import ACTIVATIONS, PlainLayers
+from .value_types import ValueType
 from .yaml_source import Source, format_path
-
-
-@dataclass(frozen=True)
-class ValueType:
-    """What an input or a layer produces: kind, features, and length (None = T)."""
-
-    sequence: bool
-    features: int  # for class ids: the number of classes (the width of their one-hot form)
-    steps: int | None = None
-    ids: bool = False  # class ids (an input or target with `classes: N`), not numbers
-
-    def describe(self) -> str:
-        what = f"class ids ({self.features} classes)" if self.ids else None
-        if not self.sequence:
-            return f"a vector of {what or self.features}"
-        length = "T" if self.steps is None else str(self.steps)
-        return f"a sequence of {length} steps x {what or self.features}" if what is None \
-            else f"a sequence of {length} steps of {what}"
 
 
 @dataclass
@@ -44,7 +29,7 @@ class LayerSpec:
     """One entry of ``layers``; fields not used by its type keep their defaults."""
 
     name: str
-    type: str  # rnn | dense | repeat | embedding
+    type: str  # rnn | dense | repeat | embedding | dropout
     path: tuple
     input: str | None = None
     units: int | None = None
@@ -59,6 +44,9 @@ class LayerSpec:
     classes: int | None = None  # embedding: the number of ids (rows of its table)
     padding_id: int | None = None  # embedding: the id whose row stays zero
     output: ValueType | None = None  # filled in by typing
+    rate: float | None = None  # a dropout layer's fraction dropped
+    dropout: float = 0.0  # an rnn layer's dropout of x[t] (frontend/dropout.py)
+    recurrent_dropout: float = 0.0  # an rnn layer's dropout of h[t-1] in products
 
     @property
     def directions(self) -> tuple[str, ...]:
@@ -69,15 +57,15 @@ class LayerSpec:
 
 LAYER_KEYS = {
     "rnn": ("name", "type", "cell", "units", "input", "return", "direction", "initial_state",
-            "steps", "feedback"),
+            "steps", "feedback", *RNN_KEYS),
     "dense": ("name", "type", "units", "input", "activation"),
     "repeat": ("name", "type", "input", "steps"),
     "embedding": ("name", "type", "units", "input", "padding_id"),
+    "dropout": ("name", "type", "input", "rate"),
 }
-ALL_KEYS = LAYER_KEYS["rnn"] + ("activation", "padding_id")
+ALL_KEYS = LAYER_KEYS["rnn"] + ("activation", "padding_id", "rate")
 REQUIRED = {"rnn": ("cell", "units"), "dense": ("units", "input"), "repeat": ("input", "steps"),
-            "embedding": ("units", "input")}
-ACTIVATIONS = ("linear", "tanh", "sigmoid", "relu", "softmax")
+            "embedding": ("units", "input"), "dropout": ("input", "rate")}
 RETURNS = ("last", "sequence")
 DIRECTIONS = ("forward", "backward", "bidirectional")
 
@@ -89,6 +77,7 @@ def _choice(choices):
 # checks of one key's value on its own, whatever else the layer has
 VALUE_CHECKS = {"units": check_int, "steps": check_int, "return": _choice(RETURNS),
                 "direction": _choice(DIRECTIONS), "activation": _choice(ACTIVATIONS)}
+VALUE_CHECKS.update(dict.fromkeys(("rate", *RNN_KEYS), check_rate))
 
 
 def read_layers(source: Source, value, inputs: dict, cells: dict, claim) -> list:
@@ -121,8 +110,10 @@ def _read_layer(source: Source, reader, i: int, entry, claim) -> LayerSpec:
         raise source.error(path, f"expected a layer mapping, got {describe(entry)}")
     kind = entry.get("type")
     kind = kind if isinstance(kind, str) and kind in LAYER_KEYS else None
-    check_mapping(source, path, entry, LAYER_KEYS[kind] if kind else ALL_KEYS,
-                  required=("name", "type", *REQUIRED.get(kind, ())))
+    misplaced = misplaced_keys(source, path, kind, entry)  # reported with their fix
+    required = [k for k in REQUIRED.get(kind, ()) if not (k == "rate" and "dropout" in misplaced)]
+    check_mapping(source, path, entry, (LAYER_KEYS[kind] if kind else ALL_KEYS) + misplaced,
+                  required=("name", "type", *required))
     name = entry.get("name")
     if "name" in entry and source.attempt(check_identifier, source, path + ("name",), name,
                                           "layer name") is not None:
@@ -140,7 +131,7 @@ def _read_layer(source: Source, reader, i: int, entry, claim) -> LayerSpec:
     return layer
 
 
-class _LayerReader:
+class _LayerReader(PlainLayers):
     def __init__(self, source: Source, inputs: dict, cells: dict):
         self.source = source
         self.inputs = inputs
@@ -200,8 +191,11 @@ class _LayerReader:
                                       entry.get("direction", "forward"), DIRECTIONS)
         if "feedback" in entry:
             src.attempt(self.read_feedback, layer, entry)
+        rates = [src.attempt(check_rate, src, path + (key,), entry.get(key, 0.0))
+                 for key in RNN_KEYS]
+        layer.dropout, layer.recurrent_dropout = rates
         steps = src.attempt(self.read_rnn_input, layer, entry)
-        if None in (layer.units, layer.cell, layer.returns, layer.direction):
+        if None in (layer.units, layer.cell, layer.returns, layer.direction, *rates):
             raise Broken()
         layer.initial_state = self.read_initial_state(layer, entry.get("initial_state", {}))
         width = layer.units * len(layer.directions)
@@ -334,59 +328,3 @@ class _LayerReader:
         if finals[name].units != layer.units:
             raise src.error(path, f"'{name}' has {finals[name].units} features but layer "
                                   f"{layer.name} has {layer.units} units")
-
-    def read_dense(self, layer: LayerSpec, entry: dict) -> None:
-        src, path = self.source, layer.path
-        if "units" in entry:
-            layer.units = src.attempt(check_int, src, path + ("units",), entry["units"])
-        layer.activation = src.attempt(check_choice, src, path + ("activation",),
-                                       entry.get("activation", "linear"), ACTIVATIONS)
-        if "input" not in entry:
-            raise Broken()  # reported missing
-        layer.input = entry["input"]
-        given = self.value_type(layer, layer.input)
-        if layer.units is None:
-            raise Broken()
-        layer.output = ValueType(given.sequence, layer.units, given.steps)
-
-    def read_repeat(self, layer: LayerSpec, entry: dict) -> None:
-        if "steps" in entry:
-            layer.steps = self.source.attempt(check_int, self.source, layer.path + ("steps",),
-                                              entry["steps"])
-        if "input" not in entry:
-            raise Broken()  # reported missing
-        layer.input = entry["input"]
-        given = self.value_type(layer, layer.input)
-        if given.sequence:
-            raise self.error(layer, "input", f"repeat needs a vector, but input '{layer.input}' "
-                                             f"is {given.describe()}")
-        if layer.steps is None:
-            raise Broken()
-        layer.output = ValueType(True, given.features, layer.steps)
-
-    def read_embedding(self, layer: LayerSpec, entry: dict) -> None:
-        """Ids -> vectors: each id's row of the layer's table, at every step."""
-        src, path = self.source, layer.path
-        if "units" in entry:
-            layer.units = src.attempt(check_int, src, path + ("units",), entry["units"])
-        if "input" not in entry:
-            raise Broken()  # reported missing
-        layer.input = entry["input"]
-        given = self.value_type(layer, layer.input)
-        if not given.ids:
-            fix = (f"give input '{layer.input}' `classes: N` instead of `features` (ids from 0 "
-                   "to N-1)" if layer.input in self.inputs else "an embedding reads an input "
-                   "with `classes: N`")
-            raise self.error(layer, "input", f"an embedding layer reads class ids, but input "
-                                             f"'{layer.input}' is {given.describe()}: {fix}")
-        layer.classes = given.features
-        if "padding_id" in entry:
-            padding = check_int(src, path + ("padding_id",), entry["padding_id"], minimum=0)
-            if padding >= layer.classes:
-                raise self.error(layer, "padding_id", f"padding_id {padding} is not an id of "
-                                                      f"input '{layer.input}' (0 to "
-                                                      f"{layer.classes - 1})")
-            layer.padding_id = padding
-        if layer.units is None:
-            raise Broken()
-        layer.output = ValueType(given.sequence, layer.units, given.steps)

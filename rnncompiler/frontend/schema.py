@@ -12,6 +12,8 @@ POSITIVE = {"type": "integer", "minimum": 1}
 SIZE = {"oneOf": [POSITIVE, {"type": "string",
                              "pattern": r"^\s*(\d+\s*\*\s*)?(units|input|\d+)"
                                         r"(\s*\+\s*(\d+\s*\*\s*)?(units|input|\d+))*\s*$"}]}
+RATE = {"type": "number", "minimum": 0, "exclusiveMaximum": 1,
+        "description": "the fraction of values dropped while training"}
 INITIALIZERS = ["glorot_uniform", "orthogonal", "zeros", "ones", "normal", "uniform"]
 
 
@@ -51,6 +53,7 @@ RNN = _object({
     "direction": {"enum": ["forward", "backward", "bidirectional"]},
     "initial_state": {"type": "object", "additionalProperties": {"type": "string"}},
     "steps": POSITIVE, "feedback": {"type": "string"},
+    "dropout": RATE, "recurrent_dropout": RATE,
 }, ["name", "type", "cell", "units"])
 DENSE = _object({
     "name": IDENTIFIER, "type": {"const": "dense"}, "units": POSITIVE,
@@ -64,6 +67,9 @@ EMBEDDING = _object({"name": IDENTIFIER, "type": {"const": "embedding"},
                      "input": {"type": "string"}, "units": POSITIVE,
                      "padding_id": {"type": "integer", "minimum": 0}},
                     ["name", "type", "input", "units"])
+DROPOUT = _object({"name": IDENTIFIER, "type": {"const": "dropout"},
+                   "input": {"type": "string"}, "rate": RATE},
+                  ["name", "type", "input", "rate"])
 
 
 def schema() -> dict:
@@ -80,7 +86,7 @@ def schema() -> dict:
             "targets": {"type": "object", "additionalProperties": ARRAY},
             "cells": {"type": "object", "additionalProperties": CELL},
             "layers": {"type": "array", "minItems": 1,
-                       "items": {"oneOf": [RNN, DENSE, REPEAT, EMBEDDING]}},
+                       "items": {"oneOf": [RNN, DENSE, REPEAT, EMBEDDING, DROPOUT]}},
             "outputs": {"oneOf": [{"type": "string"},
                                   {"type": "array", "items": {"type": "string"}}]},
             "loss": _object({"type": {"enum": ["mse", "cross_entropy"]},

@@ -2,7 +2,8 @@
 
 One epoch shuffles the training examples (a generator seeded by ``(seed, epoch)``, so a
 resumed run shuffles as an uninterrupted one), takes a step per batch with SGD or Adam
-(gradients clipped to a global norm if asked), then measures the loss and metrics on
+(gradients clipped to a global norm if asked; dropout's masks drawn for each batch by a
+generator seeded by ``(seed, epoch, batch)``), then measures the loss and metrics on
 the validation examples. A checkpoint folder (``checkpoint.py``) holds the parameters, the
 optimizer's state and the log after every epoch; ``resume`` continues from it. Ctrl-C
 stops after the current step and keeps what was reached, mid-epoch included, so that a
@@ -25,6 +26,7 @@ import numpy as np
 
 from ..api import compile_spec
 from ..arrays import check_inputs
+from ..build.dropout import batch_rng, sample_masks, unit_masks
 from ..build.params import init_params
 from ..errors import RnncError
 from ..frontend.spec import Spec
@@ -156,6 +158,8 @@ def train(spec: Spec, data: dict, options: TrainOptions, test: dict | None = Non
     if spec.loss is None:
         raise RnncError("training needs a `loss:` in the spec", spec.source.loc(()))
     data, steps = check_inputs(spec, data, options.steps, with_targets=True)
+    # dropout: none where the loss is measured; each training step draws its own masks
+    data.update(unit_masks(spec, len(data[spec.loss.target]), steps))
     training, validation = split(data, options.val_split, options.seed)
     artifact = compile_spec(spec, options.backend, steps, train=True)
     params = params if params is not None else init_params(spec, options.seed)
@@ -181,6 +185,8 @@ def train(spec: Spec, data: dict, options: TrainOptions, test: dict | None = Non
             for index, batch in enumerate(batches(training, options.batch_size, rng)):
                 if index < position.batches_done:
                     continue  # done before the run was interrupted
+                batch.update(sample_masks(spec, len(batch[spec.loss.target]), steps,
+                                          batch_rng(options.seed, epoch, index)))
                 with np.errstate(all="ignore"):  # a diverging run gets one message, below
                     loss, grads = artifact.loss_and_grads(params, batch)
                 if not np.isfinite(loss) or not all(np.all(np.isfinite(g))

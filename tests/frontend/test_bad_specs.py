@@ -60,7 +60,8 @@ CASES = [
          "line 8 (the second *e) whose expansion crosses the limit"),
     # §2 layers
     case("layers_empty.yaml", 7, 9, "empty"),
-    case("layer_type_unknown.yaml", 8, 23, "expected 'rnn', 'dense', 'repeat' or 'embedding'"),
+    case("layer_type_unknown.yaml", 8, 23, "expected 'rnn', 'dense', 'repeat', 'embedding' or "
+                                           "'dropout'"),
     case("layer_key_misspelt.yaml", 8, 42, "unknown key 'unit' (did you mean 'units'?)"),
     case("units_negative.yaml", 8, 49, "expected an integer >= 1, got -5"),
     case("cell_unknown.yaml", 8, 34, "unknown cell 'lstn' (did you mean 'lstm'?)"),
