@@ -405,3 +405,31 @@ def test_live_keras_computes_the_same(name, tmp_path):
             real = np.arange(theirs.shape[1]) < lengths[:, None]
             ours, theirs = ours[real], theirs[real]
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+@needs_h5py
+def test_live_keras_ids_as_a_vector_and_from_a_built_sequential(tmp_path):
+    """A Sequential built with model.build((None, T)) has a float32 Input, which Keras's
+    Embedding casts to ids: it imports as class ids; an int Input of shape () is a vector of
+    ids (mask_zero there masks no steps: a comment, and padding_id 0)."""
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(0)
+    built = keras.Sequential([keras.layers.Embedding(7, 3, embeddings_initializer="normal"),
+                              keras.layers.GRU(4), keras.layers.Dense(2)])
+    built.build((None, 5))
+    label = keras.Input((), dtype="int32", name="label")
+    vector = keras.Model(label, keras.layers.Dense(2)(
+        keras.layers.Embedding(6, 3, mask_zero=True, name="embed")(label)))
+    rng = np.random.default_rng(0)
+    for model, ids in ((built, rng.integers(0, 7, (3, 5))), (vector, np.array([0, 3, 5]))):
+        model.save(tmp_path / "m.keras")
+        assert main(["import", str(tmp_path / "m.keras"), "-o", str(tmp_path / "m.yaml"),
+                     "--params", str(tmp_path / "p.npz")]) == 0
+        spec = rc.load_spec(tmp_path / "m.yaml")
+        (name,) = spec.inputs
+        assert spec.inputs[name].classes == (7 if model is built else 6)
+        assert spec.inputs[name].sequence == (model is built)
+        got = rc.run(spec, dict(np.load(tmp_path / "p.npz")), {name: ids})[spec.outputs[0]]
+        np.testing.assert_allclose(got, model.predict(ids, verbose=0), rtol=1e-5, atol=1e-6)
+    assert spec.layers[0].padding_id == 0 and "a vector of ids: no steps to mask" in \
+        (tmp_path / "m.yaml").read_text()
