@@ -433,3 +433,34 @@ def test_live_keras_ids_as_a_vector_and_from_a_built_sequential(tmp_path):
         np.testing.assert_allclose(got, model.predict(ids, verbose=0), rtol=1e-5, atol=1e-6)
     assert spec.layers[0].padding_id == 0 and "a vector of ids: no steps to mask" in \
         (tmp_path / "m.yaml").read_text()
+
+
+@needs_h5py
+@pytest.mark.parametrize("loss,activation", [("mse", "linear"),
+                                             ("categorical_crossentropy", "softmax")])
+def test_live_keras_masked_loss_is_the_spec_loss_over_the_real_steps(loss, activation,
+                                                                      tmp_path):
+    """A masked model compiled with a loss: Keras averages over the unmasked steps, as a
+    spec's loss does over each example's lengths."""
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((6,), dtype="int32", name="ids"),
+        keras.layers.Embedding(7, 3, mask_zero=True, embeddings_initializer="normal"),
+        keras.layers.GRU(4, return_sequences=True), keras.layers.Dense(2, activation=activation)])
+    model.compile(loss=loss)
+    model.save(tmp_path / "m.keras")
+    rng = np.random.default_rng(0)
+    lengths = np.array([6, 2, 4])
+    ids = rng.integers(1, 7, (3, 6))
+    ids[np.arange(6) >= lengths[:, None]] = 0
+    y = rng.standard_normal((3, 6, 2)).astype(np.float32)
+    if loss != "mse":
+        y = np.eye(2, dtype=np.float32)[rng.integers(0, 2, (3, 6))]
+    want = model.evaluate(ids, y, verbose=0)
+    assert main(["import", str(tmp_path / "m.keras"), "-o", str(tmp_path / "m.yaml"),
+                 "--params", str(tmp_path / "p.npz")]) == 0
+    np.savez(tmp_path / "xy.npz", ids=ids, y=y, **{"ids.lengths": lengths})
+    assert main(["grad", str(tmp_path / "m.yaml"), "--params", str(tmp_path / "p.npz"),
+                 "--inputs", str(tmp_path / "xy.npz"), "-o", str(tmp_path / "g.npz")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "g.npz")["loss"], want, rtol=1e-5)
