@@ -23,7 +23,8 @@ from ..errors import Location, RnncError
 from ..frontend.spec import load_spec_text
 from .cells import cells_section, generated_cell, import_layers, unsupported
 from .keras_file import read_keras
-from .keras_masks import MASK_OPS, IdsAndMasks, layer_name
+from .keras_masks import MASK_OPS, IdsAndMasks
+from .keras_masks import layer_name as _name
 from .names import SpecNames
 
 CELLS = {"SimpleRNN": "simple", "LSTM": "lstm", "GRU": "gru"}
@@ -74,20 +75,20 @@ def _graph(config: dict, fail):
             fail("the Sequential model was never built: its input shape is unknown")
         inputs = inputs or [{"class_name": "InputLayer", "config": {
             "name": "x", "batch_shape": inner["build_input_shape"]}}]
-        names = [layer_name(inputs[0])] + [layer_name(layer) for layer in layers]
+        names = [_name(inputs[0])] + [_name(layer) for layer in layers]
         return inputs, [(c, (n, 0), {}) for c, n in zip(layers, names)], [(names[-1], 0)]
     body = []
     for layer in layers:
         nodes = layer.get("inbound_nodes", [])
         if len(nodes) != 1 or not isinstance(nodes[0], dict):
-            fail(f"layer '{layer_name(layer)}' is called {len(nodes)} times (a shared layer) or "
+            fail(f"layer '{_name(layer)}' is called {len(nodes)} times (a shared layer) or "
                  "in a format before Keras 3; each layer must be called once")
         args = nodes[0].get("args", [])
         if layer["class_name"] in MASK_OPS and args and _tensor(args[0]) is not None:
             body.append((layer, _tensor(args[0]), {"operands": args[1:]}))
             continue
         if len(args) != 1 or _tensor(args[0]) is None:
-            fail(f"layer '{layer_name(layer)}' ({layer['class_name']}) is not called on one "
+            fail(f"layer '{_name(layer)}' ({layer['class_name']}) is not called on one "
                  "tensor; rnnc import maps layers of one input")
         body.append((layer, _tensor(args[0]), dict(nodes[0].get("kwargs", {}))))
     outputs = inner.get("output_layers", [])
@@ -111,7 +112,7 @@ def _groups(body: list) -> dict[str, str]:
         snake = re.sub(r"([a-z])([A-Z])", r"\1_\2",
                        re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", layer["class_name"])).lower()
         used[snake] = used.get(snake, -1) + 1
-        groups[layer_name(layer)] = f"layers/{snake}" + (f"_{used[snake]}" if used[snake] else "")
+        groups[_name(layer)] = f"layers/{snake}" + (f"_{used[snake]}" if used[snake] else "")
     return groups
 
 
@@ -143,7 +144,7 @@ class _Importer(IdsAndMasks):
         raise RnncError(message, Location(str(self.path)))
 
     def refuse(self, layer: dict, reason: str):
-        self.fail(f"layer '{layer_name(layer)}' ({layer['class_name']}): {reason}")
+        self.fail(f"layer '{_name(layer)}' ({layer['class_name']}): {reason}")
 
     def ident(self, name: str, fallback: str) -> str:
         """An identifier, unique in the spec, for the Keras name ``name``."""
@@ -161,20 +162,20 @@ class _Importer(IdsAndMasks):
         shape = layer["config"].get("batch_shape") or layer["config"].get("batch_input_shape")
         dtype = layer["config"].get("dtype")
         if isinstance(dtype, str) and dtype.startswith(("int", "uint")) and shape:
-            ident = self.ident(layer_name(layer), "x")
+            ident = self.ident(_name(layer), "x")
             self.ids_input(layer, ident, shape)
             self.raw[ident] = shape
             return self.done(layer, ident, len(shape) == 2, None)
         if not shape or len(shape) not in (2, 3) or shape[-1] is None:
             self.refuse(layer, f"input shape {shape}: specs take [batch, steps, features] "
                                "or [batch, features] with features known")
-        ident = self.ident(layer_name(layer), "x")
+        ident = self.ident(_name(layer), "x")
         self.inputs[ident], self.raw[ident] = shape[1] if len(shape) == 3 else None, shape
         self.done(layer, ident, len(shape) == 3, shape[-1])
 
     def done(self, layer: dict, ident: str, sequence: bool, features, source=None) -> None:
         """``layer`` gives our ``ident``; a sequence carries the lengths ``source`` has."""
-        self.tensors[(layer_name(layer), 0)] = ident
+        self.tensors[(_name(layer), 0)] = ident
         self.shape[ident] = (sequence, features)
         self.carries[ident] = self.carries.get(source) if sequence else None
 
@@ -200,18 +201,19 @@ class _Importer(IdsAndMasks):
             self.refuse(layer, f"called with {', '.join(extra)}; rnnc import maps calls on "
                                "one tensor (and initial_state, mask)")
         if kind in IDENTITY:  # nothing at inference: its output is its input
-            self.tensors[(layer_name(layer), 0)] = self.tensors.get(tensor) or self.source(
+            self.tensors[(_name(layer), 0)] = self.tensors.get(tensor) or self.source(
                 layer, tensor)
-            self.masked.update([(layer_name(layer), 0)] if tensor in self.masked else [])
-            return self.dropout(layer, self.tensors[(layer_name(layer), 0)])
+            if tensor in self.masked:  # a dropout after a Masking
+                self.masked.add((_name(layer), 0))
+            return self.dropout(layer, self.tensors[(_name(layer), 0)])
         if kind == "Masking":
             return self.masking(layer, tensor)
         if kind == "Embedding":
-            return self.embedding(layer, tensor, self.groups[layer_name(layer)])
+            return self.embedding(layer, tensor, self.groups[_name(layer)])
         if states is not None and kind not in CELLS and kind != "Bidirectional":
             self.refuse(layer, "initial_state is for recurrent layers")
         self.dtype(layer)
-        source, group = self.source(layer, tensor), self.groups[layer_name(layer)]
+        source, group = self.source(layer, tensor), self.groups[_name(layer)]
         self.check_mask(layer, source, mask, kind in CELLS or kind == "Bidirectional")
         if kind in CELLS or kind == "Bidirectional":
             self.recurrent(layer, source, states or [], group)
@@ -223,7 +225,7 @@ class _Importer(IdsAndMasks):
             self.refuse(layer, f"TimeDistributed({config['layer']['class_name']}): only "
                                "TimeDistributed(Dense) maps (a dense layer at every step)")
         elif kind == "RepeatVector":
-            ident = self.ident(layer_name(layer), "repeat")
+            ident = self.ident(_name(layer), "repeat")
             self.lines.append(f"  - {{name: {ident}, type: repeat, input: {source}, "
                               f"steps: {config['n']}}}")
             self.done(layer, ident, True, self.shape[source][1], source)
@@ -239,7 +241,7 @@ class _Importer(IdsAndMasks):
             self.refuse(layer, f"activation '{activation}': a spec's dense layer has "
                                f"{', '.join(ACTIVATIONS)}")
         units, (sequence, features) = int(config["units"]), self.shape[source]
-        ident = self.ident(layer_name(layer), "dense")
+        ident = self.ident(_name(layer), "dense")
         kernel = self.array(layer, f"{group}/0", (features, units))
         self.arrays[f"{ident}/kernel"] = kernel
         self.arrays[f"{ident}/bias"] = self.array(layer, f"{group}/1", (units,)) \
@@ -265,7 +267,7 @@ class _Importer(IdsAndMasks):
             self.refuse(layer, "go_backwards with return_sequences: Keras returns the steps "
                                "in reverse order, a spec's backward layer keeps them aligned "
                                "with the input (put it in a Bidirectional, or return the last)")
-        ident = self.ident(layer_name(layer), "rnn")
+        ident = self.ident(_name(layer), "rnn")
         for ours, theirs in parts:
             self.cell_arrays(layer, f"{group}{theirs}/cell/vars", ident + ours, base, units,
                              self.shape[source][1])
@@ -284,7 +286,7 @@ class _Importer(IdsAndMasks):
         self.done(layer, ident, sequence, units * len(tags), source)
         if inner.get("return_state"):  # Keras returns [output, *states]
             for k, key in enumerate(keys, start=1):
-                self.tensors[(layer_name(layer), k)] = f"{ident}.{key}"
+                self.tensors[(_name(layer), k)] = f"{ident}.{key}"
             if direction != "bidirectional" and not sequence:  # its last output is its h
                 self.same[f"{ident}.h"] = ident
 
@@ -361,7 +363,7 @@ class _Importer(IdsAndMasks):
                 self.fail(f"the model's output {tensor[1]} of '{tensor[0]}' is no layer's "
                           "output (a final state?); spec outputs are layers")
             outs.append(self.same.get(found, found))
-        unread = [ident for ident in self.ids if ident not in self.classes]
+        unread = sorted(self.ids - set(self.classes))
         if unread:
             self.fail(f"the integer input '{unread[0]}' is read by no Embedding; a spec reads "
                       "class ids with an embedding layer")
