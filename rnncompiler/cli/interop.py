@@ -22,8 +22,10 @@ def cmd_import(args) -> int:
             ("--nonlinearity", args.nonlinearity, "a state_dict does not record nn.RNN's; "
                                                   "ONNX and Keras models name their activations"),
             ("--return", args.returns, "a state_dict does not record what its model reads; "
-                                       "ONNX and Keras models say what they output")):
-        if value and frm != "torch":  # a usage error: exit 2, as argparse's
+                                       "ONNX and Keras models say what they output"),
+            ("--padding-id", args.padding_id, "a state_dict does not record nn.Embedding's "
+                                              "padding_idx; a Keras model says mask_zero")):
+        if value is not None and frm != "torch":  # a usage error: exit 2, as argparse's
             print(f"rnnc import: error: {option} is for --from torch ({why})",
                   file=sys.stderr)
             return 2
@@ -38,7 +40,7 @@ def cmd_import(args) -> int:
     else:
         from ..interop.from_torch import import_torch
         text, params = import_torch(args.source, args.name, args.returns or "last",
-                                    args.nonlinearity or "tanh")
+                                    args.nonlinearity or "tanh", args.padding_id)
     with Outputs() as outputs:
         outputs.npz(args.params, params, "the parameters")
         outputs.text(args.output, text, "the spec")

@@ -310,10 +310,11 @@ def _interop_parsers(command) -> None:
     model = command(
         "import", "a spec and parameters from a PyTorch, ONNX or Keras model",
         "Write a spec and its parameters for a PyTorch state_dict of nn.RNN / LSTM / GRU "
-        "modules and nn.Linear heads, applied in order, for an ONNX model of RNN / LSTM / "
-        "GRU operators and dense heads (as torch.onnx.export writes it), or for a Keras 3 "
-        ".keras file (Sequential or Functional: SimpleRNN / LSTM / GRU, Bidirectional, "
-        "Dense, TimeDistributed(Dense); read with h5py, no Keras).")
+        "modules and nn.Linear heads (after an nn.Embedding), applied in order, for an ONNX "
+        "model of RNN / LSTM / GRU operators and dense heads (as torch.onnx.export writes "
+        "it), or for a Keras 3 .keras file (Sequential or Functional: SimpleRNN / LSTM / "
+        "GRU, Bidirectional, Dense, TimeDistributed(Dense), Embedding, Masking; read with "
+        "h5py, no Keras).")
     model.add_argument("source", metavar="STATE.pt|STATE.npz|MODEL.onnx|MODEL.keras")
     model.add_argument("--from", dest="frm", choices=("torch", "onnx", "keras"),
                        help="what SOURCE is (default: from its suffix: .pt, .pth, .npz torch; "
@@ -329,3 +330,7 @@ def _interop_parsers(command) -> None:
     model.add_argument("--nonlinearity", choices=("tanh", "relu"), default=None,
                        help="--from torch: that of the nn.RNN modules, which a state_dict "
                             "does not record (default tanh; relu: a custom cell simple_relu)")
+    model.add_argument("--padding-id", dest="padding_id", type=int, default=None, metavar="N",
+                       help="--from torch: the padding_idx of the nn.Embedding the state_dict "
+                            "starts with, which a state_dict does not record (the embedding "
+                            "layer's padding_id; default none)")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..frontend.cells import builtin_cells
-from .layouts import CELL_OF, PEEPHOLES, import_params
+from .layouts import CELL_OF, OTHER, PEEPHOLES, import_params
 
 DEFAULTS = {"simple": ("tanh",), "lstm": ("sigmoid", "tanh", "tanh"),
             "gru": ("sigmoid", "tanh"), "gru_reset_before": ("sigmoid", "tanh")}
@@ -120,8 +120,7 @@ def import_layers(arrays: dict, wanted: dict, frm: str) -> dict:
     for layer, directions in grouped.items():
         given = frozenset(next(iter(directions.values())))
         names = given - PEEPHOLES
-        cell = "dense" if names == {"W", "b"} else CELL_OF.get(names) or CELL_OF.get(
-            names | FORGET)
+        cell = OTHER.get(names) or CELL_OF.get(names) or CELL_OF.get(names | FORGET)
         if cell is None:
             raise AssertionError(f"layer {layer}: no base cell has {sorted(names)}")
         layout[layer] = {"cell": cell, "directions": {tag: {} for tag in directions},

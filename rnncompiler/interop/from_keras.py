@@ -23,6 +23,8 @@ from ..errors import Location, RnncError
 from ..frontend.spec import load_spec_text
 from .cells import cells_section, generated_cell, import_layers, unsupported
 from .keras_file import read_keras
+from .keras_masks import MASK_OPS, IdsAndMasks
+from .keras_masks import layer_name as _name
 from .names import SpecNames
 
 CELLS = {"SimpleRNN": "simple", "LSTM": "lstm", "GRU": "gru"}
@@ -47,7 +49,7 @@ def import_keras(path: str, name: str) -> tuple[str, dict]:
 def keras_spec(config: dict, weights: dict, name: str, path="model.keras",
                version: str = "?") -> tuple[str, dict]:
     """(spec text, our parameters) for a model's config and its weights by h5 path."""
-    importer = _Importer(path, weights)
+    importer = _Importer(path, weights, config.get("class_name") != "Sequential")
     inputs, body, outputs = _graph(config, importer.fail)
     importer.groups = _groups(body)
     for layer in inputs:
@@ -82,6 +84,9 @@ def _graph(config: dict, fail):
             fail(f"layer '{_name(layer)}' is called {len(nodes)} times (a shared layer) or "
                  "in a format before Keras 3; each layer must be called once")
         args = nodes[0].get("args", [])
+        if layer["class_name"] in MASK_OPS and args and _tensor(args[0]) is not None:
+            body.append((layer, _tensor(args[0]), {"operands": args[1:]}))
+            continue
         if len(args) != 1 or _tensor(args[0]) is None:
             fail(f"layer '{_name(layer)}' ({layer['class_name']}) is not called on one "
                  "tensor; rnnc import maps layers of one input")
@@ -97,15 +102,13 @@ def _tensor(value):
     return tuple(value["config"]["keras_history"][::2]) if tensor else None
 
 
-def _name(layer: dict) -> str:
-    return layer.get("name") or layer["config"]["name"]
-
-
 def _groups(body: list) -> dict[str, str]:
     """Keras layer name -> its group in model.weights.h5, as Keras 3's saving counts them:
     ``layers/`` and the class in snake case, ``_<k>`` from its second layer on."""
     groups, used = {}, {}
     for layer, _, _ in body:
+        if layer["class_name"] in MASK_OPS:  # ops, saved with no group
+            continue
         snake = re.sub(r"([a-z])([A-Z])", r"\1_\2",
                        re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", layer["class_name"])).lower()
         used[snake] = used.get(snake, -1) + 1
@@ -119,10 +122,10 @@ def _activation(value) -> str:
     return value if isinstance(value, str) else "a custom activation"
 
 
-class _Importer:
+class _Importer(IdsAndMasks):
     """Keras layers, one by one, to spec lines and Keras-named arrays."""
 
-    def __init__(self, path, weights: dict):
+    def __init__(self, path, weights: dict, functional: bool = False):
         self.path, self.weights = path, weights
         self.groups: dict[str, str] = {}  # Keras layer -> its group in the h5 file
         self.lines: list[str] = []  # the spec's layers
@@ -135,6 +138,7 @@ class _Importer:
         self.names = SpecNames()
         self.cells: dict[str, str] = {}  # generated cells (import_cells.py): name -> body
         self.dtypes: set[str] = set()
+        self.init_masks(functional)
 
     def fail(self, message: str):
         raise RnncError(message, Location(str(self.path)))
@@ -156,16 +160,24 @@ class _Importer:
 
     def input(self, layer: dict) -> None:
         shape = layer["config"].get("batch_shape") or layer["config"].get("batch_input_shape")
+        dtype = layer["config"].get("dtype")
+        if isinstance(dtype, str) and dtype.startswith(("int", "uint")) and shape:
+            ident = self.ident(_name(layer), "x")
+            self.ids_input(layer, ident, shape)
+            self.raw[ident] = shape
+            return self.done(layer, ident, len(shape) == 2, None)
         if not shape or len(shape) not in (2, 3) or shape[-1] is None:
             self.refuse(layer, f"input shape {shape}: specs take [batch, steps, features] "
                                "or [batch, features] with features known")
         ident = self.ident(_name(layer), "x")
-        self.inputs[ident] = shape[1] if len(shape) == 3 else None
+        self.inputs[ident], self.raw[ident] = shape[1] if len(shape) == 3 else None, shape
         self.done(layer, ident, len(shape) == 3, shape[-1])
 
-    def done(self, layer: dict, ident: str, sequence: bool, features: int) -> None:
+    def done(self, layer: dict, ident: str, sequence: bool, features, source=None) -> None:
+        """``layer`` gives our ``ident``; a sequence carries the lengths ``source`` has."""
         self.tensors[(_name(layer), 0)] = ident
         self.shape[ident] = (sequence, features)
+        self.carries[ident] = self.carries.get(source) if sequence else None
 
     def source(self, layer: dict, tensor: tuple) -> str:
         """Our name of what ``layer`` reads: an input, a layer, or a state equal to one."""
@@ -176,23 +188,33 @@ class _Importer:
         if "." in found and found not in self.same:
             self.refuse(layer, f"reads the final state {found}; a spec feeds a final state "
                                "only as another rnn layer's initial_state")
+        self.read(layer, tensor, found)
         return self.same.get(found, found)
 
     def layer(self, layer: dict, tensor: tuple, kwargs: dict) -> None:
         kind, config = layer["class_name"], layer["config"]
-        states = kwargs.pop("initial_state", None)
+        if kind in MASK_OPS:
+            return self.mask_op(layer, tensor, kwargs["operands"])
+        states, mask = kwargs.pop("initial_state", None), kwargs.pop("mask", None)
         extra = [k for k, v in kwargs.items() if v is not None and k != "training"]
         if extra:
-            self.refuse(layer, f"called with {', '.join(extra)} (a mask?); rnnc import maps "
-                               "calls on one tensor (and initial_state)")
+            self.refuse(layer, f"called with {', '.join(extra)}; rnnc import maps calls on "
+                               "one tensor (and initial_state, mask)")
         if kind in IDENTITY:  # nothing at inference: its output is its input
             self.tensors[(_name(layer), 0)] = self.tensors.get(tensor) or self.source(
                 layer, tensor)
-            return
+            if tensor in self.masked:  # a dropout after a Masking
+                self.masked.add((_name(layer), 0))
+            return self.dropout(layer, self.tensors[(_name(layer), 0)])
+        if kind == "Masking":
+            return self.masking(layer, tensor)
+        if kind == "Embedding":
+            return self.embedding(layer, tensor, self.groups[_name(layer)])
         if states is not None and kind not in CELLS and kind != "Bidirectional":
             self.refuse(layer, "initial_state is for recurrent layers")
         self.dtype(layer)
         source, group = self.source(layer, tensor), self.groups[_name(layer)]
+        self.check_mask(layer, source, mask, kind in CELLS or kind == "Bidirectional")
         if kind in CELLS or kind == "Bidirectional":
             self.recurrent(layer, source, states or [], group)
         elif kind == "Dense":
@@ -206,11 +228,12 @@ class _Importer:
             ident = self.ident(_name(layer), "repeat")
             self.lines.append(f"  - {{name: {ident}, type: repeat, input: {source}, "
                               f"steps: {config['n']}}}")
-            self.done(layer, ident, True, self.shape[source][1])
+            self.done(layer, ident, True, self.shape[source][1], source)
         else:
             self.refuse(layer, f"a spec has no {kind} layer; rnnc import maps InputLayer, "
                                "SimpleRNN, LSTM, GRU, Bidirectional, Dense, "
-                               "TimeDistributed(Dense), RepeatVector and Dropout")
+                               "TimeDistributed(Dense), RepeatVector, Embedding, Masking "
+                               "and Dropout")
 
     def dense(self, layer: dict, config: dict, source: str, group: str) -> None:
         activation = _activation(config.get("activation", "linear"))
@@ -227,7 +250,7 @@ class _Importer:
             self.softmax.add(ident)
         self.lines.append(f"  - {{name: {ident}, type: dense, units: {units}, input: {source}"
                           + (f", activation: {activation}}}" if activation != "linear" else "}"))
-        self.done(layer, ident, sequence, units)
+        self.done(layer, ident, sequence, units, source)
 
     def recurrent(self, layer: dict, source: str, states: list, group: str) -> None:
         if layer["class_name"] == "Bidirectional":
@@ -257,7 +280,10 @@ class _Importer:
             pairs = [f"{k}: {self.state_source(layer, _tensor(s))}" for k, s in zip(keys, states)]
             line += f", initial_state: {{{', '.join(pairs)}}}"
         self.lines.append(line + "}")
-        self.done(layer, ident, sequence, units * len(tags))
+        self.recurrent_dropout(layer["class_name"] if direction != "bidirectional" else
+                               f"Bidirectional({layer['config']['layer']['class_name']})",
+                               inner, ident)
+        self.done(layer, ident, sequence, units * len(tags), source)
         if inner.get("return_state"):  # Keras returns [output, *states]
             for k, key in enumerate(keys, start=1):
                 self.tensors[(_name(layer), k)] = f"{ident}.{key}"
@@ -337,6 +363,10 @@ class _Importer:
                 self.fail(f"the model's output {tensor[1]} of '{tensor[0]}' is no layer's "
                           "output (a final state?); spec outputs are layers")
             outs.append(self.same.get(found, found))
+        unread = sorted(self.ids - set(self.classes))
+        if unread:
+            self.fail(f"the integer input '{unread[0]}' is read by no Embedding; a spec reads "
+                      "class ids with an embedding layer")
         lengths = {steps for ident, steps in self.inputs.items() if self.shape[ident][0]}
         one = len(lengths) == 1 and None not in lengths  # all sequences of one known length
         inputs = [self.array_line(ident, f", steps: {steps}" if steps and not one else "")
@@ -375,9 +405,3 @@ class _Importer:
         self.shape[target] = self.shape[outs[0]]
         return (f"loss: {{type: {kind}, output: {outs[0]}, target: {target}}}", "targets:",
                 self.array_line(target))
-
-    def array_line(self, ident: str, steps: str = "") -> str:
-        """An input's or target's line: ``{features: N[, sequence: false][, steps: T]}``."""
-        sequence, features = self.shape[ident]
-        return f"  {ident}: {{features: {features}{'' if sequence else ', sequence: false'}" \
-               f"{steps}}}"

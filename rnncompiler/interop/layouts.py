@@ -16,6 +16,10 @@ names (docs/spec.md, Built-in cells); None is a block of zeros.
 
 Keras keeps kernels transposed ([input, gates*H]). Which cell a layer has is read from
 its parameter names, so a parameter file alone is enough.
+
+An embedding layer's table ``<layer>.W`` [classes, units] is laid out alike everywhere:
+Keras ``<layer>/embeddings`` (``Embedding``'s variable), PyTorch and ONNX
+``<layer>.weight`` (``nn.Embedding``'s; ONNX's Gather reads it as it is).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ RECURRENT = re.compile(r"^(?P<module>.*?)\.?(?P<kind>weight_ih|weight_hh|bias_ih
                        r"(?P<layer>\d+)(?P<reverse>_reverse)?$")
 CELL_OF = {frozenset(name for block in blocks for name in block if name): cell
            for cell, blocks in BLOCKS["onnx"].items()}
+OTHER = {frozenset({"W", "b"}): "dense", frozenset({"W"}): "embedding"}  # by their names
 PEEPHOLES = frozenset({"p_i", "p_f", "p_o"})  # an LSTM's peepholes (specs/peephole.yaml)
 ONNX_PEEPHOLES = ("i", "o", "f")  # the order of ONNX LSTM's P
 
@@ -82,12 +87,13 @@ def layers_of(params: dict) -> dict[str, dict]:
     for layer, directions in grouped.items():
         names = frozenset(next(iter(directions.values())))
         peepholes = PEEPHOLES <= names and CELL_OF.get(names - PEEPHOLES) == "lstm"
-        cell = "dense" if names == {"W", "b"} else CELL_OF.get(names - PEEPHOLES) \
-            if peepholes else CELL_OF.get(names)
+        cell = OTHER.get(names) or (CELL_OF.get(names - PEEPHOLES) if peepholes
+                                    else CELL_OF.get(names))
         if cell is None:
             raise RnncError(f"layer {layer}: parameters {', '.join(sorted(names))} are not "
-                            "those of a built-in cell (simple, lstm, gru, gru_reset_before) "
-                            "or a dense layer; a custom cell has no other framework's layout")
+                            "those of a built-in cell (simple, lstm, gru, gru_reset_before), "
+                            "a dense or an embedding layer; a custom cell has no other "
+                            "framework's layout")
         layers[layer] = {"cell": cell, "directions": directions, "peepholes": peepholes}
     return layers
 
@@ -106,6 +112,10 @@ def export_params(params: dict, to: str) -> dict[str, np.ndarray]:
     out = {}
     for layer, info in layers_of(params).items():
         cell, directions = info["cell"], info["directions"]
+        if cell == "embedding":
+            key = f"{layer}/embeddings" if to == "keras" else f"{layer}.weight"
+            out[key] = directions[""]["W"]
+            continue
         if cell == "dense":
             w, b = directions[""]["W"], directions[""]["b"]
             if to == "keras":
@@ -144,6 +154,10 @@ def import_params(arrays: dict, layout: dict, frm: str) -> dict[str, np.ndarray]
     out = {}
     for layer, info in layout.items():
         cell, directions = info["cell"], info["directions"]
+        if cell == "embedding":
+            key = f"{layer}/embeddings" if frm == "keras" else f"{layer}.weight"
+            out[f"{layer}.W"] = np.array(_get(arrays, key))
+            continue
         if cell == "dense":
             if frm == "keras":
                 w, b = _get(arrays, f"{layer}/kernel").T, _get(arrays, f"{layer}/bias")

@@ -24,8 +24,9 @@ needs_h5py = pytest.mark.skipif(importlib.util.find_spec("h5py") is None,
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "keras"
 MODELS = ["sentiment", "stacked", "bigru_tagger", "gru_before", "functional", "seq2seq",
-          "autoencoder"]
+          "autoencoder", "embedding"]
 TRAINED = ["stacked", "bigru_tagger"]  # compiled with mse / categorical cross-entropy
+MASKED = ["embedding_masked", "embedding_tagger", "masking"]  # padded at the end: lengths
 
 
 def imported(name, tmp_path):
@@ -37,11 +38,12 @@ def imported(name, tmp_path):
 
 
 def recorded(name):
-    """Keras's inputs (by input name) and outputs (``out.<k>``) for the fixture."""
+    """Keras's inputs (by input name, and ``<input>.lengths`` where padded) and outputs
+    (``out.<k>``; ``state.<layer>.<h|c>``) for the fixture."""
     with np.load(FIXTURES / f"{name}.npz") as data:
         arrays = dict(data)
     inputs = {k: v for k, v in arrays.items()
-              if not k.startswith(("out.", "target.", "grad/")) and k != "loss"}
+              if not k.startswith(("out.", "target.", "grad/", "state.")) and k != "loss"}
     return inputs, arrays
 
 
@@ -130,7 +132,66 @@ def test_what_the_specs_say(tmp_path):
 
 
 @needs_h5py
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("backend", ["numpy", "onnx"])
+@pytest.mark.parametrize("name", MASKED)
+def test_a_masked_model_computes_what_keras_computed_at_the_real_steps(name, backend,
+                                                                      tmp_path):
+    """Embedding(mask_zero=True) and Masking: fed ``<input>.lengths``, the spec gives Keras's
+    outputs at each example's real steps (Keras repeats the last output over the padding,
+    a spec gives zeros there) and the final states Keras's layers reach under the mask."""
+    spec, params = imported(name, tmp_path)
+    inputs, arrays = recorded(name)
+    (source,) = [k for k in inputs if not k.endswith(".lengths")]
+    assert spec.inputs[source].lengths and f"{source}.lengths" in inputs
+    lengths = inputs[f"{source}.lengths"]
+    states = [k for k in arrays if k.startswith("state.")]
+    assert len(states) == {"embedding_tagger": 0}.get(name, 3)
+
+    def compared(got):  # (ours, Keras's) at the real steps, and the final states
+        out, want = got[spec.outputs[0]], arrays["out.0"]
+        if want.ndim == 3:  # a sequence
+            return [(out[k, :n], want[k, :n]) for k, n in enumerate(lengths)]
+        return [(out, want)] + [(got[key[len("state."):]], arrays[key]) for key in states]
+
+    for ours, theirs in compared(rc.run(spec, params, inputs, backend=backend)):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    whole = inputs | {f"{source}.lengths": np.full_like(lengths, inputs[source].shape[1])}
+    assert not all(np.allclose(ours, theirs, rtol=1e-5, atol=1e-6)  # the lengths tell
+                   for ours, theirs in compared(rc.run(spec, params, whole, backend=backend)))
+
+
+@needs_h5py
+def test_masks_dropout_and_ids_in_the_spec(tmp_path):
+    """Inputs of class ids, padding_id 0 and lengths from mask_zero; comments for what is
+    not imported: dropout rates and the trailing padding lengths assume."""
+    spec, params = imported("embedding_masked", tmp_path)
+    ids = spec.inputs["ids"]
+    assert (ids.classes, ids.lengths, ids.sequence) == (12, True, True)
+    embed = spec.layers[0]
+    assert (embed.type, embed.units, embed.padding_id) == ("embedding", 4, 0)
+    assert params["embedding.W"].shape == (12, 4)
+    text = (tmp_path / "embedding_masked.yaml").read_text()
+    for line in ("  # keras Embedding(mask_zero=True) on ids: id 0 is padding\n"
+                 "  #   feed ids.lengths: each example's number of steps before its trailing 0s"
+                 "\n  #   (a mask with holes, padding between real steps, is not what lengths "
+                 "express)\n",
+                 "  # keras LSTM(dropout=0.2, recurrent_dropout=0.1) as lstm: identity at "
+                 "inference; training dropout is not imported\n",
+                 "  # keras Dropout(0.3) after lstm: identity at inference; training dropout "
+                 "is not imported\n"):
+        assert line in text
+    text = (imported("masking", tmp_path) and tmp_path / "masking.yaml").read_text()
+    assert "# keras Masking(mask_value=-1.0) on signal: steps whose features all equal -1.0 " \
+           "are padding\n" in text
+    assert "# keras GaussianNoise(0.1) after lstm: identity at inference; training noise is " \
+           "not imported" in text
+    plain, _ = imported("embedding", tmp_path)
+    assert plain.inputs["ids"].classes == 10 and not plain.inputs["ids"].lengths
+    assert plain.layers[0].padding_id is None
+
+
+@needs_h5py
+@pytest.mark.parametrize("name", MODELS + MASKED)
 def test_weights_are_found_where_keras_put_them(name):
     """Counted by class (``lstm``, ``lstm_1``...), each layer's group is the one whose
     ``vars`` Keras marked with the layer's own name."""
@@ -142,7 +203,7 @@ def test_weights_are_found_where_keras_put_them(name):
             names = {key: h5[key]["vars"].attrs["name"] for key in
                      (f"layers/{k}" for k in h5["layers"])}
     body = [(layer, None, {}) for layer in config["config"]["layers"]
-            if layer["class_name"] != "InputLayer"]
+            if layer["class_name"] not in ("InputLayer", "NotEqual", "Any")]
     groups = _groups(body)
     assert len(groups) >= 2 and all(names[group] == layer for layer, group in groups.items())
 
@@ -171,6 +232,20 @@ def _set(index, key, value, inner=None):
     return edit
 
 
+def _named(name, edit):
+    """Applies ``edit`` to the layer called ``name`` (or the first of that class: op layers
+    are numbered across models, ``not_equal_1``)."""
+    def apply(layers):
+        edit(next(layer for layer in layers if name in (layer["config"]["name"],
+                                                        layer["class_name"])))
+    return apply
+
+
+def _reads(name, source):
+    return _named(name, lambda layer: layer["inbound_nodes"][0]["args"][0]["config"].update(
+        keras_history=[source, 0, 0]))
+
+
 REFUSALS = [
     ("stacked", _set(1, "activation", "elu"),
      "layer 'simple_rnn' (SimpleRNN): SimpleRNN has activation 'elu': no equation function "
@@ -195,6 +270,35 @@ REFUSALS = [
      "only as another rnn layer's initial_state"),
     ("sentiment", lambda layers: layers[1]["config"].pop("units"),
      "config.json is not a Keras 3 model as rnnc import reads one (KeyError: 'units')"),
+    # class ids, Embedding and masks
+    ("embedding", _set(1, "input_length", 8),
+     "layer 'embedding' (Embedding): input_length 8, but its input 'ids' has 6 steps"),
+    ("embedding", _set(1, "lora_rank", 4),
+     "(Embedding): lora_rank: rnnc import reads an Embedding's plain table only"),
+    ("embedding", lambda layers: layers.pop(1),
+     "(LSTM): reads the class ids of input 'ids'; a spec reads class ids with an embedding "
+     "layer only"),
+    ("embedding", lambda layers: layers[0]["config"].update(batch_shape=[None, 6, 1],
+                                                            dtype="float32"),
+     "layer 'embedding' (Embedding): reads input 'ids' of shape [None, 6, 1]; an Embedding "
+     "reads class ids: an integer Input [batch, steps] or [batch]"),
+    ("masking", _named("gru", lambda layer: layer.update(class_name="Embedding", config={
+        "name": "gru", "input_dim": 5, "output_dim": 2})),
+     "layer 'gru' (Embedding): reads 'noise', not an Input: an Embedding maps where it reads "
+     "class ids from an Input"),
+    ("masking", _named("noise", lambda layer: layer.update(class_name="Masking")),
+     "layer 'noise' (Masking): Masking maps on a sequence Input directly"),
+    ("masking", _reads("lstm", "signal"),
+     "layer 'lstm' (LSTM): reads input 'signal' without its Masking; a spec's lengths apply "
+     "to every layer that reads the input"),
+    ("masking", _named("lstm", lambda layer: layer["inbound_nodes"][0]["kwargs"].pop("mask")),
+     "layer 'lstm' (LSTM): reads the padded steps of 'signal' without its mask"),
+    ("embedding_tagger", _named("NotEqual", lambda layer: layer["inbound_nodes"][0][
+        "args"].__setitem__(1, 5)),
+     "layer 'encoder' (Bidirectional): called with a mask other than that of the Embedding "
+     "(mask_zero=True) or Masking on the input it reads"),
+    ("masking", _named("Any", lambda layer: layer["config"].update(axis=1)),
+     "layer 'any' (Any): rnnc import maps the ops of a mask Keras computes from an Input"),
 ]
 
 
@@ -229,11 +333,12 @@ def test_names_yaml_reads_otherwise_are_kept_apart(tmp_path):
 
 @needs_h5py
 def test_an_unknown_layer_is_refused(tmp_path, capsys):
-    assert main(["import", str(FIXTURES / "embedding.keras"), "--from", "keras", "-o",
-                 str(tmp_path / "m.yaml"), "--params", str(tmp_path / "p.npz")]) == 1
+    source = edited(tmp_path, "sentiment", lambda layers: layers[1].update(class_name="Conv1D"))
+    assert main(["import", str(source), "--from", "keras", "-o", str(tmp_path / "m.yaml"),
+                 "--params", str(tmp_path / "p.npz")]) == 1
     err = capsys.readouterr().err
-    assert "layer 'embedding' (Embedding): a spec has no Embedding layer" in err
-    assert err.count("\n") == 1 and not list(tmp_path.iterdir())
+    assert "layer 'lstm' (Conv1D): a spec has no Conv1D layer" in err
+    assert err.count("\n") == 1 and not (tmp_path / "m.yaml").exists()
 
 
 def test_a_file_that_is_not_a_keras_zip(tmp_path, capsys):
@@ -261,20 +366,101 @@ def test_without_h5py_the_error_says_what_to_install(tmp_path, capsys, monkeypat
 
 # ---------------------------------------------------------------- live, where Keras is
 
+def new_inputs(spec, recorded_inputs, rng, batch=5):
+    """Random inputs shaped as the recorded ones: class ids from 1 where the spec says
+    classes; a padded input gets random lengths (the first example whole) and the padding
+    value the recording has (its first example is padded at its last step)."""
+    inputs = {}
+    for key, value in recorded_inputs.items():
+        if key.endswith(".lengths"):
+            continue
+        given, shape = spec.inputs[key], (batch,) + value.shape[1:]
+        inputs[key] = rng.integers(1, given.classes, shape) if given.classes else \
+            rng.standard_normal(shape).astype(np.float32)
+        if given.lengths:
+            lengths = rng.integers(1, shape[1] + 1, batch)
+            lengths[0] = shape[1]
+            inputs[key][np.arange(shape[1]) >= lengths[:, None]] = value[0, -1]
+            inputs[f"{key}.lengths"] = lengths
+    return inputs
+
+
 @needs_h5py
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", MODELS + MASKED)
 def test_live_keras_computes_the_same(name, tmp_path):
     """Keras itself (installed in CI, on PyTorch) loads the fixture and runs it on new
-    inputs."""
+    inputs (new lengths where masked: compared at the real steps)."""
     keras = pytest.importorskip("keras")
     model = keras.saving.load_model(FIXTURES / f"{name}.keras")
     spec, params = imported(name, tmp_path)
-    rng = np.random.default_rng(7)
-    inputs, _ = recorded(name)
-    inputs = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in inputs.items()}
+    inputs = new_inputs(spec, recorded(name)[0], np.random.default_rng(7))
     feed = [inputs[t.name] for t in model.inputs]
     want = model.predict(feed if len(feed) > 1 else feed[0], verbose=0)
     want = want if isinstance(want, list) else [want]
     got = rc.run(spec, params, inputs)
+    lengths = next((v for k, v in inputs.items() if k.endswith(".lengths")), None)
     for k, output in enumerate(spec.outputs):
-        np.testing.assert_allclose(got[output], np.asarray(want[k]), rtol=1e-5, atol=1e-6)
+        ours, theirs = got[output], np.asarray(want[k])
+        if lengths is not None and theirs.ndim == 3:
+            real = np.arange(theirs.shape[1]) < lengths[:, None]
+            ours, theirs = ours[real], theirs[real]
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+@needs_h5py
+def test_live_keras_ids_as_a_vector_and_from_a_built_sequential(tmp_path):
+    """A Sequential built with model.build((None, T)) has a float32 Input, which Keras's
+    Embedding casts to ids: it imports as class ids; an int Input of shape () is a vector of
+    ids (mask_zero there masks no steps: a comment, and padding_id 0)."""
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(0)
+    built = keras.Sequential([keras.layers.Embedding(7, 3, embeddings_initializer="normal"),
+                              keras.layers.GRU(4), keras.layers.Dense(2)])
+    built.build((None, 5))
+    label = keras.Input((), dtype="int32", name="label")
+    vector = keras.Model(label, keras.layers.Dense(2)(
+        keras.layers.Embedding(6, 3, mask_zero=True, name="embed")(label)))
+    rng = np.random.default_rng(0)
+    for model, ids in ((built, rng.integers(0, 7, (3, 5))), (vector, np.array([0, 3, 5]))):
+        model.save(tmp_path / "m.keras")
+        assert main(["import", str(tmp_path / "m.keras"), "-o", str(tmp_path / "m.yaml"),
+                     "--params", str(tmp_path / "p.npz")]) == 0
+        spec = rc.load_spec(tmp_path / "m.yaml")
+        (name,) = spec.inputs
+        assert spec.inputs[name].classes == (7 if model is built else 6)
+        assert spec.inputs[name].sequence == (model is built)
+        got = rc.run(spec, dict(np.load(tmp_path / "p.npz")), {name: ids})[spec.outputs[0]]
+        np.testing.assert_allclose(got, model.predict(ids, verbose=0), rtol=1e-5, atol=1e-6)
+    assert spec.layers[0].padding_id == 0 and "a vector of ids: no steps to mask" in \
+        (tmp_path / "m.yaml").read_text()
+
+
+@needs_h5py
+@pytest.mark.parametrize("loss,activation", [("mse", "linear"),
+                                             ("categorical_crossentropy", "softmax")])
+def test_live_keras_masked_loss_is_the_spec_loss_over_the_real_steps(loss, activation,
+                                                                      tmp_path):
+    """A masked model compiled with a loss: Keras averages over the unmasked steps, as a
+    spec's loss does over each example's lengths."""
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((6,), dtype="int32", name="ids"),
+        keras.layers.Embedding(7, 3, mask_zero=True, embeddings_initializer="normal"),
+        keras.layers.GRU(4, return_sequences=True), keras.layers.Dense(2, activation=activation)])
+    model.compile(loss=loss)
+    model.save(tmp_path / "m.keras")
+    rng = np.random.default_rng(0)
+    lengths = np.array([6, 2, 4])
+    ids = rng.integers(1, 7, (3, 6))
+    ids[np.arange(6) >= lengths[:, None]] = 0
+    y = rng.standard_normal((3, 6, 2)).astype(np.float32)
+    if loss != "mse":
+        y = np.eye(2, dtype=np.float32)[rng.integers(0, 2, (3, 6))]
+    want = model.evaluate(ids, y, verbose=0)
+    assert main(["import", str(tmp_path / "m.keras"), "-o", str(tmp_path / "m.yaml"),
+                 "--params", str(tmp_path / "p.npz")]) == 0
+    np.savez(tmp_path / "xy.npz", ids=ids, y=y, **{"ids.lengths": lengths})
+    assert main(["grad", str(tmp_path / "m.yaml"), "--params", str(tmp_path / "p.npz"),
+                 "--inputs", str(tmp_path / "xy.npz"), "-o", str(tmp_path / "g.npz")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "g.npz")["loss"], want, rtol=1e-5)

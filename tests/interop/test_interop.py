@@ -233,7 +233,7 @@ def test_import_refuses_what_it_cannot_map(tmp_path, capsys):
     assert main(["import", str(tmp_path / "s.npz"), "--from", "torch", "-o",
                  str(tmp_path / "m.yaml"), "--params", str(tmp_path / "p.npz")]) == 1
     assert f"{tmp_path / 's.npz'}: error: state_dict entry 'conv.weight' is neither an " \
-        "nn.RNN/LSTM/GRU nor an nn.Linear parameter" in capsys.readouterr().err
+        "nn.RNN/LSTM/GRU, an nn.Linear nor an nn.Embedding parameter" in capsys.readouterr().err
     assert not (tmp_path / "m.yaml").exists() and not (tmp_path / "p.npz").exists()
 
 
