@@ -200,6 +200,8 @@ class _Importer(IdsAndMasks):
         if extra:
             self.refuse(layer, f"called with {', '.join(extra)}; rnnc import maps calls on "
                                "one tensor (and initial_state, mask)")
+        if kind == "Dropout" and config.get("rate"):  # the same inverted dropout
+            return self.dropout_layer(layer, tensor)
         if kind in IDENTITY:  # nothing at inference: its output is its input
             self.tensors[(_name(layer), 0)] = self.tensors.get(tensor) or self.source(
                 layer, tensor)
@@ -276,6 +278,8 @@ class _Importer(IdsAndMasks):
         line = (f"  - {{name: {ident}, type: rnn, cell: {cell}, units: {units}, input: {source}, "
                 f"return: {'sequence' if sequence else 'last'}")
         line += "" if direction == "forward" else f", direction: {direction}"
+        line += "".join(f", {key}: {inner[key]}" for key in ("dropout", "recurrent_dropout")
+                        if inner.get(key))
         if states:  # Keras's order: as the cell's states, forward's then backward's
             pairs = [f"{k}: {self.state_source(layer, _tensor(s))}" for k, s in zip(keys, states)]
             line += f", initial_state: {{{', '.join(pairs)}}}"

@@ -164,11 +164,21 @@ class IdsAndMasks:
             self.note(f"{kind}({rate}) after {after}: identity at inference; training "
                       f"{'noise' if kind in NOISE else 'dropout'} is not imported")
 
+    def dropout_layer(self, layer: dict, tensor) -> None:
+        """Keras's Dropout: a dropout layer of the same rate (identity at inference)."""
+        source = self.tensors.get(tensor) or self.source(layer, tensor)
+        ident = self.ident(layer["config"]["name"], "dropout")
+        self.lines.append(f"  - {{name: {ident}, type: dropout, input: {source}, "
+                          f"rate: {layer['config']['rate']}}}")
+        sequence, features = self.shape[source]
+        self.done(layer, ident, sequence, features, source)
+        if tensor in self.masked:  # a dropout after a Masking
+            self.masked.add((layer["config"]["name"], 0))
+
     def recurrent_dropout(self, kind: str, config: dict, ident: str) -> None:
-        rates = [f"{k}={config[k]}" for k in ("dropout", "recurrent_dropout") if config.get(k)]
-        if rates:
-            self.note(f"{kind}({', '.join(rates)}) as {ident}: identity at inference; "
-                      "training dropout is not imported")
+        if config.get("recurrent_dropout"):
+            self.note(f"{kind}(recurrent_dropout={config['recurrent_dropout']}) as {ident}: "
+                      "Keras draws a mask per gate, rnnc one mask for h[t-1] (docs/spec.md)")
 
     def note(self, text: str) -> None:
         self.lines.append(f"  # keras {text}")

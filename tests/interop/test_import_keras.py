@@ -117,8 +117,9 @@ def test_what_the_specs_say(tmp_path):
     functional, _ = imported("functional", tmp_path)
     assert list(functional.inputs) == ["features"] and functional.outputs == ["head", "tags"]
     assert [(l.name, l.type) for l in functional.layers] == [
-        ("encoder", "rnn"), ("summary", "rnn"), ("head", "dense"), ("tags", "dense")]
-    assert functional.layers[1].direction == "bidirectional"
+        ("encoder", "rnn"), ("drop", "dropout"), ("summary", "rnn"), ("head", "dense"),
+        ("tags", "dense")]
+    assert functional.layers[2].direction == "bidirectional"
     assert functional.unroll.steps is None  # any length, as Keras's Input((None, 3))
     before, _ = imported("gru_before", tmp_path)
     assert (before.layers[0].cell, before.layers[0].direction) == ("gru_reset_before",
@@ -162,8 +163,9 @@ def test_a_masked_model_computes_what_keras_computed_at_the_real_steps(name, bac
 
 @needs_h5py
 def test_masks_dropout_and_ids_in_the_spec(tmp_path):
-    """Inputs of class ids, padding_id 0 and lengths from mask_zero; comments for what is
-    not imported: dropout rates and the trailing padding lengths assume."""
+    """Inputs of class ids, padding_id 0 and lengths from mask_zero; dropout as dropout
+    layers and keys; comments for what differs: per-gate recurrent masks and the trailing
+    padding lengths assume."""
     spec, params = imported("embedding_masked", tmp_path)
     ids = spec.inputs["ids"]
     assert (ids.classes, ids.lengths, ids.sequence) == (12, True, True)
@@ -175,11 +177,13 @@ def test_masks_dropout_and_ids_in_the_spec(tmp_path):
                  "  #   feed ids.lengths: each example's number of steps before its trailing 0s"
                  "\n  #   (a mask with holes, padding between real steps, is not what lengths "
                  "express)\n",
-                 "  # keras LSTM(dropout=0.2, recurrent_dropout=0.1) as lstm: identity at "
-                 "inference; training dropout is not imported\n",
-                 "  # keras Dropout(0.3) after lstm: identity at inference; training dropout "
-                 "is not imported\n"):
+                 "  # keras LSTM(recurrent_dropout=0.1) as lstm: Keras draws a mask per gate, "
+                 "rnnc one mask for h[t-1] (docs/spec.md)\n"):
         assert line in text
+    lstm = next(layer for layer in spec.layers if layer.type == "rnn")
+    assert (lstm.dropout, lstm.recurrent_dropout) == (0.2, 0.1)
+    dropped = next(layer for layer in spec.layers if layer.type == "dropout")
+    assert (dropped.input, dropped.rate) == (lstm.name, 0.3)
     text = (imported("masking", tmp_path) and tmp_path / "masking.yaml").read_text()
     assert "# keras Masking(mask_value=-1.0) on signal: steps whose features all equal -1.0 " \
            "are padding\n" in text
