@@ -189,7 +189,8 @@ def main() -> None:
                   f"{row['test_accuracy']:.3f} | {row['seconds']} s", flush=True)
         print(results["chars"][0]["sample"])
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), **results}, indent=1) + "\n")
+        given = {k: v for k, v in vars(args).items() if k != "json"}
+        Path(args.json).write_text(json.dumps({"args": given, **results}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -192,7 +192,7 @@ class ModuleWriter:
     def shape_of(self, graph: Graph, name: str) -> tuple:
         """The shape of one example of input ``name``, its length T where it follows T."""
         shape = graph[graph.inputs[name]].shape
-        if self.steps is not None and name in graph.follows_steps and len(shape) == 2:
+        if self.steps is not None and name in graph.follows_steps:  # [T, n], or ids [T]
             return (self.steps, *shape[1:])
         return shape
 

@@ -128,8 +128,8 @@ class _Emitter:
     def dims(self, name: str, node: int) -> list:
         data = self.graph[node]
         shape = list(data.shape)
-        if len(shape) == 2 and data.batched and self.dynamic \
-                and name in self.graph.follows_steps:
+        if shape and data.batched and self.dynamic \
+                and name in self.graph.follows_steps:  # [T, n], or ids [T]
             shape[0] = "T"
         return (["batch"] if data.batched else []) + shape
 

@@ -166,3 +166,17 @@ layers:
     for backend in ("numpy", "onnx"):
         got = rc.run(spec, params, {"ids": ids}, backend=backend)["E"]
         np.testing.assert_array_equal(got, want)
+
+
+def test_models_of_ids_take_any_length():
+    """A sequence of ids follows T like a sequence of numbers: the ONNX scan model and the
+    NumPy module made at one T run at another (their inputs say T, not a fixed size)."""
+    spec = rc.load_spec_text(spec_text(cell="gru"))
+    params = rc.init_params(spec, seed=2)
+    ids = np.random.default_rng(0).integers(0, VOCAB, (2, 13))
+    want = rc.run(spec, params, {"tokens": ids}, steps=13)["out"]
+    model = rc.compile_spec(spec, "onnx", steps=T)
+    np.testing.assert_allclose(model.run(params, {"tokens": ids})["out"], want, rtol=1e-9)
+    dims = [d.dim_param or d.dim_value for d in
+            model.model().graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", "T"]
