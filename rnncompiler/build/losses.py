@@ -6,7 +6,7 @@ from ..errors import SpecError
 from ..frontend.spec import Spec
 from ..ir.graph import Graph
 from ..ir.ops import OP
-from .unroll import add_array_input, add_lengths_input, length_mask
+from .inputs import add_array_input, add_lengths_input, length_mask
 
 
 def add_loss(graph: Graph, spec: Spec) -> int:

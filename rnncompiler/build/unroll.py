@@ -21,6 +21,7 @@ from ..ir import ops
 from ..ir.graph import Block, Graph
 from ..ir.ops import OP
 from .dropout import RecurrentDropout, apply_mask, mask_name
+from .inputs import add_array_input, add_lengths, add_lengths_input, length_mask
 
 
 def resolve_steps(spec: Spec, steps: int | None) -> int:
@@ -47,7 +48,8 @@ def unroll(spec: Spec, steps: int | None = None, state_io: bool = False,
 
 def state_inputs(spec: Spec) -> dict[str, int]:
     """The inputs ``--state-io`` adds: ``<layer>.<state>0`` -> units, for every state that
-    the spec starts from zeros."""
+    the spec starts from zeros, and ``<dense>.fed0`` for the value a ``feedback`` layer
+    feeds back before its first step."""
     names = {}
     for layer in spec.layers:
         if layer.type != "rnn":
@@ -57,6 +59,8 @@ def state_inputs(spec: Spec) -> dict[str, int]:
                 key = f"{direction}.{state}" if direction else state
                 if key not in layer.initial_state:
                     names[f"{layer.name}.{key}0"] = layer.units
+        if layer.feedback:  # what is fed back before the first step (its dense's output)
+            names[f"{layer.feedback}.fed0"] = spec.layer(layer.feedback).units
     return names
 
 
@@ -68,7 +72,6 @@ class _Unroller:
         self.graph.steps = steps
         self.values: dict[str, int] = {}  # input or layer name -> node
         self.finals: dict[str, int] = {}  # '<layer>.<state>' -> node
-        self.batch_ref: int | None = None
         self.state_io = False
         self.dropout = False  # dropout's masks as inputs (a training graph)
         self.masks: dict[str, int] = {}  # sequence with variable lengths -> its mask [T, 1]
@@ -87,7 +90,6 @@ class _Unroller:
                 self.masks[name] = add_lengths(graph, name, self.values[name])
             elif array.lengths:  # masked where embedded
                 self.id_lengths[name] = add_lengths_input(graph, name)
-        self.batch_ref = next(iter(graph.inputs.values()))
         for info in param_infos(self.spec):
             graph.add_param(info.key, info.shape, info.init, info.layer, info.zero_row)
         for layer in self.spec.layers:
@@ -100,6 +102,11 @@ class _Unroller:
             graph.outputs[name] = self.values[name]
         graph.outputs.update(self.finals)
         return graph
+
+    @property
+    def batch_ref(self) -> int:
+        """A node with the batch axis: the first input (of a spec made of states, a state)."""
+        return next(iter(self.graph.inputs.values()))
 
     def length(self, steps: int | None) -> int:
         if steps is not None:
@@ -142,8 +149,9 @@ class _Unroller:
         h_mask = self.dropout_input(layer.name, direction, "recurrent_dropout",
                                     layer.recurrent_dropout, (layer.units,))
         if layer.feedback:  # the dense layer's output at t-1, zeros before the first step
-            dense = self.spec.layer(layer.feedback)
-            fed_back = graph.add(OP.zeros, [self.batch_ref], layer=layer.name, size=dense.units)
+            dense = self.spec.layer(layer.feedback)  # (with state_io: the input <dense>.fed0)
+            fed_back = graph.add_input(f"{dense.name}.fed0", (dense.units,)) if self.state_io \
+                else graph.add(OP.zeros, [self.batch_ref], layer=layer.name, size=dense.units)
         for t in info.order:
             where = {"step": t, "layer": layer.name, "block": block}
             x_t = graph.add(OP.take_step, [source], place="x.in" if fed_back else "x", index=t,
@@ -265,33 +273,6 @@ class _Unroller:
     def build_repeat(self, layer: LayerSpec) -> int:
         return self.graph.add(OP.repeat_steps, [self.values[layer.input]], layer=layer.name,
                               steps=layer.steps)
-
-
-def add_array_input(graph: Graph, array, steps: int | None) -> int:
-    """The input node of an input or target: numbers [steps, features] or [features], or
-    class ids [steps] or [] (ints, marked ``classes``)."""
-    width = () if array.classes is not None else (array.features,)
-    node = graph.add_input(array.name, ((steps,) if array.sequence else ()) + width)
-    if array.classes is not None:
-        graph[node].attrs.update(integer=True, classes=array.classes)
-    return node
-
-
-def add_lengths(graph: Graph, name: str, sequence: int) -> int:
-    """The input ``<name>.lengths`` (int, [batch]) and the mask of ``sequence`` it gives
-    (of numbers: class ids are masked where they are embedded or made one-hot)."""
-    return length_mask(graph, name, add_lengths_input(graph, name), sequence)
-
-
-def add_lengths_input(graph: Graph, name: str) -> int:
-    lengths = graph.add_input(f"{name}.lengths", ())
-    graph[lengths].attrs["integer"] = True
-    return lengths
-
-
-def length_mask(graph: Graph, name: str, lengths: int, sequence: int) -> int:
-    """The mask [T, 1] of ``sequence``: 1 at the steps each example has."""
-    return graph.add(OP.sequence_mask, [lengths, sequence], place=f"{name}.mask")
 
 
 def _keep_past_length(graph: Graph, name: str, new: int, previous: int, mask: int, keep: int,

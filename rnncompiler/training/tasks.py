@@ -145,17 +145,14 @@ class Characters:
         return eye[windows[:, :-1]], eye[windows[:, 1:]]
 
 
-TASKS = {task.name: task for task in (Adding, Memory, Sine, Parity)}
+TASKS = {task.name: task for task in (Adding, Memory, Sine, Parity, Reverse)}
 
 
 def get_task(name: str) -> Task:
     if name.startswith("chars:"):
         return Characters(name[len("chars:"):])
-    if name == Reverse.name:
-        return Reverse()
     if name not in TASKS:
-        raise RnncError(f"unknown task '{name}'; tasks: {', '.join(TASKS)}, reverse, "
-                        "chars:FILE")
+        raise RnncError(f"unknown task '{name}'; tasks: {', '.join(TASKS)}, chars:FILE")
     return TASKS[name]()
 
 

@@ -23,8 +23,9 @@ def module_and_data(path):
 
 
 def other_data(data: dict) -> dict:
-    """The same shapes (and lengths), other values."""
-    return {name: value if value.dtype.kind in "iu" else (value * -0.7 + 0.2).astype(value.dtype)
+    """The same shapes (and lengths), other values: class ids one lower (0 stays)."""
+    return {name: value if name.endswith(".lengths") else np.maximum(value - 1, 0)
+            if value.dtype.kind in "iu" else (value * -0.7 + 0.2).astype(value.dtype)
             for name, value in data.items()}
 
 
