@@ -141,7 +141,8 @@ def generate_ids(generator: Generator, prompt: list[int], length: int, *,
     (a source sentence per sample)."""
     sampling = sampling or Sampling()
     if not prompt and not generator.plan.feedback:
-        raise RnncError("generation starts from a prompt of at least one token")
+        raise RnncError("generation from a sequence of tokens starts from a prompt of at least "
+                        "one token (--prompt TEXT, or --prompt-ids)")
     if any(not 0 <= i < generator.tokens for i in prompt):
         raise RnncError(f"the prompt's ids must be from 0 to {generator.tokens - 1}")
     rng = np.random.default_rng(seed)

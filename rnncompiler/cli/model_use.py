@@ -29,7 +29,7 @@ def cmd_generate(args) -> int:
         prompt = encode(args.prompt, tokens)
         stop = _stop(args.stop, lambda text: encode(text, tokens))
     else:
-        prompt = _ids(args.prompt_ids, "--prompt-ids")
+        prompt = _ids(args.prompt_ids or "", "--prompt-ids")
         stop = _stop(args.stop, lambda text: _ids(text, "--stop"))
     context = None
     samples = args.samples

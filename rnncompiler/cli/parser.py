@@ -236,10 +236,11 @@ def _model_use_parsers(command) -> None:
         "Continue PROMPT one token at a time, each sampled token fed back as the next "
         "input; the model's states are carried from step to step, so no prefix is computed "
         "twice. The vocabulary comes with the parameters (vocabulary.<input>, which `rnnc "
-        "train --task chars:FILE` saves); without one, give --prompt-ids.")
+        "train --task chars:FILE` saves); without one, give --prompt-ids. A feedback "
+        "decoder needs no prompt: its first step sees zeros, as in training.")
     generate.add_argument("spec", metavar="SPEC")
     generate.add_argument("--params", required=True, metavar="P.npz", help="the parameters")
-    prompt = generate.add_mutually_exclusive_group(required=True)
+    prompt = generate.add_mutually_exclusive_group()
     prompt.add_argument("--prompt", metavar="TEXT", help="the text to continue")
     prompt.add_argument("--prompt-ids", metavar="IDS", help="the ids to continue: '3 1 4'")
     generate.add_argument("--length", type=count, default=200, metavar="N",
