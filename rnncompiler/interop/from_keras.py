@@ -1,15 +1,10 @@
 """``rnnc import MODEL.keras --from keras``: a spec and its parameters from a Keras 3
-``.keras`` file (a zip of ``config.json``, ``metadata.json``, ``model.weights.h5``), read
-without Keras: the config as JSON (a Sequential's ``layers`` in order, a Functional's with
-their ``inbound_nodes``), the weights with h5py. Keras 3 keeps a layer's weights under
-``layers/<class in snake case>[_<k>]`` (counted by class in the model's order, as Keras
-finds them; not by name): ``cell/vars/0..2`` for a recurrent layer (kernel
-[input, gates*units], recurrent kernel, bias), under ``forward_layer/`` and
-``backward_layer/`` in a Bidirectional, ``vars/0..1`` for a Dense, ``layer/vars/0..1`` in
-a TimeDistributed; Keras-named (``<layer>/kernel``...), ``interop.import_params`` puts
-them in our layout (file reading: import_keras_file.py). Activations other than Keras's
-defaults that a cell can apply give a generated custom cell (import_cells.py); what a
-spec cannot compute as Keras does is refused (docs/interop.md).
+``.keras`` file, read without Keras (keras_file.py): the config as JSON (a Sequential's
+``layers`` in order, a Functional's with their ``inbound_nodes``), the weights with h5py
+from ``layers/<class in snake case>[_<k>]`` (Keras counts them by class in the model's
+order), Keras-named for ``interop.import_params``. Activations a built-in cell lacks give
+a generated custom cell (import_cells.py); class ids, masks and dropout are keras_masks.py's;
+what a spec cannot compute as Keras does is refused (docs/interop.md).
 """
 
 from __future__ import annotations
@@ -200,14 +195,8 @@ class _Importer(IdsAndMasks):
         if extra:
             self.refuse(layer, f"called with {', '.join(extra)}; rnnc import maps calls on "
                                "one tensor (and initial_state, mask)")
-        if kind == "Dropout" and config.get("rate"):  # the same inverted dropout
-            return self.dropout_layer(layer, tensor)
-        if kind in IDENTITY:  # nothing at inference: its output is its input
-            self.tensors[(_name(layer), 0)] = self.tensors.get(tensor) or self.source(
-                layer, tensor)
-            if tensor in self.masked:  # a dropout after a Masking
-                self.masked.add((_name(layer), 0))
-            return self.dropout(layer, self.tensors[(_name(layer), 0)])
+        if kind in IDENTITY:  # dropout and noise: nothing at inference
+            return self.regularizer(layer, tensor)
         if kind == "Masking":
             return self.masking(layer, tensor)
         if kind == "Embedding":

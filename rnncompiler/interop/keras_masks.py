@@ -164,6 +164,17 @@ class IdsAndMasks:
             self.note(f"{kind}({rate}) after {after}: identity at inference; training "
                       f"{'noise' if kind in NOISE else 'dropout'} is not imported")
 
+    def regularizer(self, layer: dict, tensor) -> None:
+        """Dropout or noise: ``Dropout`` a dropout layer; the others nothing at inference
+        (their output is their input), and a comment."""
+        if layer["class_name"] == "Dropout" and layer["config"].get("rate"):
+            return self.dropout_layer(layer, tensor)
+        self.tensors[(layer_name(layer), 0)] = self.tensors.get(tensor) or self.source(
+            layer, tensor)
+        if tensor in self.masked:  # a dropout after a Masking
+            self.masked.add((layer_name(layer), 0))
+        return self.dropout(layer, self.tensors[(layer_name(layer), 0)])
+
     def dropout_layer(self, layer: dict, tensor) -> None:
         """Keras's Dropout: a dropout layer of the same rate (identity at inference)."""
         source = self.tensors.get(tensor) or self.source(layer, tensor)
