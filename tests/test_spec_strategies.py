@@ -28,7 +28,7 @@ import rnncompiler as rc
 
 GENERATOR = settings(max_examples=200, database=None, derandomize=True, deadline=None,
                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-COVERAGE_DRAWS = 300
+COVERAGE_DRAWS = 500
 
 
 @GENERATOR
