@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, seed, settings
 from spec_properties import check_spec
 from spec_strategies import specs
 
-EXAMPLES = int(os.environ.get("RNNC_FUZZ_EXAMPLES", "45"))
+EXAMPLES = int(os.environ.get("RNNC_FUZZ_EXAMPLES", "40"))
 SEED = os.environ.get("RNNC_FUZZ_SEED")
 
 
