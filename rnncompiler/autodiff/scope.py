@@ -8,8 +8,11 @@ from collections import defaultdict
 
 import networkx as nx
 
+from ..ir import ops
 from ..ir.graph import Graph
 from ..ir.loops import analyse_loops
+
+SHAPE_ONLY = ops.having("shape_only")  # masks of lengths, zeros: no parameter moves them
 
 
 class GradientScope:
@@ -20,7 +23,8 @@ class GradientScope:
                         for place, node in iteration.items()}
         self.param_dependent = set(graph.params.values())  # nodes a parameter moves
         for node in graph.topological_order():
-            if any(arg in self.param_dependent for arg in graph.args(node)):
+            if graph[node].op not in SHAPE_ONLY and \
+                    any(arg in self.param_dependent for arg in graph.args(node)):
                 self.param_dependent.add(node)
         reaching_loss = self.param_dependent & (nx.ancestors(graph.nx, loss) | {loss})
         self.param_dependent_places = {self.place_key(n) for n in self.param_dependent

@@ -41,8 +41,6 @@ def propagate_sequence(cotangents: Cotangents, node: int, lane: int,
             start = stop
     elif op in PER_EXAMPLE:
         return _whole(cotangents, node, lane, whole, pieces)
-    elif op == OP.sequence_mask:
-        pass  # it measures its sequence's steps: nothing flows back
     else:
         raise GradientError(f"cannot differentiate the sequence op {op}")
     return None

@@ -19,7 +19,7 @@ def _zeros(ref, *, size):
 
 
 register("zeros", 1, lambda s, a: (a["size"],), _zeros, lambda b, g, y, args, attrs: [None],
-         traits=("distinct", "zero_source"),
+         traits=("distinct", "zero_source", "shape_only"),
          doc="zeros of [batch, size]; the argument only gives the batch size")
 
 register("zeros_shaped", 0, attrs_shape, lambda *, shape, dtype: np.zeros(shape, dtype),

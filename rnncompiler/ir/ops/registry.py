@@ -13,6 +13,8 @@ TRAITS = {
     "commutative": "the arguments may be swapped",
     "distinct": "each node its own value whatever its attributes (never merged)",
     "zero_source": "always zero",
+    "shape_only": "its value depends on its arguments' shapes, not their values: no "
+                  "parameter moves it",
     "zero_if_any": "zero where any argument is zero",
     "zero_if_all": "zero where every argument is zero",
     "product": "a matrix product with a parameter-like operand (hoistable over steps)",

@@ -48,7 +48,7 @@ def sequence_mask(lengths, sequence):
 
 
 register("sequence_mask", 2, lambda s, a: (s[1][0], 1), sequence_mask,
-         lambda b, g, y, args, attrs: [None, None],
+         lambda b, g, y, args, attrs: [None, None], traits=("shape_only",),
          doc="1 at the steps each example has (t < its length), else 0: [T, 1]")
 
 
