@@ -28,8 +28,9 @@ from ..frontend import equations as eq
 from ..frontend.dropout import locals_reading_output
 from ..frontend.params import layer_input_features
 from ..frontend.spec import Spec
-from ..ir.graph import Block, Graph
+from ..ir.graph import Graph
 from ..ir.ops import OP
+from .maps import map_steps
 
 
 @dataclass(frozen=True)
@@ -100,15 +101,11 @@ def apply_mask(graph: Graph, layer, source: int, mask: int, steps: int | None) -
     ``steps``, one product a step in the layer's own block (as a dense layer's)."""
     if steps is None:
         return graph.add(OP.mul, [source, mask], layer=layer.name)
-    graph.blocks[layer.name] = Block(layer.name, layer.name, steps,
-                                     follows_steps=layer.output.steps is None)
-    outputs = []
-    for t in range(steps):
-        where = {"step": t, "layer": layer.name, "block": layer.name}
-        x_t = graph.add(OP.take_step, [source], place="x", index=t, **where)
+
+    def step(t, x_t, where):
         m_t = graph.add(OP.take_step, [mask], place="mask", index=t, **where)
-        outputs.append(graph.add(OP.mul, [x_t, m_t], place="y", **where))
-    return graph.add(OP.stack_steps, outputs, layer=layer.name)
+        return graph.add(OP.mul, [x_t, m_t], place="y", **where)
+    return map_steps(graph, layer, source, steps, step)
 
 
 class RecurrentDropout:

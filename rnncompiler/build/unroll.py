@@ -22,6 +22,7 @@ from ..ir.graph import Block, Graph
 from ..ir.ops import OP
 from .dropout import RecurrentDropout, apply_mask, mask_name
 from .inputs import add_array_input, add_lengths, add_lengths_input, length_mask
+from .maps import map_steps
 
 
 def resolve_steps(spec: Spec, steps: int | None) -> int:
@@ -219,14 +220,8 @@ class _Unroller:
         steps = self.length(layer.output.steps)
         if layer.input in self.masks:
             self.masks[layer.name] = self.masks[layer.input]
-        graph.blocks[layer.name] = Block(layer.name, layer.name, steps,
-                                         follows_steps=layer.output.steps is None)
-        outputs = []
-        for t in range(steps):
-            where = {"step": t, "layer": layer.name, "block": layer.name}
-            x_t = graph.add(OP.take_step, [source], place="x", index=t, **where)
-            outputs.append(self.dense_step(layer, x_t, weight, bias, where))
-        return graph.add(OP.stack_steps, outputs, layer=layer.name)
+        return map_steps(graph, layer, source, steps,
+                         lambda t, x_t, where: self.dense_step(layer, x_t, weight, bias, where))
 
     def dense_step(self, layer: LayerSpec, x: int, weight: int, bias: int, where: dict,
                    place: str = "") -> int:
