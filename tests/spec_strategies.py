@@ -27,7 +27,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import yaml
 from cell_strategies import FUNCTIONS, CellWriter
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
@@ -39,6 +38,7 @@ from spec_names import (
     YAML_WORDS,
     fresh,
 )
+from spec_yaml import dump_spec
 
 # --- the public interface -------------------------------------------------------------------
 
@@ -576,26 +576,3 @@ class _SpecBuilder:
     def note_names(self) -> None:
         if self.names & YAML_WORDS:
             self.features.add("names:yaml_words")
-
-
-# --- YAML -----------------------------------------------------------------------------------
-
-
-class _Dumper(yaml.SafeDumper):
-    """safe_dump, with multi-line strings (equations) as literal blocks, as users write
-    them."""
-
-
-def _represent_text(dumper: yaml.SafeDumper, text: str):
-    style = "|" if "\n" in text else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
-
-
-_Dumper.add_representer(str, _represent_text)
-
-
-def dump_spec(spec: dict) -> str:
-    """A spec dict as YAML text: names YAML would read otherwise quoted, equations as
-    literal blocks."""
-    return yaml.dump(spec, Dumper=_Dumper, sort_keys=False, default_flow_style=None,
-                     width=100, allow_unicode=False)
