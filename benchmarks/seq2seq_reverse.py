@@ -71,22 +71,10 @@ def reverse_torch(args) -> dict:
             return self.scores(out), state
 
     model = Reverser()
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     data = task_data(spec, get_task("reverse"), args.examples, steps, args.seed)
-    tensors = {k: torch.tensor(v) for k, v in data.items()}
-    start = time.perf_counter()
-    rng = np.random.default_rng(args.seed)
-    for _ in range(args.epochs):
-        order = rng.permutation(args.examples)
-        for first in range(0, args.examples, args.batch):
-            pick = torch.tensor(order[first:first + args.batch])
-            scores, _ = model(tensors["digits"][pick], tensors["previous"][pick])
-            loss = nn.functional.cross_entropy(scores.reshape(-1, classes),
-                                               tensors["reversed"][pick].reshape(-1))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    seconds = time.perf_counter() - start
+    seconds = _torch_train(model, data, args, lambda batch: nn.functional.cross_entropy(
+        model(batch["digits"], batch["previous"])[0].reshape(-1, classes),
+        batch["reversed"].reshape(-1)))
     test = task_data(spec, get_task("reverse"), args.test, steps, args.seed + 1, part="test")
     with torch.no_grad():
         digits = torch.tensor(test["digits"])
@@ -97,6 +85,26 @@ def reverse_torch(args) -> dict:
             token = scores[:, -1].argmax(-1, keepdim=True)
             made.append(token)
     return _scores("PyTorch (nn.LSTM)", torch.cat(made, 1).numpy(), test["reversed"], seconds)
+
+
+def _torch_train(model, data: dict, args, loss_of) -> float:
+    """Adam on ``loss_of(batch)`` over shuffled batches of ``data`` for ``args.epochs``, as
+    ``rc.train`` does; the seconds it took."""
+    import torch
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    tensors = {k: torch.tensor(v) for k, v in data.items()}
+    start = time.perf_counter()
+    rng = np.random.default_rng(args.seed)
+    for _ in range(args.epochs):
+        order = rng.permutation(args.examples)
+        for first in range(0, args.examples, args.batch):
+            pick = torch.tensor(order[first:first + args.batch])
+            loss = loss_of({k: v[pick] for k, v in tensors.items()})
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return time.perf_counter() - start
 
 
 def _scores(who: str, made: np.ndarray, truth: np.ndarray, seconds: float) -> dict:
@@ -140,21 +148,9 @@ def chars_torch(args) -> dict:
             return self.logits(out), state
 
     model = CharLM()
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     data = task_data(spec, task, args.examples, steps, args.seed)
-    x, y = torch.tensor(data["text"]), torch.tensor(data["next"])
-    start = time.perf_counter()
-    rng = np.random.default_rng(args.seed)
-    for _ in range(args.epochs):
-        order = rng.permutation(args.examples)
-        for first in range(0, args.examples, args.batch):
-            pick = torch.tensor(order[first:first + args.batch])
-            logits, _ = model(x[pick])
-            loss = nn.functional.cross_entropy(logits.reshape(-1, classes), y[pick].reshape(-1))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    seconds = time.perf_counter() - start
+    seconds = _torch_train(model, data, args, lambda batch: nn.functional.cross_entropy(
+        model(batch["text"])[0].reshape(-1, classes), batch["next"].reshape(-1)))
     test = task_data(spec, task, args.test, steps, args.seed + 1, part="test")
     with torch.no_grad():
         logits, _ = model(torch.tensor(test["text"]))
