@@ -5,8 +5,9 @@ independent computation of the same numbers:
 
 - ``check`` accepts it;
 - every optimisation level (-O0, -O1, -O2) computes the same outputs, loss and gradients;
-- the NumPy backend, the ONNX backend's scan models and its unrolled models agree (and
-  ONNX ``native`` models, where the spec's layers are ONNX operators);
+- the NumPy backend, the ONNX backend's scan models, its unrolled models and its ``auto``
+  models (at -O0 and -O2) agree (and ONNX ``native`` models, where the spec's layers are
+  ONNX operators);
 - the module ``rnnc compile`` writes computes what the API computes;
 - float64 gradients equal central differences of the loss;
 - a ``{chunk: k}`` or ``{window: k}`` truncation at least as long as every recurrence
@@ -120,6 +121,9 @@ def check_onnx(case: Case, run0: dict, grad0: dict) -> None:
     tol = tolerance(case.spec)
     for mode in ("scan", "unrolled"):
         assert_same(outputs(case, backend="onnx", onnx_mode=mode), run0, f"onnx {mode}", **tol)
+    for level in (0, 2):
+        assert_same(outputs(case, backend="onnx", onnx_mode="auto", level=level), run0,
+                    f"onnx auto {LEVEL_NAMES[level]}", **tol)
     assert_same(gradients(case, backend="onnx"), grad0, "onnx training", **tol)
     if native_applies(case.spec):
         assert_same(outputs(case, backend="onnx", onnx_mode="native"), run0, "onnx native",

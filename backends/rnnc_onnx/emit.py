@@ -1,10 +1,12 @@
-"""Graph -> ONNX ModelProto, in one of three modes:
+"""Graph -> ONNX ModelProto, in one of four modes:
 
 - ``unrolled``: one ONNX node (or a few) per graph node, every step written out;
 - ``scan``: every loop the plan runs one step at a time as one ``Scan`` whose body is
   one step of the cell; the sequence length is a run-time dimension;
 - ``native``: recurrent layers of built-in cells as ONNX ``RNN``/``LSTM``/``GRU``
-  operators (``native.py``), everything else as in ``scan``.
+  operators (``native.py``), everything else as in ``scan``;
+- ``auto``: ``native`` for every recurrent layer the operators can compute, ``scan`` for
+  the others (custom cells, feedback, float64).
 
 The batch dimension is symbolic. Parameters are initializers.
 """
@@ -33,7 +35,7 @@ def build_model(graph: Graph, params: dict | None, mode: str = "scan",
     """A checked ONNX model computing ``graph``'s outputs, with ``params`` as initializers;
     with ``params`` None, the parameters are graph inputs instead (fed at every run)."""
     if mode not in MODES:
-        raise RnncError(f"unknown ONNX mode '{mode}'; choose unrolled, scan or native")
+        raise RnncError(f"unknown ONNX mode '{mode}'; choose {', '.join(MODES)}")
     if mode == "native" and graph.dtype != "float32" and any(
             block.cell for block in graph.blocks.values()):
         raise RnncError("--onnx-mode native needs dtype float32: onnxruntime's RNN, LSTM "
@@ -167,9 +169,9 @@ class _Emitter:
         them (a loop, an output), so that a Scan can take a sequence time-major."""
         program = make_plan(self.graph)
         native = None
-        if self.mode == "native":
+        if self.mode in ("native", "auto"):
             from .native import NativeLayers
-            native = NativeLayers(self, program)
+            native = NativeLayers(self, program, strict=self.mode == "native")
         for loop in program.loops:
             if native is not None and native.takes(loop):
                 native.emit(loop)

@@ -32,32 +32,63 @@ GATES = {  # cell -> (ONNX op, gate suffixes in ONNX order, biases in ONNX order
                          lambda b, z: [b["b_z"], b["b_r"], b["b_n"], z, z, z]),
 }
 
+# the places whose steps the operator's output Y holds: h, or with lengths h up to each
+# example's length and zeros after it
+OUTPUT_PLACES = {"h", "length.out"}
+
 
 class NativeLayers:
-    def __init__(self, emitter, program: Plan):
+    """Maps the loops of recurrent layers onto ONNX's operators. ``strict`` (``native``
+    mode): a layer that cannot be mapped is an error; otherwise (``auto``) it stays a
+    ``Scan``."""
+
+    def __init__(self, emitter, program: Plan, strict: bool = True):
         self.emitter = emitter
         self.loops = program.loops
+        self.strict = strict
         self.done: set[str] = set()
 
     def takes(self, loop: LoopPlan) -> bool:
         block = loop.block
         if block.cell is None or block.gradient_of:
             return False  # a dense layer at every step, or a gradient: not a cell
-        if block.feedback:
+        reason = self.unmapped(loop)
+        if reason is not None and self.strict:
             raise RnncError(f"--onnx-mode native maps layer {block.layer} onto ONNX's own "
-                            "operator, which cannot feed back the output of dense layer "
-                            f"{block.feedback} (use --onnx-mode scan)")
+                            f"operator, but {reason} (use --onnx-mode scan)")
+        return reason is None
+
+    def unmapped(self, loop: LoopPlan) -> str | None:
+        """Why the loop cannot be ONNX's operator; None when it can."""
+        block, graph = loop.block, self.emitter.graph
+        if block.feedback:
+            return f"the operator cannot feed back the output of dense layer {block.feedback}"
         if block.cell not in GATES:
-            raise RnncError(f"--onnx-mode native maps the built-in cells only; layer "
-                            f"{block.layer} uses the custom cell '{block.cell}' "
-                            "(use --onnx-mode scan)")
-        return True
+            return f"it uses the custom cell '{block.cell}' (the operators are the built-in cells')"
+        if graph.dtype != "float32":
+            return "onnxruntime's RNN, LSTM and GRU operators have no float64"
+        states = ["h", "c"] if block.cell == "lstm" else ["h"]
+        parts = self.parts(loop)
+        for part in parts:
+            if part.block.name not in graph.sources or any(
+                    (part.block.name, s) not in graph.starts for s in states):
+                return "the compiler lost track of its input or its initial state"
+            if set(part.collected.values()) - OUTPUT_PLACES or part.loop.finals - set(states) \
+                    or part.loop.saved or part.loop.saved_in:
+                return "other layers read more of its steps than its output and final states"
+            if any(s not in part.iterations[-1] for s in states):
+                return "its steps do not compute every state"
+        return None
+
+    def parts(self, loop: LoopPlan) -> list[LoopPlan]:
+        """The loops of the layer's directions (one op computes both)."""
+        return [other for other in self.loops if other.block.layer == loop.block.layer
+                and other.block.cell == loop.block.cell and not other.block.gradient_of]
 
     def emit(self, loop: LoopPlan) -> None:
         if loop.block.name in self.done:
             return
-        parts = [other for other in self.loops if other.block.layer == loop.block.layer
-                 and other.block.cell == loop.block.cell and not other.block.gradient_of]
+        parts = self.parts(loop)
         self.done |= {part.block.name for part in parts}
         e, b = self.emitter, self.emitter.b
         op_type, gates, biases = GATES[loop.block.cell]
@@ -88,37 +119,29 @@ class NativeLayers:
         """Variable lengths: the examples' lengths as ONNX's ``sequence_lens`` (the op then
         keeps each state past its example's length and writes zeros there, as the graph
         does); else none."""
-        if "length.mask" not in loop.template:
-            return ""
         e = self.emitter
-        mask = loop.args["length.mask"][0].ref  # the sequence_mask the loop reads a step of
+        masks = {arg.ref for args in loop.args.values() for arg in args  # (x[t] of it)
+                 if arg.kind in ("invariant", "slice") and e.graph[arg.ref].op == OP.sequence_mask}
+        if not masks:
+            return ""
+        (mask,) = masks  # the sequence_mask the loop reads a step of
         lengths = e.graph.args(mask)[0]
         return e.b.op("Cast", [e.value(lengths)], to=TensorProto.INT32)
 
     def units(self, loop: LoopPlan) -> int:
-        return self.emitter.graph[loop.template["h"]].shape[-1]
+        return self.emitter.graph[loop.iterations[-1]["h"]].shape[-1]
 
     def sequence(self, loop: LoopPlan) -> str:
         """The layer's input as a batch-first sequence (a vector fed at every step is tiled)."""
         e, b = self.emitter, self.emitter.b
-        x = loop.template["x"] if "x" in loop.template else None
-        if x is not None and e.graph[x].op == OP.take_step:
-            return e.value(loop.args["x"][0].ref)
-        vector = self.vector_input(loop)
-        tiled = b.op("Unsqueeze", [e.value(vector), b.ints([1])])
+        source = e.graph.sources[loop.block.name]
+        if len(e.graph[source].shape) == 2:  # [T, n]
+            return e.value(source)
+        tiled = b.op("Unsqueeze", [e.value(source), b.ints([1])])
         repeats = b.op("Concat", [b.ints([1]), e.context.steps(b, loop.block.steps,
                                                                  loop.block.follows_steps),
                                   b.ints([1])], axis=0)
         return b.op("Tile", [tiled, repeats])
-
-    def vector_input(self, loop: LoopPlan) -> int:
-        graph = self.emitter.graph
-        for place, args in loop.args.items():
-            node = loop.template[place]
-            if graph[node].op == OP.matvec and args[1].kind == "invariant" \
-                    and graph[args[1].ref].batched:
-                return args[1].ref
-        raise RnncError(f"layer {loop.block.layer}: cannot find its input for native mode")
 
     def pack(self, loop: LoopPlan, gates, biases, units: int):
         """W [G*H, I], R [G*H, H], B [2*G*H] of one direction, concatenated in the model

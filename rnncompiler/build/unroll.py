@@ -142,6 +142,8 @@ class _Unroller:
         state = {s: self.initial_state(layer, direction, s) for s in cell.states}
         for name, start in state.items():  # (what ONNX native starts its operator from, at
             graph.starts[(block, name)] = start  # any T: a loop of one step carries nothing)
+        if source is not None:  # (and the input it reads, whatever the passes make of it)
+            graph.sources[block] = source
         outputs = {}
         sequence = source is not None and len(graph[source].shape) == 2
         fed_back, generated, invariants = None, {}, {}

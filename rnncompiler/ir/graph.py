@@ -92,6 +92,7 @@ class Graph:
         self.follows_steps: set[str] = set()  # inputs, targets and layers whose length is T
         self.masks: dict[str, int] = {}  # a sequence with variable lengths -> its mask
         self.starts: dict[tuple, int] = {}  # (block, state) -> the value its state starts from
+        self.sources: dict[str, int] = {}  # block -> what it reads: its sequence, or a vector
         self._nodes: dict[int, Node] = {}
         self._next_id = 0
         self._consts: dict[float, int] = {}
@@ -160,7 +161,7 @@ class Graph:
         for name, node in self.outputs.items():
             if node == old:
                 self.outputs[name] = new
-        for table in (self.layer_values, self.starts):
+        for table in (self.layer_values, self.starts, self.sources):
             for name, node in table.items():
                 if node == old:
                     table[name] = new
@@ -190,6 +191,7 @@ class Graph:
                 del table[name]
         self._consts = {v: n for v, n in self._consts.items() if n != node}
         self.starts = {key: start for key, start in self.starts.items() if start != node}
+        self.sources = {key: source for key, source in self.sources.items() if source != node}
 
     # --- reading ----------------------------------------------------------------------
     # (users through networkx's own successor dict, ``_succ``: the view ``out_edges``

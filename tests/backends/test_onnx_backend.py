@@ -1,4 +1,4 @@
-"""The ONNX backend (backends/rnnc_onnx) in all three modes: forward pass against the NumPy
+"""The ONNX backend (backends/rnnc_onnx) in all four modes: forward pass against the NumPy
 backend and two independent oracles (onnxruntime's own RNN/LSTM/GRU ops, and
 onnx.reference), training graph against the NumPy backend and finite differences, the
 model's names as docs/spec.md gives them, run-time batch and T, state_io streaming, errors, CLI."""
@@ -22,7 +22,7 @@ import rnncompiler as rc
 from rnncompiler.cli import main
 from rnncompiler.errors import RnncError
 
-MODES = ["unrolled", "scan", "native"]
+MODES = ["unrolled", "scan", "native", "auto"]
 STEPS = 4
 
 
@@ -222,9 +222,10 @@ def test_model_contract(mode, train):
     for key, value in params.items():
         np.testing.assert_array_equal(initializers[key], value, err_msg=key)
     ops = Counter(n.op_type for n in all_nodes(graph))  # native trains with a scan graph
-    loops = {"native": {"LSTM", "GRU"}, "scan": {"Scan"}, "unrolled": set()}
+    loops = {"native": {"LSTM", "GRU"}, "auto": {"LSTM", "GRU"}, "scan": {"Scan"},
+             "unrolled": set()}
     assert {op for op in ("Scan", "LSTM", "GRU", "RNN") if ops[op]} == \
-        loops["scan" if train and mode == "native" else mode]
+        loops["scan" if train and mode in ("native", "auto") else mode]
 
 
 @pytest.mark.parametrize("train", [False, True], ids=["inference", "training"])
@@ -233,7 +234,7 @@ def test_scan_size_is_independent_of_T_and_unrolled_grows(train):
     count = {(mode, steps): sum(1 for _ in all_nodes(rc.compile_spec(
         spec, "onnx", steps=steps, train=True, onnx_mode=mode).model(params, train).graph))
         for mode in MODES for steps in (3, 30)}
-    assert count["scan", 3] == count["scan", 30] and count["native", 3] == count["native", 30]
+    assert all(count[mode, 3] == count[mode, 30] for mode in ("scan", "native", "auto"))
     assert count["unrolled", 30] > 5 * count["unrolled", 3] > 5 * count["scan", 3]
 
 
