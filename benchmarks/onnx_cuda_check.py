@@ -43,7 +43,7 @@ def check_specs() -> bool:
         params = rc.init_params(spec, seed=3)
         data = dict(np.load(ROOT / "specs" / "data" / f"{name}.npz"))
         inputs = {k: v for k, v in data.items() if k.split(".")[0] in spec.inputs}
-        for mode in ("unrolled", "scan", "native"):
+        for mode in ("unrolled", "scan", "native", "auto"):
             try:
                 cpu = rc.compile_spec(spec, "onnx", onnx_mode=mode, device="cpu", train=True)
                 gpu = rc.compile_spec(spec, "onnx", onnx_mode=mode, device="cuda", train=True)

@@ -17,11 +17,12 @@ Four tables:
    the sequence outputs; ``grad err``: the largest |difference| of the gradients over the
    largest |gradient| (every parameter, mapped to torch's layout).
 2. ONNX on onnxruntime (CPU, 2 intra-op threads, 1 inter-op): the forward in each mode
-   (``scan``, ``unrolled``, ``native``) and its ratio to ``native``, which is
-   onnxruntime's own RNN / LSTM / GRU operator; native against PyTorch's forward; the
-   scan training graph (loss and gradients) against PyTorch's forward + backward. The
-   models are the ones ``rnnc compile --backend onnx`` writes (parameters as
-   initializers). Errors are against PyTorch, as in table 1.
+   (``auto``, the default, ``scan``, ``unrolled``, ``native``) and its ratio to
+   ``native``, which is onnxruntime's own RNN / LSTM / GRU operator; native against
+   PyTorch's forward; the scan training graph (loss and gradients) against PyTorch's
+   forward + backward. The models are the ones ``rnnc compile --backend onnx`` writes
+   (parameters as initializers). Errors are against PyTorch, as in table 1. With
+   ``--device cuda``, onnxruntime's CUDA provider and PyTorch on the same GPU.
 3. What bounds the ratios: the forward's GEMM work, 2*B*T*(I+H)*G*H flops (G = 1, 4, 3
    gate blocks for simple, lstm, gru), as GFLOP/s achieved, next to the matmul peak each
    library reaches on this machine, measured in the process that runs it (NumPy's
@@ -42,6 +43,10 @@ Four tables:
    PyTorch alike, with glibc told to map every large block so that freed memory is given
    back).
 
+5. What a user feels: ``rnnc train``'s seconds per epoch with each backend against a plain
+   PyTorch training loop over the same model, optimizer, batch and data, on the adding
+   problem (T = 100) and the character language model (``train_epoch.py``).
+
 Every measurement runs in its own subprocess, since idle BLAS / OpenMP threads of one
 library spin on a small machine's cores and distort the next: one process for NumPy, one
 for PyTorch, one per ONNX mode (scan's also runs its training graph). A case is measured
@@ -60,7 +65,8 @@ onnxruntime takes long to create a session for 1000 unrolled steps.
 
     python benchmarks/suite.py [--quick] [--rounds 3] [--json out.json]
 
-``--quick``: C1, lstm and T = 10, 100 in table 4 only.
+``--quick``: C1, lstm and T = 10, 100 in table 4 only. ``--train-rounds 0`` skips table 5;
+``--device cuda`` measures tables 1-3 with PyTorch and onnxruntime on a CUDA GPU.
 """
 
 from __future__ import annotations
@@ -70,6 +76,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -85,7 +92,7 @@ CONFIGS = {  # batch, T, input, hidden
     "C3": (64, 50, 256, 512),
 }
 MEMORY_STEPS = (10, 100, 1000)  # table 4: an LSTM at C2's batch, input and hidden
-MODES = ("scan", "unrolled", "native")
+MODES = ("scan", "unrolled", "native", "auto")
 KINDS = ("numpy", "torch") + tuple(f"onnx-{mode}" for mode in MODES)
 BUSY = 0.1  # a measurement during which others took more than this share is retried
 RETRIES = 3
@@ -186,7 +193,7 @@ def run_case(root: str, cell: str, config: str, args) -> dict:
     batch, steps, inputs, hidden = CONFIGS[config]
     modes = [m for m in MODES if not (m == "unrolled" and steps > args.unrolled_max_steps)]
     case = {"cell": cell, "config": config, "batch": batch, "steps": steps, "input": inputs,
-            "hidden": hidden, "modes": modes}
+            "hidden": hidden, "modes": modes, "device": args.device}
     folder = make_folder(root, f"{cell}_{config}", case)
     row = {**case, "skipped": {}, "others_before": wait_for_idle(IDLE_WAIT["s"])}
     if "unrolled" not in modes:
@@ -307,21 +314,24 @@ def print_tables(rows: list[dict], memory: list[dict], args) -> None:
     for r in ok:
         res, t = r["results"], r["results"]["torch"]
         native = res.get("onnx-native", {}).get("fwd_s")
+        auto = res.get("onnx-auto", {}).get("fwd_s")
         scan = res.get("onnx-scan", {})
         unrolled = res.get("onnx-unrolled", {}).get("fwd_s")
         fwd_errs = [res[k].get("fwd_err") for k in res if k.startswith("onnx-")
                     and res[k].get("fwd_err") is not None]
-        lines.append([r["cell"], r["config"], ms(scan.get("fwd_s")),
+        lines.append([r["cell"], r["config"], ms(auto), ms(scan.get("fwd_s")),
                       ms(unrolled) if "onnx-unrolled" in res else "skipped", ms(native),
-                      ratio(scan.get("fwd_s"), native),
+                      ratio(auto, native), ratio(scan.get("fwd_s"), native),
                       ratio(unrolled, native) if "onnx-unrolled" in res else "-",
                       ms(t["fwd_s"]), ratio(native, t["fwd_s"]), ms(scan.get("fwdbwd_s")),
                       ms(t["fwdbwd_s"]), ratio(scan.get("fwdbwd_s"), t["fwdbwd_s"]),
                       err(max(fwd_errs) if fwd_errs else None), err(scan.get("grad_rel_err")),
                       others(r, [k for k in res if k.startswith("onnx-")])])
-    table("2. ONNX on onnxruntime (forward per mode, ratio to native = onnxruntime's own "
-          "operator; scan training graph vs PyTorch forward + backward)",
-          ["cell", "cfg", "scan ms", "unrolled ms", "native ms", "scan/nat", "unr/nat",
+    table(f"2. ONNX on onnxruntime ({args.device}; forward per mode, auto the default, "
+          "ratio to native = onnxruntime's own operator; scan training graph vs PyTorch "
+          "forward + backward)",
+          ["cell", "cfg", "auto ms", "scan ms", "unrolled ms", "native ms", "auto/nat",
+           "scan/nat", "unr/nat",
            "torch fwd ms", "nat/torch", "scan train ms", "torch f+b ms", "train/torch",
            "fwd err", "grad err", "others"], lines)
 
@@ -397,6 +407,29 @@ def print_tables(rows: list[dict], memory: list[dict], args) -> None:
               "row(s) (column others); their times are not to be trusted")
 
 
+def train_epochs(rounds: int) -> list:
+    """Table 5: `rnnc train`'s seconds per epoch (each backend) against a plain PyTorch
+    loop, from ``train_epoch.py`` (its docstring says how)."""
+    if rounds <= 0:
+        return []
+    wait_for_idle(IDLE_WAIT["s"])
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "train.json")
+        subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__),
+                                                     "train_epoch.py"),
+                        "--rounds", str(rounds), "--json", path], check=True)
+        with open(path) as stream:
+            results = json.load(stream)["results"]
+    lines = [[r["task"], str(r["examples"])] + [seconds(r["epoch_s"].get(who))
+                                                for who in ("numpy", "onnx", "torch")]
+             + [ratio(r["epoch_s"].get(who), r["epoch_s"].get("torch"))
+                for who in ("numpy", "onnx")] for r in results]
+    table("5. `rnnc train`, seconds per epoch, against a plain PyTorch loop (same model, "
+          "Adam, batch 32, data)", ["task", "examples", "numpy s", "onnx s", "torch s",
+                                    "numpy/torch", "onnx/torch"], lines)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cells", nargs="+", default=list(CELLS), choices=CELLS)
@@ -414,6 +447,12 @@ def main() -> None:
                              "CPUs before a case and before retrying a disturbed measurement")
     parser.add_argument("--quick", action="store_true",
                         help="C1 and lstm only, and T = 10, 100 in table 4")
+    parser.add_argument("--train-rounds", type=int, default=3,
+                        help="rounds of table 5, `rnnc train` epochs against a PyTorch "
+                             "loop (0: skip it)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where PyTorch and onnxruntime run (cuda: onnxruntime-gpu's CUDA "
+                             "provider and PyTorch on the same GPU; NumPy stays on the CPU)")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--keep", help="keep the generated modules and models in this folder")
     parser.add_argument("--one", nargs=2, metavar=("KIND", "FOLDER"),
@@ -461,11 +500,13 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     print_tables(rows, memory, args)
+    training = train_epochs(args.train_rounds)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
     if args.json:
         with open(args.json, "w") as stream:
             json.dump({"threads": THREADS, "cpus": os.cpu_count(), "rounds": args.rounds,
-                       "cases": rows, "memory": memory}, stream, indent=2)
+                       "cases": rows, "memory": memory, "train_epochs": training}, stream,
+                      indent=2)
 
 
 if __name__ == "__main__":

@@ -231,15 +231,22 @@ def measure_torch(folder: str, save: bool, memory: bool) -> dict:
     case, params, x, y = load_case(folder)
     layer, grads = torch_layer(torch, case, params)
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    cuda = case.get("device") == "cuda"
+    if cuda:  # on the GPU: a call is timed until the GPU is done with it
+        layer, tx, ty = layer.cuda(), tx.cuda(), ty.cuda()
+    done = torch.cuda.synchronize if cuda else (lambda: None)
 
     def forward():
         with torch.no_grad():
-            return layer(tx)[0]
+            out = layer(tx)[0]
+        done()
+        return out
 
     def forward_backward():
         layer.zero_grad(set_to_none=True)
         loss = torch.nn.functional.mse_loss(layer(tx)[0], ty)
         loss.backward()
+        done()
         return loss
 
     result: dict = {"torch": torch.__version__}
@@ -250,6 +257,14 @@ def measure_torch(folder: str, save: bool, memory: bool) -> dict:
         return result
     result["fwd_s"], result["fwd_all_s"] = timed(forward)
     result["fwdbwd_s"], result["fwdbwd_all_s"] = timed(forward_backward)
+    if cuda:
+        result["device_name"] = torch.cuda.get_device_name()
+        if save:
+            loss = forward_backward()
+            np.savez(os.path.join(folder, "out_torch.npz"), out=forward().cpu().numpy(),
+                     loss=loss.detach().cpu().numpy(),
+                     **{k: v for k, v in _cpu_grads(layer, grads).items()})
+        return result
     if case["cell"] == "lstm" and torch.backends.mkldnn.is_available():
         # torch runs an LSTM on the CPU as one oneDNN RNN primitive (fused gates, packed
         # weights); without it, as NumPy does: a product per step and element-wise ops
@@ -265,11 +280,23 @@ def measure_torch(folder: str, save: bool, memory: bool) -> dict:
     return result
 
 
+def _cpu_grads(layer, grads) -> dict:
+    """``grads()`` of a layer on the GPU: computed on a CPU copy of its gradients."""
+    copy = {name: p.grad.detach().cpu() for name, p in layer.named_parameters()}
+    layer.cpu()
+    for name, p in layer.named_parameters():
+        p.grad = copy[name]
+    return grads()
+
+
 def measure_onnx(folder: str, mode: str, save: bool) -> dict:
     """One ONNX mode's forward; in scan mode also the training graph."""
     import onnxruntime as ort
 
-    _, _, x, y = load_case(folder)
+    case, _, x, y = load_case(folder)
+    providers = ["CPUExecutionProvider"]
+    if case.get("device") == "cuda":  # TF32 off, as the project's runtime sets it
+        providers.insert(0, ("CUDAExecutionProvider", {"use_tf32": "0"}))
 
     def session(name: str):
         options = ort.SessionOptions()
@@ -279,7 +306,10 @@ def measure_onnx(folder: str, mode: str, save: bool) -> dict:
         with open(os.path.join(folder, name), "rb") as stream:
             data = stream.read()
         start = time.perf_counter()
-        created = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        created = ort.InferenceSession(data, options, providers=providers)
+        if providers[0] != "CPUExecutionProvider" and \
+                created.get_providers()[0] != "CUDAExecutionProvider":
+            raise RuntimeError("onnxruntime could not start its CUDA provider")
         return created, time.perf_counter() - start
 
     def runner(created, feeds):

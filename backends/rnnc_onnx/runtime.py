@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import onnxruntime as ort
 
@@ -36,6 +38,12 @@ def session(model_bytes: bytes, device: str = "cpu") -> ort.InferenceSession:
 
 
 def run(created: ort.InferenceSession, inputs: dict) -> dict[str, np.ndarray]:
-    feeds = {i.name: inputs[i.name] for i in created.get_inputs()}
-    outputs = created.run(None, feeds)
-    return {o.name: value for o, value in zip(created.get_outputs(), outputs)}
+    names = _NAMES.get(created)
+    if names is None:  # (asked once: get_inputs() builds its answer afresh at every call)
+        names = _NAMES[created] = ([i.name for i in created.get_inputs()],
+                                   [o.name for o in created.get_outputs()])
+    outputs = created.run(names[1], {name: inputs[name] for name in names[0]})
+    return dict(zip(names[1], outputs))
+
+
+_NAMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # session -> (inputs, outputs)
