@@ -49,7 +49,7 @@ def test_one_layer_transposes_its_input_and_target_only(cell, train):
     Training: the forward Scan's saved values go to the backward Scan as they are, and the
     loss, its gradient and the weight gradients read the sequences time-major (y too)."""
     spec = load_spec_text(NETWORK.format(cell=cell))
-    model = rc.compile_spec(spec, "onnx", train=train).model(rc.init_params(spec), train)
+    model = rc.compile_spec(spec, "onnx", train=train, onnx_mode="scan").model(rc.init_params(spec), train)
     inputs, outputs = scan_axes(model)
     assert set(inputs) == {0} and set(outputs) == {0}
     expected = ["x", "y"] if train else ["x", model.graph.output[0].name]
@@ -63,7 +63,7 @@ def test_one_layer_transposes_its_input_and_target_only(cell, train):
 def test_scans_write_time_major(path):
     spec = rc.load_spec(path)
     for train in (False, True):
-        model = rc.compile_spec(spec, "onnx", train=train).model(rc.init_params(spec), train)
+        model = rc.compile_spec(spec, "onnx", train=train, onnx_mode="scan").model(rc.init_params(spec), train)
         assert set(scan_axes(model)[1]) <= {0}
 
 
@@ -74,7 +74,7 @@ def test_time_major_gradients_equal_batch_first_ones(rng):
     spec = load_spec_text(text)
     params = rc.init_params(spec)
     feeds = {"x": rng.standard_normal((3, 6, 5)), "y": rng.standard_normal((3, 6, 4))}
-    model = rc.compile_spec(spec, "onnx", train=True).model(params, True)
+    model = rc.compile_spec(spec, "onnx", train=True, onnx_mode="scan").model(params, True)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     got = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
     loss, grads = rc.compile_spec(spec, train=True).loss_and_grads(params, feeds)
