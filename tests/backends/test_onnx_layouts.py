@@ -49,7 +49,8 @@ def test_one_layer_transposes_its_input_and_target_only(cell, train):
     Training: the forward Scan's saved values go to the backward Scan as they are, and the
     loss, its gradient and the weight gradients read the sequences time-major (y too)."""
     spec = load_spec_text(NETWORK.format(cell=cell))
-    model = rc.compile_spec(spec, "onnx", train=train, onnx_mode="scan").model(rc.init_params(spec), train)
+    model = rc.compile_spec(spec, "onnx", train=train, onnx_mode="scan").model(
+        rc.init_params(spec), train)
     inputs, outputs = scan_axes(model)
     assert set(inputs) == {0} and set(outputs) == {0}
     expected = ["x", "y"] if train else ["x", model.graph.output[0].name]
@@ -63,7 +64,8 @@ def test_one_layer_transposes_its_input_and_target_only(cell, train):
 def test_scans_write_time_major(path):
     spec = rc.load_spec(path)
     for train in (False, True):
-        model = rc.compile_spec(spec, "onnx", train=train, onnx_mode="scan").model(rc.init_params(spec), train)
+        model = rc.compile_spec(spec, "onnx", train=train, onnx_mode="scan").model(
+            rc.init_params(spec), train)
         assert set(scan_axes(model)[1]) <= {0}
 
 
