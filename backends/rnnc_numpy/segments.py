@@ -139,7 +139,7 @@ def _emit_steps(w, loop, place_var: dict, stores: list, saved_in: list = ()) -> 
 
 
 def _emit_backward(w, cp) -> None:
-    seg, forward, loop = w.segments[id(cp)], cp.forward, cp.backward
+    seg, loop = w.segments[id(cp)], cp.backward
     block, length = loop.block, f"{w.stop} - {w.start}"
     w.emit()
     w.emit(f"# {w.describe(loop)},")
