@@ -162,20 +162,17 @@ def _emit_backward(w, cp) -> None:
     w.indent += 1
     _bounds(w, cp, seg)
     again = _emit_forward_again(w, cp, seg, length)
-    _allocate(w, [(buffers[s], loop.template[loop.collected[s]], False) for s in cp.local],
+    # (in the loop's order: in a set's, the module would differ from one compile to the next)
+    local = [stack for stack in loop.collected if stack in cp.local]
+    _allocate(w, [(buffers[s], loop.template[loop.collected[s]], False) for s in local],
               length)
-    for stack in cp.local:
+    for stack in local:
         w.local_steps[buffers[stack]] = f"t - {w.start}"
     _emit_steps(w, loop, place_var, [(buffers[s], place) for s, place in loop.collected.items()])
     for stack, buffer in buffers.items():
         w.var[stack] = buffer
     w.local_nodes = set(cp.local) | set(again)
-    replaced = _segment_views(w, cp, cp.after)
-    for node in cp.shifts:
-        _emit_shift(w, cp, seg, node)
-    for node in sums:
-        w.emit(f"{totals[node]} += {w.expr(node)[0]}")
-    w.var.update(replaced)
+    _emit_after(w, cp, seg, totals)
     w.indent -= 1
     w.local_nodes = set()
     for node in [*cp.shifts, *cp.local, *again]:
@@ -184,6 +181,17 @@ def _emit_backward(w, cp) -> None:
         w.var[node] = name
     for place in loop.finals:
         w.var[loop.iterations[-1][place]] = place_var[place]
+
+
+def _emit_after(w, cp, seg, totals: dict) -> None:
+    """The segment's share of each sum over steps (a batched weight gradient), added to
+    its total."""
+    replaced = _segment_views(w, cp, cp.after)
+    for node in cp.shifts:
+        _emit_shift(w, cp, seg, node)
+    for node, total in totals.items():
+        w.emit(f"{total} += {w.expr(node)[0]}")
+    w.var.update(replaced)
 
 
 def _emit_forward_again(w, cp, seg, length: str) -> list:
@@ -210,7 +218,7 @@ def _emit_forward_again(w, cp, seg, length: str) -> list:
         (saved_in if kind == "in" else stores).append((name, place))
     _allocate(w, wanted, length)
     _emit_steps(w, loop, place_var, stores, saved_in)
-    return list(cp.recollected)
+    return [stack for stack in loop.collected if stack in cp.recollected]
 
 
 def _emit_shift(w, cp, seg, node: int) -> None:

@@ -15,7 +15,10 @@ reads. The plan decides how each loop runs, so that no backend decides it again:
   often the body reads step t of each sequence or saved value (read more than once, it
   is worth a name of its own);
 - ``items``: the values outside loops and the loops, in an order that respects every
-  dependency.
+  dependency;
+- ``checkpoint``: with ``unroll.checkpoint``, for a backend that prints it, which forward
+  loop runs in segments of k steps keeping only its states, and its backward loop runs
+  each segment's steps again first (``checkpoints.py``).
 
 A backend prints the plan: it decides how an op is written, never what runs when.
 """
@@ -118,7 +121,8 @@ def _checkpointed(loop: LoopPlan) -> str:
     if loop is cp.forward:
         return f", in segments of {cp.every} steps, keeping its states at each one's start"
     return (f", a segment at a time, each after {cp.forward.block.name}'s steps again; "
-            f"per segment too: {len(cp.before)} products before, {len(cp.after)} sums after")
+            f"per segment too: {len(cp.before)} products before, "
+            f"{len(cp.after) - len(cp.shifts)} sums after")
 
 
 def make_plan(graph: Graph, checkpoint: bool = False) -> Plan:
