@@ -7,9 +7,13 @@ peak over one call, made after ``release_workspace()`` (the arrays a module keep
 calls are allocated inside the call measured); time is the median of calls with the
 workspace kept, as training runs. The two modules alternate, in one process.
 
-    python benchmarks/checkpointing.py [--steps 1000 10000 100000] [--repeats 5]
+    OPENBLAS_NUM_THREADS=1 python benchmarks/checkpointing.py [--steps 1000 10000 100000]
 
-writes benchmarks/results/checkpointing.json.
+writes benchmarks/results/checkpointing.json. On this project's shared 2-core machines,
+run it with one BLAS thread: a checkpointed call makes two small products per weight a
+segment (instead of one large one a call), and OpenBLAS's second thread, which it takes
+for products from [128, 32] @ [32, 128] up, waits for a core that other jobs hold: at
+T = 10,000 a call took 7.8 times full storage's with two threads there, 1.3 with one.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import time
 import tracemalloc
@@ -107,6 +112,7 @@ def main() -> None:
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     with open(args.json, "w") as stream:
         json.dump({"machine": "2 shared cores; medians of alternating calls in one process",
+                   "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
                    "rows": rows}, stream, indent=2)
 
 
