@@ -154,6 +154,7 @@ def _emit_backward(w, cp) -> None:
         w.emit(f"{place_var[place]} = {w.expr(start)[0]}")
     _allocate(w, [(buffers[s], loop.template[loop.collected[s]], s in w.returned)
                   for s in buffers if s not in cp.local], seg.steps)
+    saved, saved_in = _saved_whole(w, loop, seg.steps)
     sums = [node for node in cp.after if node not in cp.shifts]
     totals = {node: w.names.take(w.outside_name(node)) for node in sums}
     for node, name in totals.items():
@@ -168,7 +169,8 @@ def _emit_backward(w, cp) -> None:
               length)
     for stack in local:
         w.local_steps[buffers[stack]] = f"t - {w.start}"
-    _emit_steps(w, loop, place_var, [(buffers[s], place) for s, place in loop.collected.items()])
+    _emit_steps(w, loop, place_var, [(buffers[s], place) for s, place in loop.collected.items()]
+                + saved, saved_in)
     for stack, buffer in buffers.items():
         w.var[stack] = buffer
     w.local_nodes = set(cp.local) | set(again)
@@ -181,6 +183,24 @@ def _emit_backward(w, cp) -> None:
         w.var[node] = name
     for place in loop.finals:
         w.var[loop.iterations[-1][place]] = place_var[place]
+
+
+def _saved_whole(w, loop, steps: str) -> tuple[list, list]:
+    """The values of the backward loop that another loop reads a step at a time (the
+    gradient a layer hands the one below it, where nothing collects it), every step of
+    them, as the loop would save them unsegmented: (stores after the body, stores of
+    carried values as they enter a step)."""
+    wanted, stores, entering = [], [], []
+    for kind, _, place in loop.per_step:
+        if kind == "collected":
+            continue
+        name = w.names.take(f"saved_{loop.block.name}_{place}" + ("_in" if kind == "in" else ""))
+        w.saved[(loop.block.name, place, kind)] = name
+        values = {iteration[place] for iteration in loop.iterations}
+        wanted.append((name, loop.template[place], bool(values & w.returned)))
+        (entering if kind == "in" else stores).append((name, place))
+    _allocate(w, wanted, steps)
+    return stores, entering
 
 
 def _emit_after(w, cp, seg, totals: dict) -> None:

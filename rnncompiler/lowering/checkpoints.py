@@ -92,22 +92,21 @@ def _readers(loop, loop_plans: list) -> list:
 
 
 def _backward_loop(graph: Graph, forward, loop_plans: list):
-    """The one backward loop that reads ``forward``'s saved values, if ``forward`` can be
-    checkpointed; else None."""
+    """The backward loop of ``forward`` (the gradient loop of its block), if ``forward`` can
+    be checkpointed: no other loop reads its saved values; else None."""
     block = forward.block
-    if forward.whole or block.gradient_of or not (forward.saved or forward.saved_in) \
-            or not forward.carried:
+    if forward.whole or block.gradient_of or not forward.carried:
         return None
-    readers = _readers(forward, loop_plans)
+    mine = [loop for loop in loop_plans if loop.block.gradient_of == block.name]
+    if len(mine) != 1:
+        return None
+    backward, readers = mine[0], _readers(forward, loop_plans)
     stepwise = [r for r in readers if any(
         arg.kind in ("stepwise", "stepwise_in") and arg.ref[0] == block.name
         for args in r.args.values() for arg in args)]
-    if len(stepwise) != 1:
-        return None
-    backward = stepwise[0]
     other = backward.block
-    if not other.gradient_of or other.steps != block.steps or backward.whole \
-            or backward.saved or backward.saved_in \
+    if backward not in readers or any(r is not backward for r in stepwise) \
+            or other.steps != block.steps or backward.whole \
             or other.backward == block.backward or other.follows_steps != block.follows_steps:
         return None
     return backward
