@@ -203,3 +203,11 @@ def test_compiled_at_a_few_steps_for_every_t(name):
     first, second = (api._build(kept, numpy, unrolled_steps=n, steps=1000, train=True, own={},
                                 state_io=False, level=2) for n in (8, 9))
     assert first.fingerprint() == second.fingerprint()
+
+
+def test_check_says_what_training_keeps():
+    from rnncompiler.cli.commands import summary
+
+    spec, _, _ = make_case(with_head([rnn("R", "lstm")]))
+    assert "T = 5, states kept every 3 steps)" in summary(checkpointed(spec, 3))
+    assert "T = 5, states kept every ⌈√T⌉ steps)" in summary(checkpointed(spec, "auto"))
