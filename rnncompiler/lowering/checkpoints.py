@@ -68,7 +68,7 @@ def plan_checkpoints(graph: Graph, items: list, loop_plans: list) -> list:
             continue
         cp = Checkpoint(forward, backward, every)
         cp.before = _before(graph, forward, items)
-        cp.after, cp.shifts = _after(graph, forward, backward, items, position)
+        cp.after, cp.shifts = _after(graph, cp, items, position)
         _locals(graph, cp, loop_plans)
         forward.checkpoint = backward.checkpoint = cp
         moved |= set(cp.before) | set(cp.after) | cp.local | cp.recollected
@@ -148,9 +148,10 @@ def _is_step_sequence(graph: Graph, node: int, steps: int) -> bool:
         and data.shape[0] == steps and "classes" not in data.attrs
 
 
-def _after(graph: Graph, forward, backward, items: list, position: dict):
+def _after(graph: Graph, cp: Checkpoint, items: list, position: dict):
     """The sums over steps that read ``backward``'s sequences (the batched weight
     gradients), and the ``shift_steps`` of ``forward``'s states they read."""
+    forward, backward, before = cp.forward, cp.backward, set(cp.before)
     steps = forward.block.steps
     b_stacks, f_stacks = set(backward.collected), set(forward.collected)
     limit = position[id(forward)]  # whole sequences they read exist before F runs
@@ -168,7 +169,7 @@ def _after(graph: Graph, forward, backward, items: list, position: dict):
             return True
         data = graph[node]
         return data.step is None and data.batched and data.shape[:1] == (steps,) \
-            and position.get(node, limit) < limit
+            and position.get(node, limit) < limit and node not in before
 
     after, shifts = [], []
     for item in items:
@@ -185,10 +186,13 @@ def _after(graph: Graph, forward, backward, items: list, position: dict):
             continue  # (it must sum the steps too)
         after.append(item)
         shifts += [a for a in args if shift_ok(a) and a not in shifts]
-    # a shift other nodes read as well stays whole (with the stack it shifts)
-    shifts = [s for s in shifts if all(u in after for u in graph.users(s))]
-    after = [n for n in after if all(a in shifts or graph[a].op != OP.shift_steps
-                                     for a in graph.args(n))]
+    while True:  # a shift other nodes read as well stays whole, and so do its readers
+        kept = [s for s in shifts if all(u in after for u in graph.users(s))]
+        after = [n for n in after if all(a in kept or graph[a].op != OP.shift_steps
+                                         for a in graph.args(n))]
+        if kept == shifts:
+            break
+        shifts = kept
     ordered = [item for item in items if isinstance(item, int) and item in set(shifts)]
     return ordered + after, ordered
 
