@@ -67,7 +67,7 @@ def plan_checkpoints(graph: Graph, items: list, loop_plans: list) -> list:
         if backward is None:
             continue
         cp = Checkpoint(forward, backward, every)
-        cp.before = _before(graph, forward, items)
+        cp.before = _before(graph, forward, items, position)
         cp.after, cp.shifts = _after(graph, cp, items, position)
         _locals(graph, cp, loop_plans)
         forward.checkpoint = backward.checkpoint = cp
@@ -112,10 +112,11 @@ def _backward_loop(graph: Graph, forward, loop_plans: list):
     return backward
 
 
-def _before(graph: Graph, forward, items: list) -> list:
+def _before(graph: Graph, forward, items: list, position: dict) -> list:
     """The products over whole sequences that only ``forward`` reads a step at a time and
-    that map each step of an input sequence on its own (``W x + b``), in item order."""
-    steps = forward.block.steps
+    that map each step of a sequence made before it on its own (``W x + b``: of an input,
+    or of the sequence a layer below hands it), in item order."""
+    steps, limit = forward.block.steps, position[id(forward)]
     inside = {node for iteration in forward.iterations for node in iteration.values()}
     candidates = {arg.ref for place, args in forward.args.items() for arg in args
                   if arg.kind == "invariant" and graph[forward.template[place]].op == OP.take_step}
@@ -135,6 +136,8 @@ def _before(graph: Graph, forward, items: list) -> list:
             sequences = [arg for arg in graph.args(node) if graph[arg].batched]
             if not all(u in inside or u in chosen for u in graph.users(node)) or not all(
                     arg in chosen or _is_step_sequence(graph, arg, steps)
+                    or (arg not in candidates and position.get(arg, limit) < limit
+                        and _is_made_sequence(graph, arg, steps))
                     for arg in sequences):
                 chosen.discard(node)
                 changed = True
@@ -146,6 +149,14 @@ def _is_step_sequence(graph: Graph, node: int, steps: int) -> bool:
     data = graph[node]
     return data.op == OP.input and data.batched and len(data.shape) >= 1 \
         and data.shape[0] == steps and "classes" not in data.attrs
+
+
+def _is_made_sequence(graph: Graph, node: int, steps: int) -> bool:
+    """A sequence of the loop's length made outside loops or collected by one (a layer's
+    output sequence), in input positions."""
+    data = graph[node]
+    return data.step is None and data.batched and data.shape[:1] == (steps,) \
+        and data.op != OP.input
 
 
 def _after(graph: Graph, cp: Checkpoint, items: list, position: dict):
