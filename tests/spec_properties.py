@@ -12,6 +12,7 @@ independent computation of the same numbers:
 - float64 gradients equal central differences of the loss;
 - a ``{chunk: k}`` or ``{window: k}`` truncation at least as long as every recurrence
   computes the full gradient;
+- a spec with ``checkpoint`` computes what it computes without (full storage);
 - the artifact compiled at representative steps computes what the one compiled at T does;
 - every pass alone leaves the reference evaluation of the forward and training graphs
   unchanged (translation validation), and leaves them re-rollable into loops.
@@ -70,11 +71,15 @@ def make_case(text: str, steps: int, *, seed: int = 0, file: str = "fuzz.yaml") 
     return Case(spec, steps, params, data)
 
 
-def as_float64(case: Case, bptt=None) -> Case:
+def as_float64(case: Case, bptt=None, checkpoint=None) -> Case:
     spec = copy.copy(case.spec)
     spec.dtype = "float64"
     if bptt is not None:
         spec.unroll = UnrollSpec(case.spec.unroll.steps, bptt)
+    if checkpoint is not None:  # "keep": as the spec says; "none": full storage
+        unroll = case.spec.unroll
+        spec.unroll = UnrollSpec(unroll.steps, unroll.bptt, unroll.k,
+                                 unroll.checkpoint if checkpoint == "keep" else None)
     as64 = {k: np.asarray(v, np.float64) for k, v in case.params.items()}
     data = {k: (v if v.dtype.kind in "iu" else np.asarray(v, np.float64))
             for k, v in case.data.items()}
@@ -178,6 +183,16 @@ def check_long_truncation(case: Case) -> None:
         assert_same(gradients(truncated), expected, f"bptt {bptt}", **tolerance(full.spec))
 
 
+def check_checkpoint(case: Case) -> None:
+    """States kept every k steps, the rest recomputed, give the gradients of full storage
+    (float64: the order of the sums over steps changes, by segments)."""
+    if case.spec.unroll.checkpoint is None:
+        return
+    expected = gradients(as_float64(case, checkpoint="none"))
+    assert_same(gradients(as_float64(case, checkpoint="keep")), expected,
+                f"checkpoint {case.spec.unroll.checkpoint}", rtol=1e-9, atol=1e-11)
+
+
 def check_representative_steps(case: Case, run0: dict, grad0: dict) -> None:
     """The artifact compiled at a few steps computes what the one compiled at T does."""
     if case.steps <= api.representative_steps(case.spec) + 1:
@@ -224,5 +239,6 @@ def check_spec(text: str, steps: int, *, file: str = "fuzz.yaml", onnx: bool = T
     check_representative_steps(case, run0, grad0)
     check_finite_differences(case)
     check_long_truncation(case)
+    check_checkpoint(case)
     if passes:
         check_passes(case)

@@ -63,7 +63,7 @@ FEATURES: tuple[str, ...] = (
     "steps:1", "steps:2", "steps:long",
     "dtype:float32", "dtype:float64",
     "unroll:steps", "unroll:steps_from_arrays",
-    "bptt:full", "bptt:window", "bptt:chunk",
+    "bptt:full", "bptt:window", "bptt:chunk", "checkpoint:k", "checkpoint:auto",
     # inputs and targets
     "input:sequence", "input:vector", "input:own_steps", "inputs:several",
     "lengths", "lengths:target", "target:own_steps",
@@ -571,6 +571,10 @@ class _SpecBuilder:
             unroll["bptt"] = {mode: self.draw(st.integers(1, self.steps + 2))}
         elif self.maybe(3):
             unroll["bptt"] = "full"
+        if mode != "window" and self.maybe(2):  # (a window's lanes read every step)
+            every = self.draw(st.integers(0, self.steps + 2))  # 0: auto
+            self.features.add(f"checkpoint:{'k' if every else 'auto'}")
+            unroll["checkpoint"] = every or "auto"
         return {"unroll": unroll} if unroll else {}
 
     def note_names(self) -> None:

@@ -60,7 +60,7 @@ class NumpyBackend(BackendBase):
              training: Graph | None = None) -> NumpyModule:
         """The module for ``graph`` (forward); with ``training``, also its gradients."""
         options = options or EmitOptions()
-        trained = (training, make_plan(training)) if training is not None else None
+        trained = (training, make_plan(training, checkpoint=True)) if training is not None else None
         writer = ModuleWriter((graph, make_plan(graph)), trained, options.spec_file,
                               options.steps if options.steps is not None else graph.steps)
         return NumpyModule(writer.source(), graph.name)

@@ -17,6 +17,7 @@ from rnncompiler.lowering import STEP_READS, LoopPlan, Plan, saved_value
 
 from .lowering import ATOM, LEAVES, LOWERINGS, VIEWS, product_into
 from .names import Names
+from .segments import emit_checkpointed
 
 
 @dataclass
@@ -58,6 +59,13 @@ class FunctionWriter:
         self.context = Context(steps_variable=self.steps_name)
         self.carried_starts: dict[int, int] = {}  # node -> how many loop states start from it
         self.invariants = set()  # nodes some loop reads at every step
+        # checkpointed loops (segments.py): values k steps long are read at t - start
+        self.local_steps: dict[str, str] = {}  # variable -> the index of step t in it
+        self.local_nodes: set = set()
+        self.segments: dict = {}
+        if any(loop.checkpoint for loop in self.loops):
+            self.segment, self.start, self.stop = map(self.names.take,
+                                                      ("segment", "start", "stop"))
         for loop in self.loops:
             for start in loop.carried.values():
                 self.carried_starts[start] = self.carried_starts.get(start, 0) + 1
@@ -91,7 +99,9 @@ class FunctionWriter:
             self.var[node] = self.names.take(name)
             self.emit(f'{self.var[node]} = params["{name}"]')
         for item in self.program.items:
-            if isinstance(item, LoopPlan):
+            if isinstance(item, LoopPlan) and item.checkpoint:
+                emit_checkpointed(self, item)
+            elif isinstance(item, LoopPlan):
                 self.emit_loop(item)
             elif (graph[item].op not in LEAVES and item not in self.var
                   and self.materialized(item)):
@@ -190,6 +200,9 @@ class FunctionWriter:
     def lower(self, node: int, texts: list, args: list):
         data = self.graph[node]
         self.set_args(args)
+        if data.op == OP.take_step and self.context.step_variable \
+                and texts[0][0] in self.local_steps:  # a value k steps long (segments.py)
+            return f"{texts[0][0]}[:, {self.step_of(texts[0][0])}]", ATOM
         return LOWERINGS[data.op](texts, data.attrs, self.context)
 
     def set_args(self, args: list) -> None:
@@ -311,9 +324,15 @@ class FunctionWriter:
         """(the expression of step t of what an argument of ``kind`` reads, a name hint)."""
         if kind == "slice":
             sequence = self.expr(ref)[0]
-            return f"{sequence}[:, t]", sequence
+            return f"{sequence}[:, {self.step_of(sequence)}]", sequence
         saved = self.saved[saved_value(kind, ref)]
-        return f"{saved}[:, t]", ref[1] + ("_in" if kind == "stepwise_in" else "")
+        return f"{saved}[:, {self.step_of(saved)}]", ref[1] + ("_in" if kind == "stepwise_in"
+                                                                else "")
+
+    def step_of(self, sequence: str) -> str:
+        """The index of step t in ``sequence``: ``t``, or ``t - start`` in an array k steps
+        long (a checkpointed loop's segment)."""
+        return self.local_steps.get(sequence, "t")
 
     def step_read(self, kind: str, ref):
         """Step t of what the argument reads, or the name the body gave it."""

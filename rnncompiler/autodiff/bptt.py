@@ -43,6 +43,7 @@ def training_graph(spec: Spec, steps: int | None = None) -> Graph:
     graph = unroll(spec, steps, dropout=True)  # dropout's masks as inputs
     loss = add_loss(graph, spec)
     differentiate(graph, loss, spec.unroll)
+    graph.checkpoint = spec.unroll.checkpoint
     return graph
 
 

@@ -163,6 +163,9 @@ def summary(spec: Spec, steps: int | None = None) -> str:
     steps = steps or spec.unroll.steps
     uses_t = any(a.sequence and a.steps is None for a in spec.inputs.values())
     length = (f", T = {steps}" if steps else ", T from the inputs") if uses_t else ""
+    every = spec.unroll.checkpoint
+    if every is not None:  # (what training keeps: docs/bptt.md, Checkpointing)
+        length += f", states kept every {'⌈√T⌉' if every == 'auto' else every} steps"
     lines = [f"{spec.file}: ok: {spec.name} ({spec.dtype}{length})"]
     width = max(len(n) for n in [*spec.inputs, *spec.targets, *(l.name for l in spec.layers)])
     for title, arrays in (("input", spec.inputs), ("target", spec.targets)):

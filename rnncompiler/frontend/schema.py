@@ -94,7 +94,8 @@ def schema() -> dict:
                             ["type", "output", "target"]),
             "unroll": _object({"steps": POSITIVE, "bptt": {"oneOf": [
                 {"const": "full"}, _object({"window": POSITIVE}, ["window"]),
-                _object({"chunk": POSITIVE}, ["chunk"])]}}),
+                _object({"chunk": POSITIVE}, ["chunk"])]},
+                "checkpoint": {"oneOf": [POSITIVE, {"const": "auto"}]}}),
         }, ["rnnc", "name", "layers"]),
     }
 

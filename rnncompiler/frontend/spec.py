@@ -58,6 +58,7 @@ class UnrollSpec:
     steps: int | None = None
     bptt: str = "full"  # full | window | chunk
     k: int | None = None
+    checkpoint: int | str | None = None  # keep the states every k steps: k, "auto" (⌈√T⌉)
 
 
 @dataclass(eq=False)  # compared and hashed by identity: compiled artifacts are kept per spec
@@ -184,12 +185,30 @@ class _SpecReader:
 
     def read_unroll(self, value) -> UnrollSpec:
         src, path = self.source, ("unroll",)
-        check_mapping(src, path, value, ("steps", "bptt"))
+        check_mapping(src, path, value, ("steps", "bptt", "checkpoint"))
         steps = value.get("steps")
         if steps is not None:
             steps = src.attempt(check_int, src, path + ("steps",), steps)
         mode, k = src.attempt(self.read_bptt, value.get("bptt", "full"), default=("full", None))
-        return UnrollSpec(steps, mode, k)
+        checkpoint = src.attempt(self.read_checkpoint, value.get("checkpoint"), mode)
+        return UnrollSpec(steps, mode, k, checkpoint)
+
+    def read_checkpoint(self, checkpoint, mode: str) -> int | str | None:
+        """`checkpoint: k` (keep the states every k steps, recompute the rest in the
+        backward pass) or `auto` (k = ⌈√T⌉); None without the key."""
+        src, path = self.source, ("unroll", "checkpoint")
+        if checkpoint is None:
+            return None
+        if checkpoint != "auto":
+            if not isinstance(checkpoint, int) or isinstance(checkpoint, bool):
+                hint = did_you_mean(checkpoint, ("auto",)) if isinstance(checkpoint, str) else ""
+                raise src.error(path, "expected an integer >= 1 (keep the states every k "
+                                      f"steps) or 'auto', got {describe(checkpoint)}{hint}")
+            check_int(src, path, checkpoint)
+        if mode == "window":
+            raise src.error(path, "checkpoint does not combine with bptt {window: k} (its "
+                                  "lanes read every saved step); use bptt full or {chunk: k}")
+        return checkpoint
 
     def read_bptt(self, bptt) -> tuple:
         """`full`, `{window: k}` or `{chunk: k}`, as (mode, k)."""

@@ -93,6 +93,9 @@ class Graph:
         self.masks: dict[str, int] = {}  # a sequence with variable lengths -> its mask
         self.starts: dict[tuple, int] = {}  # (block, state) -> the value its state starts from
         self.sources: dict[str, int] = {}  # block -> what it reads: its sequence, or a vector
+        # a training graph's unroll.checkpoint (k, "auto" or None): the loop plan keeps the
+        # forward states every k steps and recomputes the rest in the backward pass
+        self.checkpoint: int | str | None = None
         self._nodes: dict[int, Node] = {}
         self._next_id = 0
         self._consts: dict[float, int] = {}

@@ -15,7 +15,10 @@ reads. The plan decides how each loop runs, so that no backend decides it again:
   often the body reads step t of each sequence or saved value (read more than once, it
   is worth a name of its own);
 - ``items``: the values outside loops and the loops, in an order that respects every
-  dependency.
+  dependency;
+- ``checkpoint``: with ``unroll.checkpoint``, for a backend that prints it, which forward
+  loop runs in segments of k steps keeping only its states, and its backward loop runs
+  each segment's steps again first (``checkpoints.py``).
 
 A backend prints the plan: it decides how an op is written, never what runs when.
 """
@@ -29,6 +32,7 @@ import networkx as nx
 from ..ir.graph import Graph
 from ..ir.loops import Loop, reroll
 from ..ir.ops import OP
+from .checkpoints import plan_checkpoints
 
 # the kinds of argument that read step t of a value made outside the loop body
 STEP_READS = ("slice", "stepwise", "stepwise_in")
@@ -51,6 +55,7 @@ class LoopPlan:
     body: list = field(default_factory=list)
     keep_previous: set = field(default_factory=set)
     step_reads: dict = field(default_factory=dict)  # (kind, ref) -> reads, first read first
+    checkpoint: object = None  # a Checkpoint (checkpoints.py): it runs in segments of k steps
 
     # the re-rolled loop's facts, read through the plan
     block = property(lambda self: self.loop.block)
@@ -101,18 +106,36 @@ class Plan:
                     "backward" if item.block.backward else "forward") + " one step at a time"
                 lines.append(f"loop {item.block.name} ({how}): {len(item.body)} statements, "
                              f"carries {sorted(item.carried)}, collects "
-                             f"{sorted(item.collected.values())}, saves {sorted(item.saved)}")
+                             f"{sorted(item.collected.values())}, saves {sorted(item.saved)}"
+                             + _checkpointed(item))
             else:
                 data = self.graph[item]
                 lines.append(f"{data.op} {data.place or data.layer or ''}".rstrip())
         return "\n".join(lines)
 
 
-def make_plan(graph: Graph) -> Plan:
+def _checkpointed(loop: LoopPlan) -> str:
+    cp = loop.checkpoint
+    if cp is None:
+        return ""
+    if loop is cp.forward:
+        return f", in segments of {cp.every} steps, keeping its states at each one's start"
+    return (f", a segment at a time, each after {cp.forward.block.name}'s steps again; "
+            f"per segment too: {len(cp.before)} products before, "
+            f"{len(cp.after) - len(cp.shifts)} sums after")
+
+
+def make_plan(graph: Graph, checkpoint: bool = False) -> Plan:
+    """The plan of ``graph``; with ``checkpoint`` (a backend that prints segments), the
+    training graph's ``unroll.checkpoint`` is planned (``checkpoints.py``), else every
+    forward loop keeps what its backward loop reads at every step."""
     rerolled = reroll(graph)
     plans = {name: _plan_loop(graph, loop) for name, loop in rerolled.loops.items()}
     items = _order_items(graph, rerolled.loops, rerolled.in_loop)
-    return Plan(graph, [plans[item] if isinstance(item, str) else item for item in items])
+    items = [plans[item] if isinstance(item, str) else item for item in items]
+    if checkpoint and graph.checkpoint is not None:
+        items = plan_checkpoints(graph, items, [plans[name] for name in rerolled.loops])
+    return Plan(graph, items)
 
 
 def _plan_loop(graph: Graph, loop: Loop) -> LoopPlan:

@@ -86,6 +86,8 @@ CASES = [
     # §5 unroll, §6 loss
     case("bptt_window_zero.yaml", 11, 35, "expected an integer >= 1, got 0"),
     case("bptt_window_and_chunk.yaml", 11, 26, "exactly one of window or chunk"),
+    case("checkpoint_with_window.yaml", 5, 51, "checkpoint does not combine with bptt"),
+    case("checkpoint_not_auto.yaml", 5, 32, "or 'auto', got 'sqrt'"),
     case("loss_target_shape.yaml", 10, 43, "a vector of 2 but layer output gives a vector of 1"),
     case("loss_target_unknown.yaml", 10, 43, "unknown target 'z'"),
     case("mse_on_class_ids.yaml", 11, 14, "holds class ids, which mse cannot compare: use "
