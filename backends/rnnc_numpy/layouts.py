@@ -123,7 +123,7 @@ FEATURE_MAJOR = {
     OP.matvec_t: _matvec_t,
     OP.outer_sum: _outer_sum,
     OP.sum_batch: _sum_batch,
-    OP.zeros: lambda args, attrs, ctx: (f"np.zeros(({attrs['size']}, batch), dtype=DTYPE)",
+    OP.zeros: lambda args, attrs, ctx: (f"np.zeros(({ctx.shape[0]}, batch), dtype=DTYPE)",
                                         ATOM),
     OP.slice_features: _slice,
     OP.concat: lambda args, attrs, ctx: (
@@ -192,13 +192,15 @@ def swapped_weights(graph) -> dict[int, int]:
 
 
 def input_text(graph, checked: str, node: int, key: str) -> str:
-    """An input feature-major; a sequence copied into a kept array (a stack of products,
+    """An input feature-major, copied: a sequence into a kept array (a stack of products,
     one a step, reads a contiguous block of each step, and an elementwise op's result
-    takes the layout of its operands: a view would make the loss's gradient strided)."""
+    takes the layout of its operands: a view would make the loss's gradient strided); a
+    vector too, so that a product with it sums as with the states the code makes (a state
+    fed as an input computes what the same state started inside does, bit for bit)."""
     axes = len(graph[node].shape) + 1
     if axes > 2:
         return f'steps_first(kept, "{key}", {checked})'
-    return to_feature_major(checked, axes)
+    return f"np.ascontiguousarray({checked}.T)" if axes == 2 else checked
 
 
 def step_of(sequence: str, feature_major: bool) -> str:
