@@ -125,7 +125,7 @@ def test_generated_module_reads_like_the_equations(tmp_path):
     assert "RNN_c = f * RNN_c + i * g" in source
     code = [line for line in source.splitlines() if not line.lstrip().startswith("#")]
     # i, f and o: one sigmoid over the three gates' slice of the fused product
-    assert sum(" = sigmoid(" in line for line in code) == 1
+    assert sum(" = sigmoid(" in line for line in code) == 2  # once in each layout
     assert "i_f_o = sigmoid(" in source
     # the hoisted input product: one 2-D product over every example's steps, into an array
     # kept between calls, its biases added in it

@@ -9,15 +9,17 @@ like its equation. A backward loop reads what its forward loop saved at every st
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rnncompiler.ir.graph import Graph
 from rnncompiler.ir.ops import OP
-from rnncompiler.lowering import STEP_READS, LoopPlan, Plan, saved_value
+from rnncompiler.lowering import STEP_READS, LoopPlan, Plan
 
-from .lowering import ATOM, LEAVES, LOWERINGS, VIEWS, product_into
+from . import layouts
+from .lowering import ATOM, LEAVES, LOWERINGS, VIEWS
 from .names import Names
 from .segments import emit_checkpointed
+from .sequences import SequenceArrays
 
 
 @dataclass
@@ -29,12 +31,16 @@ class Context:
     arg_shapes: tuple = ()
     arg_batched: tuple = ()
     steps_variable: str | None = None  # "steps": T, read off the inputs, where lengths follow it
+    feature_major: bool = False  # arrays of examples are held transposed (layouts.py)
+    shape: tuple = ()  # the result's shape (of one example), and whether it has a batch axis
+    batched: bool = False
 
 
-class FunctionWriter:
+class FunctionWriter(SequenceArrays):
     def __init__(self, graph: Graph, program: Plan, indent: int = 1,
-                 function: str | None = None):
+                 function: str | None = None, feature_major: bool = False):
         self.graph = graph
+        self.feature_major = feature_major
         self.program = program
         # with the function's name, the large arrays it fills and does not return (its
         # loops' buffers, products over whole sequences) are kept between calls
@@ -45,6 +51,8 @@ class FunctionWriter:
         self.step_reads: dict = {}  # (kind, ref) of a step read -> its name in a loop body
         self.names = Names()
         self.var: dict[int, str] = {}  # node -> variable holding its value
+        self.flat: dict[int, str] = {}  # node -> its sequence as [features, steps * batch]
+        self.steps_inner: dict[str, int] = {}  # buffers filled as [features, steps, batch]
         self.saved: dict[tuple, str] = {}  # (block, place, "after" | "in") -> buffer
         self.lines: list[str] = []
         self.indent = indent
@@ -56,8 +64,9 @@ class FunctionWriter:
         self.steps_reference = next((node for name, node in graph.inputs.items()
                                      if name in graph.follows_steps), None)
         self.steps_name = "steps" if self.steps_reference is not None else None
-        self.context = Context(steps_variable=self.steps_name)
+        self.context = self.new_context()
         self.carried_starts: dict[int, int] = {}  # node -> how many loop states start from it
+        self.swapped = layouts.swapped_weights(graph) if feature_major else {}
         self.invariants = set()  # nodes some loop reads at every step
         # checkpointed loops (segments.py): values k steps long are read at t - start
         self.local_steps: dict[str, str] = {}  # variable -> the index of step t in it
@@ -71,6 +80,16 @@ class FunctionWriter:
                 self.carried_starts[start] = self.carried_starts.get(start, 0) + 1
             self.invariants |= {arg.ref for args in loop.args.values() for arg in args
                                 if arg.kind in ("invariant", "slice")}
+
+    def new_context(self, step_variable: str | None = None, whole: bool = False) -> Context:
+        return Context(step_variable, whole_sequences=whole, steps_variable=self.steps_name,
+                       feature_major=self.feature_major)
+
+    def users_of(self, node: int) -> list[int]:
+        """The nodes that read ``node`` in the code (a swapped product reads the other)."""
+        users = [user for user in self.graph.users(node) if user not in self.swapped
+                 or self.graph.args(user)[0] != node]
+        return users + [user for user, weight in self.swapped.items() if weight == node]
 
     def storage_of(self, nodes) -> set[int]:
         """``nodes`` and every node whose array one of their values may be, or view."""
@@ -91,10 +110,17 @@ class FunctionWriter:
         graph = self.graph
         for name, node in graph.inputs.items():
             self.var[node] = self.names.take(name)
-            self.emit(f'{self.var[node]} = check_input(inputs, "{name}")')
-        self.emit(f"batch = {self.var[next(iter(graph.inputs.values()))]}.shape[0]")
+            text = f'check_input(inputs, "{name}")'
+            if self.feature_major:
+                text = layouts.input_text(self.graph, text, node,
+                                          f"{self.function}.{self.var[node]}")
+                self.uses_workspace |= text.startswith("steps_first")
+            self.emit(f"{self.var[node]} = {text}")
+        batch_axis = -1 if self.feature_major else 0
+        self.emit(f"batch = {self.var[next(iter(graph.inputs.values()))]}.shape[{batch_axis}]")
         if self.steps_name and self.uses_steps():
-            self.emit(f"{self.steps_name} = {self.var[self.steps_reference]}.shape[1]")
+            axis = 0 if self.feature_major else 1
+            self.emit(f"{self.steps_name} = {self.var[self.steps_reference]}.shape[{axis}]")
         for name, node in graph.params.items():
             self.var[node] = self.names.take(name)
             self.emit(f'{self.var[node]} = params["{name}"]')
@@ -120,9 +146,12 @@ class FunctionWriter:
     def materialized(self, node: int) -> bool:
         """Whether an outside node gets a variable, rather than being inlined where used."""
         graph = self.graph
-        if graph[node].op == OP.const:
+        users = self.users_of(node)
+        if graph[node].op == OP.const or (graph.users(node) and not users):  # (read swapped)
             return False
-        users = graph.users(node)
+        if self.feature_major and graph[node].op == OP.shift_steps and all(
+                graph[user].op == OP.outer_sum for user in users):
+            return False  # the products read it shifted into their copy (steps_flat)
         in_loops = [u for u in users if graph[u].step is not None]
         is_output = node in graph.outputs.values()
         if self.carried_starts.get(node, 0) == 1 and len(users) == len(in_loops) \
@@ -152,44 +181,11 @@ class FunctionWriter:
             self.var[node] = var = self.names.take(name)
             self.emit(f"{var} = {text}")
         if in_place:  # the product's own buffer takes the sum: no second array of its size
-            self.emit(f"{var} += {self.expr(in_place[1])[0]}")
-
-    def emit_kept_product(self, product: int, var: str) -> None:
-        args = self.graph.args(product)
-        vector, width = self.var[args[1]], self.graph[product].shape[-1]
-        self.uses_workspace = True
-        self.emit(f'{var} = workspace(kept, "{self.function}.{var}", '
-                  f'(*{vector}.shape[:2], {width}))')
-        texts = [self.expr(arg) for arg in args]  # (lowering them sets the context)
-        self.set_args(args)
-        self.emit(product_into(self.graph[product].op, texts, self.context, var))
-
-    def kept_product(self, product: int, node: int) -> bool:
-        """Whether a product over whole sequences (a hoisted input product), which only
-        this function reads, is computed into an array kept between calls: taken afresh
-        it costs page faults at every call (as the loops' arrays would)."""
-        graph, data = self.graph, self.graph[product]
-        if not self.function or data.op not in (OP.matvec, OP.matvec_t) \
-                or data.step is not None or {product, node} & self.returned:
-            return False
-        vector = graph.args(product)[1]
-        return vector in self.var and graph[vector].batched \
-            and len(graph[vector].shape) == 2
-
-    def sum_into_product(self, node: int):
-        """(product, term) where ``node`` is a sum of a product that only it reads and
-        that has the sum's shape (the hoisted input product and its biases), else None."""
-        graph, data = self.graph, self.graph[node]
-        if data.op != OP.add or data.step is not None:
-            return None
-        for product, term in (graph.args(node), graph.args(node)[::-1]):
-            arg = graph[product]
-            if arg.op in (OP.matvec, OP.matvec_t) and product not in self.var \
-                    and len(graph.users(product)) == 1 and arg.step is None \
-                    and arg.shape == data.shape and arg.batched == data.batched \
-                    and product != term:
-                return product, term
-        return None
+            term, text = in_place[1], self.expr(in_place[1])[0]
+            axes = len(self.graph[term].shape)
+            if self.feature_major and not self.graph[term].batched and axes:  # a bias
+                text = layouts.with_batch_axis(text, axes)
+            self.emit(f"{var} += {text}")
 
     def expr(self, node: int):
         if node in self.var:
@@ -199,10 +195,21 @@ class FunctionWriter:
 
     def lower(self, node: int, texts: list, args: list):
         data = self.graph[node]
+        if node in self.swapped:  # Wᵀ v as a product with the other: W_T.T @ v is W @ v
+            weight = self.swapped[node]
+            data, args = replace(data, op=OP.matvec), [weight, args[1]]
+            texts = [self.expr(weight), texts[1]]
         self.set_args(args)
+        self.context.shape, self.context.batched = data.shape, data.batched
         if data.op == OP.take_step and self.context.step_variable \
                 and texts[0][0] in self.local_steps:  # a value k steps long (segments.py)
             return f"{texts[0][0]}[:, {self.step_of(texts[0][0])}]", ATOM
+        if data.op == OP.sum_batch and args[0] in self.steps_inner.values():
+            return f"{self.flat[args[0]]}.sum(axis=-1)", ATOM
+        if self.feature_major and data.op == OP.outer_sum and layouts.rank(self.context, 0) == 3:
+            texts = [(self.steps_flat(arg, text[0]), ATOM) for arg, text in zip(args, texts)]
+        if self.feature_major:
+            return layouts.lower_feature_major(data.op, texts, data.attrs, self.context)
         return LOWERINGS[data.op](texts, data.attrs, self.context)
 
     def set_args(self, args: list) -> None:
@@ -232,50 +239,30 @@ class FunctionWriter:
             self.emit(f"for t in {steps}:")
             self.indent += 1
             for place in sorted(loop.saved_in):
-                self.emit(f"{self.saved[(block.name, place, 'in')]}[:, t] = {place_var[place]}")
+                buffer = self.saved[(block.name, place, "in")]
+                self.emit(f"{self.at_step(buffer, loop, place)} = {place_var[place]}")
         else:
             for place in loop.saved:
                 self.saved[(block.name, place, "after")] = place_var[place]
         self.names.open_scope()
-        self.context = Context("t", whole_sequences=whole, steps_variable=self.steps_name)
+        self.context = self.new_context("t", whole)
         self.emit_body(loop, place_var)
         if not whole:
             stores = [(buffers[stack] if kind == "collected" else
                        self.saved[(block.name, place, kind)], place)
                       for kind, stack, place in loop.per_step if kind != "in"]
             for buffer, place in stores:
-                self.emit(f"{buffer}[:, t] = {self.loop_value(loop, place, place_var)}")
+                value = self.loop_value(loop, place, place_var)
+                self.emit(f"{self.at_step(buffer, loop, place)} = {value}")
             self.indent -= 1
         self.names.close_scope()
-        self.context = Context(steps_variable=self.steps_name)
+        self.context = self.new_context()
         for place in loop.finals:
             self.var[loop.iterations[-1][place]] = place_var[place]
         for stack, buffer in buffers.items():
             self.var[stack] = buffer if not whole else place_var[loop.collected[stack]]
-
-    def allocate(self, loop: LoopPlan, buffers: dict, place_var: dict) -> None:
-        """Arrays that a loop fills one step at a time: collected sequences, saved values."""
-        block = loop.block
-        wanted = []
-        for kind, stack, place in loop.per_step:
-            if kind == "collected":
-                wanted.append((buffers[stack], place, stack in self.returned))
-                continue
-            name = self.names.take(f"saved_{block.name}_{place}" + ("_in" if kind == "in"
-                                                                    else ""))
-            self.saved[(block.name, place, kind)] = name
-            values = {iteration[place] for iteration in loop.iterations}
-            if place in loop.carried:
-                values.add(loop.carried[place])
-            wanted.append((name, place, bool(values & self.returned)))
-        for buffer, place, returned in wanted:
-            shape = (self.steps_of(block), *self.graph[loop.template[place]].shape)
-            dims = f"(batch, {', '.join(map(str, shape))})"
-            if self.function and not returned:
-                self.uses_workspace = True
-                self.emit(f'{buffer} = workspace(kept, "{self.function}.{buffer}", {dims})')
-            else:
-                self.emit(f"{buffer} = np.empty({dims}, dtype=DTYPE)")
+            if buffer in self.steps_inner and not whole:
+                self.flat[stack] = f"{buffer}.reshape({self.graph[stack].shape[-1]}, -1)"
 
     def describe(self, loop: LoopPlan) -> str:
         block = loop.block
@@ -319,15 +306,6 @@ class FunctionWriter:
                 text, hint = self.step_text(*read)
                 self.step_reads[read] = name = self.names.take(f"{hint}_t")
                 self.emit(f"{name} = {text}")
-
-    def step_text(self, kind: str, ref) -> tuple[str, str]:
-        """(the expression of step t of what an argument of ``kind`` reads, a name hint)."""
-        if kind == "slice":
-            sequence = self.expr(ref)[0]
-            return f"{sequence}[:, {self.step_of(sequence)}]", sequence
-        saved = self.saved[saved_value(kind, ref)]
-        return f"{saved}[:, {self.step_of(saved)}]", ref[1] + ("_in" if kind == "stepwise_in"
-                                                                else "")
 
     def step_of(self, sequence: str) -> str:
         """The index of step t in ``sequence``: ``t``, or ``t - start`` in an array k steps

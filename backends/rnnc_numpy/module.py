@@ -15,6 +15,7 @@ from rnncompiler.ir import ops
 from rnncompiler.ir.graph import Graph
 from rnncompiler.lowering import Plan
 
+from . import layouts
 from .function import FunctionWriter
 from .lowering import HELPERS
 
@@ -79,6 +80,14 @@ def workspace(kept, key, shape):
     if array is None or array.shape != shape:
         array = kept[key] = np.empty(shape, dtype=DTYPE)
     return array
+
+
+def steps_first(kept, key, sequence):
+    """A sequence [batch, steps, features] as [steps, features, batch] (feature-major),
+    copied into the kept array ``key``."""
+    copy = workspace(kept, key, (*sequence.shape[1:], sequence.shape[0]))
+    np.copyto(copy, np.moveaxis(sequence, 0, -1))
+    return copy
 
 
 def release_workspace():
@@ -213,20 +222,54 @@ class ModuleWriter:
 
     def function(self, name: str, graph: Graph, program: Plan, doc: list[str],
                  pair: bool = False) -> list[str]:
-        writer = FunctionWriter(graph, program, function=name)
+        """``name``; where a loop runs one step at a time, written in both layouts, with
+        ``name`` choosing one per call."""
+        if all(loop.whole for loop in program.loops) \
+                or any(loop.checkpoint for loop in program.loops):  # (segments.py: batch-major)
+            return self.written(name, graph, program, doc, pair)
+        first = next(iter(graph.inputs))
+        batch_major, feature_major = f"_{name}_batch_major", f"_{name}_feature_major"
+        return [
+            f"def {name}(params, inputs):", *self.docstring(doc),
+            "    # one example: batch-major, where `h @ W_T` is the faster product (a GEMV);",
+            "    # more: feature-major ([features, batch]: `W @ h`, each gate a block of rows)",
+            f'    if check_input(inputs, "{first}").shape[0] == 1:',
+            f"        return {batch_major}(params, inputs)",
+            f"    return {feature_major}(params, inputs)", "", "",
+            *self.written(batch_major, graph, program, [
+                f"{name}, arrays batch-major: a vector [batch, features], a sequence",
+                "[batch, steps, features]."], pair),
+            "", "",
+            *self.written(feature_major, graph, program, [
+                f"{name}, arrays feature-major: the batch axis last ([features, batch],",
+                "[steps, features, batch]); it returns them batch-major (views)."], pair,
+                feature_major=True)]
+
+    def docstring(self, doc: list[str]) -> list[str]:
+        quoted = [f'    """{doc[0]}', *[f"    {line}" for line in doc[1:]]]
+        quoted[-1] += '"""'
+        return quoted
+
+    def written(self, name: str, graph: Graph, program: Plan, doc: list[str],
+                pair: bool = False, feature_major: bool = False) -> list[str]:
+        writer = FunctionWriter(graph, program, function=name, feature_major=feature_major)
         body = writer.body()
         if writer.uses_workspace:  # a set of kept arrays, given back before returning
             self.uses_workspace = True
             body = ["    kept = _workspaces.pop() if _workspaces else {}", *body,
                     "    _workspaces.append(kept)"]
-        returns = [f'    "{key}": {writer.expr(node)[0]},' for key, node in graph.outputs.items()]
+
+        def returned(node: int) -> str:
+            text = writer.expr(node)[0]
+            if feature_major and graph[node].batched:
+                return layouts.to_batch_major(text, len(graph[node].shape) + 1)
+            return text
+
+        returns = [f'    "{key}": {returned(node)},' for key, node in graph.outputs.items()
+                   if not (pair and key == "loss")]
         if pair:  # (loss, grads)
             loss = writer.expr(graph.outputs["loss"])[0]
-            returns = [f'    "{key}": {writer.expr(node)[0]},'
-                       for key, node in graph.outputs.items() if key != "loss"]
             tail = [f"    return {loss}, {{", *[f"    {r}" for r in returns], "    }"]
         else:
             tail = ["    return {", *[f"    {r}" for r in returns], "    }"]
-        quoted = [f'    """{doc[0]}', *[f"    {line}" for line in doc[1:]]]
-        quoted[-1] += '"""'
-        return [f"def {name}(params, inputs):", *quoted, *body, *tail]
+        return [f"def {name}(params, inputs):", *self.docstring(doc), *body, *tail]

@@ -13,7 +13,7 @@ from .lowering import HELPERS
 MODULE_NAMES = {"np", "DTYPE", "STEPS", "PARAMS", "INPUTS", "TARGETS", "params", "inputs",
                 "batch", "steps", "t", "forward", "init_params", "initialize", "name_seed",
                 "check_input", "outputs", "loss_and_grads", "train_step", "kept",
-                "workspace", "release_workspace", "_workspaces", "_orthogonal"} | {
+                "workspace", "release_workspace", "steps_first", "_workspaces", "_orthogonal"} | {
     name for names in HELPERS.values() for name in names}
 
 

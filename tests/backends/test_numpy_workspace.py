@@ -85,7 +85,7 @@ def test_a_second_call_allocates_the_loop_arrays_no_more():
     params = rc.init_params(spec)
     data = dict(np.load(ROOT / "specs" / "data" / "tagger_bilstm.npz"))
     data = {name: np.repeat(value, 64, axis=0) for name, value in data.items()}  # 512 examples
-    kept = sum(line.count("workspace(kept, \"loss_and_grads.")
+    kept = sum(line.count("workspace(kept, \"_loss_and_grads_feature_major.")
                for line in module.source.split("\n"))
     assert kept >= 8  # each direction's saved gates and states, its gradients by gate
 

@@ -141,16 +141,19 @@ def test_a_map_that_saves_values_runs_over_whole_sequences_in_every_backend(rng)
 @pytest.mark.parametrize("name", ["sentiment_lstm", "tagger_bilstm", "translate_generate"])
 @pytest.mark.parametrize("level", [0, 2])
 def test_both_backends_run_the_loops_the_plan_runs_step_by_step(name, level):
-    """One ``for t`` loop in the NumPy module and one Scan in the ONNX model for every loop
-    the plan runs one step at a time, none for those it runs over whole sequences."""
+    """One ``for t`` loop in each layout of the NumPy module's function and one Scan in
+    the ONNX model for every loop the plan runs one step at a time, none for those it
+    runs over whole sequences."""
     spec = rc.load_spec(str(ROOT / "specs" / f"{name}.yaml"))
     graph = training_graph(spec, 4)
     optimize(graph, level)
     stepwise = [loop for loop in make_plan(graph).loops if not loop.whole]
     assert stepwise
     source = rc.compile_spec(spec, "numpy", 4, train=True, level=level).source
-    training_part = source[source.index("def loss_and_grads"):]
-    assert training_part.count("for t in ") == len(stepwise)
+    for layout in ("batch_major", "feature_major"):
+        function = source[source.index(f"def _loss_and_grads_{layout}"):]
+        function = function[:function.index("\ndef ")]
+        assert function.count("for t in ") == len(stepwise)
     model = onnx.load_from_string(
         rc.compile_spec(spec, "onnx", 4, train=True, level=level).serialize(train=True))
     assert [node.op_type for node in model.graph.node].count("Scan") == len(stepwise)
