@@ -5,8 +5,8 @@
   one step of the cell; the sequence length is a run-time dimension;
 - ``native``: recurrent layers of built-in cells as ONNX ``RNN``/``LSTM``/``GRU``
   operators (``native.py``), everything else as in ``scan``;
-- ``auto``: ``native`` for every recurrent layer the operators can compute, ``scan`` for
-  the others (custom cells, feedback, float64).
+- ``auto``: ``native`` for every LSTM and GRU layer the operators can compute, ``scan`` for
+  the others (simple cells, custom cells, feedback, float64).
 
 The batch dimension is symbolic. Parameters are initializers.
 """

@@ -53,6 +53,8 @@ class NativeLayers:
         if block.cell is None or block.gradient_of:
             return False  # a dense layer at every step, or a gradient: not a cell
         reason = self.unmapped(loop)
+        if reason is None and not self.strict and block.cell == "simple":
+            return False  # auto: onnxruntime's RNN operator is slower than a Scan (onnx.md)
         if reason is not None and self.strict:
             raise RnncError(f"--onnx-mode native maps layer {block.layer} onto ONNX's own "
                             f"operator, but {reason} (use --onnx-mode scan)")
