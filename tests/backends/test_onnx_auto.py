@@ -1,7 +1,8 @@
 """ONNX ``auto`` mode, the default: every LSTM or GRU layer that ONNX's own operator can
 compute becomes that operator, the others (simple cells, whose RNN operator is slower than
 a Scan; custom cells, feedback, float64) ``Scan`` loops, in one model, at every
-optimisation level. Checked against the NumPy backend and against onnxruntime's operators on their own (``oracles/onnx_rnn.py``)."""
+optimisation level. Checked against the NumPy backend and against onnxruntime's
+operators on their own (``oracles/onnx_rnn.py``)."""
 
 from collections import Counter
 
