@@ -29,12 +29,12 @@ layers:
   - {{name: RNN, type: rnn, cell: lstm, units: 128, input: x}}
   - {{name: out, type: dense, units: 1, input: RNN}}
 loss: {{type: mse, output: out, target: y}}
-unroll: {{bptt: {bptt}}}
+unroll: {{{unroll}}}
 """
 
 
 def measure(bptt: str, steps: int, batch: int = 8, repeats: int = 5) -> dict:
-    spec = rc.load_spec_text(SPEC.format(bptt=bptt), filename="lstm_scaling.yaml")
+    spec = rc.load_spec_text(SPEC.format(unroll=f"bptt: {bptt}"), filename="lstm_scaling.yaml")
     rng = np.random.default_rng(0)
     params = rc.init_params(spec, seed=0)
     data = {"x": rng.standard_normal((batch, steps, 32)).astype(np.float32),

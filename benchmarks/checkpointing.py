@@ -28,20 +28,10 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+from bptt_scaling import SPEC  # the same LSTM (many-to-one, input 32, hidden 128)
 
 import rnncompiler as rc
 
-SPEC = """
-rnnc: 1
-name: lstm_checkpointing
-inputs: {{x: {{features: 32}}}}
-targets: {{y: {{features: 1, sequence: false}}}}
-layers:
-  - {{name: RNN, type: rnn, cell: lstm, units: 128, input: x}}
-  - {{name: out, type: dense, units: 1, input: RNN}}
-loss: {{type: mse, output: out, target: y}}
-unroll: {{{unroll}}}
-"""
 RESULTS = Path(__file__).resolve().parent / "results" / "checkpointing.json"
 
 

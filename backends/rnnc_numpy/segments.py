@@ -82,12 +82,7 @@ def _bounds(w, cp, seg) -> None:
 def _allocate(w, wanted: list, length: str) -> None:
     """Arrays filled a step at a time: (name, a node of the place, returned)."""
     for name, node, returned in wanted:
-        dims = f"(batch, {', '.join(map(str, (length, *w.graph[node].shape)))})"
-        if w.function and not returned:
-            w.uses_workspace = True
-            w.emit(f'{name} = workspace(kept, "{w.function}.{name}", {dims})')
-        else:
-            w.emit(f"{name} = np.empty({dims}, dtype=DTYPE)")
+        w.emit_buffer(name, ("batch", length, *w.graph[node].shape), returned)
 
 
 def _segment_views(w, cp, nodes) -> dict:

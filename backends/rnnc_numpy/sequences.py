@@ -99,12 +99,17 @@ class SequenceArrays:
             shape = (*shape, "batch") if self.feature_major else ("batch", *shape)
             if buffer in self.steps_inner:  # [features, steps, batch]
                 shape = (shape[1], shape[0], shape[2])
-            dims = f"({', '.join(map(str, shape))})"
-            if self.function and not returned:
-                self.uses_workspace = True
-                self.emit(f'{buffer} = workspace(kept, "{self.function}.{buffer}", {dims})')
-            else:
-                self.emit(f"{buffer} = np.empty({dims}, dtype=DTYPE)")
+            self.emit_buffer(buffer, shape, returned)
+
+    def emit_buffer(self, name: str, shape: tuple, returned: bool) -> None:
+        """``name = `` an array of ``shape`` (sizes or names of sizes): kept between calls
+        in the workspace, unless the function returns it."""
+        dims = f"({', '.join(map(str, shape))})"
+        if self.function and not returned:
+            self.uses_workspace = True
+            self.emit(f'{name} = workspace(kept, "{self.function}.{name}", {dims})')
+        else:
+            self.emit(f"{name} = np.empty({dims}, dtype=DTYPE)")
 
     def summed_only(self, stack: int) -> bool:
         """Whether a sequence a loop collects is read only by sums over its steps and

@@ -36,10 +36,6 @@ def build_model(graph: Graph, params: dict | None, mode: str = "scan",
     with ``params`` None, the parameters are graph inputs instead (fed at every run)."""
     if mode not in MODES:
         raise RnncError(f"unknown ONNX mode '{mode}'; choose {', '.join(MODES)}")
-    if mode == "native" and graph.dtype != "float32" and any(
-            block.cell for block in graph.blocks.values()):
-        raise RnncError("--onnx-mode native needs dtype float32: onnxruntime's RNN, LSTM "
-                        "and GRU operators have no float64 (use --onnx-mode scan)")
     emitter = _Emitter(graph, params, mode)
     onnx_graph = emitter.build(doc)
     model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", OPSET)],

@@ -32,6 +32,10 @@ GATES = {  # cell -> (ONNX op, gate suffixes in ONNX order, biases in ONNX order
                          lambda b, z: [b["b_z"], b["b_r"], b["b_n"], z, z, z]),
 }
 
+# the cells ``auto`` maps: onnxruntime's RNN operator took 1.4-4x the time of the Scan of
+# a simple cell (docs/onnx.md), so ``auto`` keeps those Scans
+FASTER_THAN_SCAN = ("lstm", "gru", "gru_reset_before")
+
 # the places whose steps the operator's output Y holds: h, or with lengths h up to each
 # example's length and zeros after it
 OUTPUT_PLACES = {"h", "length.out"}
@@ -52,9 +56,9 @@ class NativeLayers:
         block = loop.block
         if block.cell is None or block.gradient_of:
             return False  # a dense layer at every step, or a gradient: not a cell
+        if not self.strict and block.cell not in FASTER_THAN_SCAN:
+            return False
         reason = self.unmapped(loop)
-        if reason is None and not self.strict and block.cell == "simple":
-            return False  # auto: onnxruntime's RNN operator is slower than a Scan (onnx.md)
         if reason is not None and self.strict:
             raise RnncError(f"--onnx-mode native maps layer {block.layer} onto ONNX's own "
                             f"operator, but {reason} (use --onnx-mode scan)")
