@@ -11,6 +11,10 @@ k steps long is read at ``t - start``; the loops' ``t`` is the step itself, as e
 
 from __future__ import annotations
 
+from rnncompiler.ir.ops import OP
+
+from .lowering import ATOM, LOWERINGS
+
 
 def emit_checkpointed(writer, loop) -> None:
     cp = loop.checkpoint
@@ -124,7 +128,7 @@ def _emit_steps(w, loop, place_var: dict, stores: list, saved_in: list = ()) -> 
         w.emit(f"{buffer}[:, {w.step_of(buffer)}] = {place_var[place]}")
     w.names.open_scope()
     outside = w.context
-    w.context = type(outside)("t", steps_variable=w.steps_name)
+    w.context = w.new_context("t")
     w.emit_body(loop, place_var)
     for buffer, place in stores:
         w.emit(f"{buffer}[:, {w.step_of(buffer)}] = {w.loop_value(loop, place, place_var)}")
@@ -240,12 +244,8 @@ def _emit_shift(w, cp, seg, node: int) -> None:
     """What a state held entering each step of the segment: its kept value at the
     segment's start, then the segment's own values one step later."""
     stack, _ = w.graph.args(node)
-    place = cp.forward.collected[stack]
-    first = f"{seg.kept[place]}[{w.segment}][:, None]"
-    values = w.var[stack]
-    name = w.names.take(w.outside_name(node))
-    if cp.forward.block.backward:
-        w.emit(f"{name} = np.concatenate([{values}[:, 1:], {first}], axis=1)")
-    else:
-        w.emit(f"{name} = np.concatenate([{first}, {values}[:, :-1]], axis=1)")
-    w.var[node] = name
+    first = f"{seg.kept[cp.forward.collected[stack]]}[{w.segment}]"
+    text, _ = LOWERINGS[OP.shift_steps]([(w.var[stack], ATOM), (first, ATOM)],
+                                         w.graph[node].attrs, w.context)
+    w.var[node] = name = w.names.take(w.outside_name(node))
+    w.emit(f"{name} = {text}")
