@@ -72,7 +72,7 @@ def plan_checkpoints(graph: Graph, items: list, loop_plans: list) -> list:
         _locals(graph, cp, loop_plans)
         forward.checkpoint = backward.checkpoint = cp
         moved |= set(cp.before) | set(cp.after) | cp.local | cp.recollected
-    return [item for item in items if isinstance(item, int) is False or item not in moved]
+    return [item for item in items if not isinstance(item, int) or item not in moved]
 
 
 def _readers(loop, loop_plans: list) -> list:
